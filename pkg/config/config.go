@@ -1,0 +1,132 @@
+// Package config holds attunectl's configuration: the Config struct, its
+// defaults, loading from a YAML file, ATTUNE__SECTION__KEY environment
+// overrides and command-line flags (in that order, later wins), and
+// validation that names the offending key.
+//
+// The file format is Attune's config.yaml: sections attunectl does not know
+// (server, security, message_queue, …) and keys it does not know inside the
+// sections it reads are ignored, so one file serves every Attune service.
+package config
+
+import (
+	"time"
+)
+
+// Config is the resolved configuration of one attunectl invocation.
+type Config struct {
+	Database Database `yaml:"database" json:"database"`
+	Sensor   Sensor   `yaml:"sensor" json:"sensor"`
+	Log      Log      `yaml:"log" json:"log"`
+	Embedded Embedded `yaml:"embedded" json:"embedded"`
+}
+
+// Embedded configures the local PostgreSQL attunectl starts when no
+// database URL is configured.
+type Embedded struct {
+	// DataDir holds the server's data; empty means the user's state
+	// directory (~/.local/state/attunectl/postgres, or
+	// /var/lib/attunectl/postgres as root).
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+}
+
+// Database says where the worker registry lives. An empty URL selects the
+// embedded local PostgreSQL.
+type Database struct {
+	// URL is a PostgreSQL URL or key=value DSN, multi-host URLs included.
+	URL string `yaml:"url" json:"url"`
+	// Schema holds attunectl's tables; connections put it first on search_path.
+	Schema string `yaml:"schema" json:"schema"`
+	// ConnectTimeout bounds each connection attempt.
+	ConnectTimeout Seconds `yaml:"connect_timeout" json:"connect_timeout"`
+	// StatementTimeout bounds every statement of the inspection and sensor
+	// commands (0 disables); migrations run without it.
+	StatementTimeout Seconds `yaml:"statement_timeout" json:"statement_timeout"`
+	// MaxConnections caps the connection pool.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+}
+
+// Sensor configures `attunectl sensor run` and the detection engine. The keys
+// and defaults up to sensor_timeout are the seed design's.
+type Sensor struct {
+	WorkerName           string         `yaml:"worker_name" json:"worker_name"`
+	Host                 string         `yaml:"host" json:"host"`
+	Capabilities         map[string]any `yaml:"capabilities" json:"capabilities"`
+	MaxConcurrentSensors int            `yaml:"max_concurrent_sensors" json:"max_concurrent_sensors"`
+	HeartbeatInterval    Seconds        `yaml:"heartbeat_interval" json:"heartbeat_interval"`
+	PollInterval         Seconds        `yaml:"poll_interval" json:"poll_interval"`
+	SensorTimeout        Seconds        `yaml:"sensor_timeout" json:"sensor_timeout"`
+	// ShutdownTimeout bounds the graceful stop (loops, then deregister).
+	ShutdownTimeout Seconds `yaml:"shutdown_timeout" json:"shutdown_timeout"`
+	// ReverifyInterval re-runs detection while the worker lives; 0 disables.
+	ReverifyInterval Seconds `yaml:"reverify_interval" json:"reverify_interval"`
+	// PassthroughEnv names the environment variables, beyond PATH, HOME,
+	// LANG, LC_*, TZ and TMPDIR, that verification commands may see.
+	PassthroughEnv []string `yaml:"passthrough_env" json:"passthrough_env"`
+	// MetricsAddr serves Prometheus metrics, /healthz and /readyz when set.
+	MetricsAddr  string       `yaml:"metrics_addr" json:"metrics_addr"`
+	Verification Verification `yaml:"verification" json:"verification"`
+}
+
+// Verification limits what verification commands may do on this host.
+type Verification struct {
+	// Timeout per command; the command's whole process group is killed when it fires.
+	Timeout Seconds `yaml:"timeout" json:"timeout"`
+	// AllowedBinaries, when not empty, is the only binaries that may run.
+	AllowedBinaries []string `yaml:"allowed_binaries" json:"allowed_binaries"`
+	// MaxOutputBytes caps what is read of a command's stdout and stderr.
+	MaxOutputBytes int `yaml:"max_output_bytes" json:"max_output_bytes"`
+}
+
+// Log configures the structured logs written to stderr.
+type Log struct {
+	Level  string `yaml:"level" json:"level"`
+	Format string `yaml:"format" json:"format"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() *Config {
+	return &Config{
+		Database: Database{
+			Schema:         "attune",
+			ConnectTimeout: Seconds(10 * time.Second),
+			MaxConnections: 4,
+		},
+		Sensor: Sensor{
+			MaxConcurrentSensors: 10,
+			HeartbeatInterval:    Seconds(30 * time.Second),
+			PollInterval:         Seconds(30 * time.Second),
+			SensorTimeout:        Seconds(30 * time.Second),
+			ShutdownTimeout:      Seconds(10 * time.Second),
+			ReverifyInterval:     Seconds(5 * time.Minute),
+			Verification: Verification{
+				Timeout:        Seconds(5 * time.Second),
+				MaxOutputBytes: 64 << 10,
+			},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// CapabilityRuntimes returns sensor.capabilities.runtimes, the seed's
+// config-level runtime list, and whether it was set.
+func (s Sensor) CapabilityRuntimes() ([]string, bool) {
+	v, ok := s.Capabilities["runtimes"]
+	if !ok || v == nil {
+		return nil, false
+	}
+	switch t := v.(type) {
+	case []string:
+		return t, true
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out, true
+	case string:
+		return splitList(t), true
+	}
+	return nil, false
+}

@@ -1,0 +1,203 @@
+// Package database opens attunectl's connection pool to PostgreSQL and finds
+// out, once at connect time, which of the tables and columns attunectl uses
+// exist: attunectl also runs against databases that Attune itself created,
+// where the runtime table may have no runtime_type column and the worker
+// table may have columns attunectl does not know.
+package database
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// AppName is the application_name of every attunectl connection, so that
+// pg_stat_activity shows who holds a lock.
+const AppName = "attunectl"
+
+// Options configure Open.
+type Options struct {
+	URL              string
+	Schema           string
+	ConnectTimeout   time.Duration
+	StatementTimeout time.Duration // 0: the server's default
+	MaxConns         int32
+	AppName          string // default AppName
+}
+
+// DB is an open pool plus what attunectl learned about the schema.
+type DB struct {
+	Pool    *pgxpool.Pool
+	Schema  string
+	Runtime RuntimeColumns
+	Worker  WorkerColumns
+	// Target describes the server without credentials, e.g. "db.example:5432/attune".
+	Target string
+}
+
+// RuntimeColumns says which optional columns the runtime table has.
+type RuntimeColumns struct {
+	Exists       bool
+	HasType      bool // runtime_type: the seed's era; absent on unified Attune databases
+	HasRetiredAt bool
+}
+
+// WorkerColumns says which columns the worker table has.
+type WorkerColumns struct {
+	Exists  bool
+	HasRole bool
+	Columns map[string]bool
+}
+
+// PoolConfig parses the URL and applies search_path, application_name and
+// the timeouts. Errors are redacted and say what to do.
+func PoolConfig(opts Options) (*pgxpool.Config, error) {
+	if opts.Schema == "" {
+		opts.Schema = "attune"
+	}
+	if opts.AppName == "" {
+		opts.AppName = AppName
+	}
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database URL: %w (expected postgres://user:password@host:5432/dbname or host=… dbname=…; check --database-url or ATTUNE__DATABASE__URL)", RedactError(err))
+	}
+	rp := cfg.ConnConfig.RuntimeParams
+	rp["search_path"] = pgx.Identifier{opts.Schema}.Sanitize() + ", public"
+	rp["application_name"] = opts.AppName
+	if opts.StatementTimeout > 0 {
+		rp["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	}
+	if opts.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	// Idle connections are not kept long: attunectl's pools are small and a
+	// sensor worker heartbeats at most every few seconds.
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 30 * time.Second
+	return cfg, nil
+}
+
+// Open connects, pings and introspects. The pool is closed again on error.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	cfg, err := PoolConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
+	}
+	db := &DB{Pool: pool, Schema: opts.Schema, Target: target(cfg)}
+	if db.Schema == "" {
+		db.Schema = "attune"
+	}
+	pctx := ctx
+	if t := cfg.ConnConfig.ConnectTimeout; t > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, t+time.Second)
+		defer cancel()
+	}
+	if err := db.Introspect(pctx); err != nil {
+		pool.Close()
+		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// Introspect (re)reads which tables and columns exist where search_path
+// resolves them. Open calls it; `migrate` calls it again after changing the schema.
+func (db *DB) Introspect(ctx context.Context) error {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT c.relname, a.attname
+		FROM pg_class c
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE c.oid IN (to_regclass('runtime'), to_regclass('worker'))`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	db.Runtime = RuntimeColumns{}
+	db.Worker = WorkerColumns{Columns: map[string]bool{}}
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			return err
+		}
+		switch table {
+		case "runtime":
+			db.Runtime.Exists = true
+			switch col {
+			case "runtime_type":
+				db.Runtime.HasType = true
+			case "retired_at":
+				db.Runtime.HasRetiredAt = true
+			}
+		case "worker":
+			db.Worker.Exists = true
+			db.Worker.Columns[col] = true
+		}
+	}
+	db.Worker.HasRole = db.Worker.Columns["worker_role"]
+	return rows.Err()
+}
+
+// RequireSchema fails with what to do when the tables attunectl works on are
+// missing: the schema has not been migrated, or --schema names the wrong one.
+func (db *DB) RequireSchema() error {
+	var missing []string
+	if !db.Runtime.Exists {
+		missing = append(missing, "runtime table")
+	}
+	if !db.Worker.Exists {
+		missing = append(missing, "worker table")
+	} else if !db.Worker.HasRole {
+		missing = append(missing, "worker.worker_role column")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &SchemaError{Schema: db.Schema, Missing: missing}
+}
+
+// SchemaError says which of attunectl's tables or columns are missing.
+type SchemaError struct {
+	Schema  string
+	Missing []string
+}
+
+func (e *SchemaError) Error() string {
+	what := e.Missing[0]
+	for i, m := range e.Missing[1:] {
+		if i == len(e.Missing)-2 {
+			what += " and " + m
+		} else {
+			what += ", " + m
+		}
+	}
+	return fmt.Sprintf("schema %q is not migrated: %s not found (run `attunectl migrate up`, or pass --schema to name the schema that holds them)", e.Schema, what)
+}
+
+func target(cfg *pgxpool.Config) string {
+	c := cfg.ConnConfig
+	host := c.Host
+	if len(host) > 0 && host[0] == '/' {
+		host = "socket " + host
+	} else {
+		host = host + ":" + strconv.Itoa(int(c.Port))
+	}
+	if n := len(c.Fallbacks); n > 0 {
+		host += fmt.Sprintf(" (+%d more hosts)", n)
+	}
+	return host + "/" + c.Database
+}

@@ -1,0 +1,86 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PostgreSQL error codes attunectl explains.
+const (
+	codeInvalidPassword    = "28P01"
+	codeInvalidAuthSpec    = "28000"
+	codeInvalidCatalogName = "3D000"
+	codeTooManyConnections = "53300"
+	codeCannotConnectNow   = "57P03"
+	codeQueryCanceled      = "57014"
+	codeLockNotAvailable   = "55P03"
+	codeInsufficientPriv   = "42501"
+)
+
+// explainConnect turns a connection failure into a message that says what
+// failed and what to do. Passwords never appear in it.
+func explainConnect(err error, timeout time.Duration) error {
+	err = RedactError(err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeInvalidPassword, codeInvalidAuthSpec:
+			return fmt.Errorf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message)
+		case codeInvalidCatalogName:
+			return fmt.Errorf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message)
+		case codeTooManyConnections:
+			return fmt.Errorf("connecting to database: the server has no free connections: %s (retry later, or raise max_connections on the server)", pgErr.Message)
+		case codeCannotConnectNow:
+			return fmt.Errorf("connecting to database: the server is starting up or shutting down: %s (retry in a moment)", pgErr.Message)
+		}
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		return fmt.Errorf("connecting to database: no answer within %s: %w (is the server up and reachable? check the host and port, or raise database.connect_timeout)", timeout, err)
+	case errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such file or directory"):
+		return fmt.Errorf("connecting to database: %w (is the server running? check the host and port in the URL, or unset it to use the embedded database)", err)
+	}
+	return fmt.Errorf("connecting to database: %w (check --database-url or ATTUNE__DATABASE__URL)", err)
+}
+
+// IsTransient reports whether err is worth retrying: the server went away,
+// is restarting, has no free connection, or a statement timed out.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeTooManyConnections, codeCannotConnectNow, codeQueryCanceled, codeLockNotAvailable, "57P01", "57P02", "08000", "08003", "08006", "25006":
+			return true
+		}
+		return false
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// IsTimeout reports whether err is a statement or context timeout.
+func IsTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeQueryCanceled {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+}

@@ -1,0 +1,41 @@
+package database
+
+import (
+	"regexp"
+)
+
+var (
+	// userinfo in a URL: scheme://user:secret@host
+	urlPassRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):([^@\s]*)@`)
+	// password=secret in a key=value DSN or a URL query
+	kvPassRe = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
+)
+
+// Redact hides every password in s: the user-info password of URLs and
+// password= in DSNs and query strings. It is applied to every error and log
+// line that may carry a connection string.
+func Redact(s string) string {
+	s = urlPassRe.ReplaceAllString(s, "$1:xxxxx@")
+	return kvPassRe.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// redactedError keeps the chain for errors.Is/As while its text is redacted.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// RedactError returns err with every password removed from its message.
+func RedactError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := Redact(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
