@@ -53,7 +53,10 @@ sensor:
 		{"nested section", []string{"ATTUNE__SENSOR__VERIFICATION__ALLOWED_BINARIES=python3,node"}, nil,
 			func(c *Config) (any, any) { return c.Sensor.Verification.AllowedBinaries, []string{"python3", "node"} }},
 		{"capabilities runtimes from env", []string{"ATTUNE__SENSOR__CAPABILITIES__RUNTIMES=python,shell"}, nil,
-			func(c *Config) (any, any) { r, _ := c.Sensor.CapabilityRuntimes(); return r, []string{"python", "shell"} }},
+			func(c *Config) (any, any) {
+				r, _ := c.Sensor.CapabilityRuntimes()
+				return r, []string{"python", "shell"}
+			}},
 		{"later env wins", []string{"ATTUNE__DATABASE__SCHEMA=one", "ATTUNE__DATABASE__SCHEMA=two"}, nil,
 			func(c *Config) (any, any) { return c.Database.Schema, "two" }},
 		{"unknown ATTUNE__ keys of other services ignored", []string{"ATTUNE__SERVER__PORT=9000"}, nil,
