@@ -1,0 +1,25 @@
+package embeddedpg
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+)
+
+// The embedded server needs Unix sockets, flock and user switching; on
+// Windows attunectl needs a configured database instead.
+var errUnsupported = errors.New("the embedded database is not supported on windows: point attunectl at a server with --database-url / ATTUNE__DATABASE__URL")
+
+const (
+	sigFast      = syscall.SIGINT
+	sigImmediate = syscall.SIGQUIT
+	sigKill      = syscall.SIGKILL
+)
+
+func lockFile(context.Context, string) (func(), error) { return nil, errUnsupported }
+func signalProcess(int, syscall.Signal) error          { return errUnsupported }
+func processAlive(int) bool                            { return false }
+func processName(int) string                           { return "" }
+func procAttr(runAs, bool) *syscall.SysProcAttr        { return nil }
+func fileOwner(os.FileInfo) (uid, gid int, ok bool)    { return 0, 0, false }
