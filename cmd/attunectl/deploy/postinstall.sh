@@ -1,0 +1,15 @@
+#!/bin/sh
+# Create the dedicated user the sensor worker runs as, and the config dir.
+set -e
+if ! getent group attune >/dev/null 2>&1; then
+	groupadd --system attune
+fi
+if ! getent passwd attune >/dev/null 2>&1; then
+	useradd --system --gid attune --home-dir /var/lib/attune --create-home --shell /usr/sbin/nologin attune
+fi
+mkdir -p /etc/attune
+chown root:attune /etc/attune
+chmod 0750 /etc/attune
+if command -v systemctl >/dev/null 2>&1; then
+	systemctl daemon-reload >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+)
+
+func TestVersion(t *testing.T) {
+	res := run(t, env(t), "version", "-o", "json")
+	if res.Code != 0 {
+		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+	}
+	var v map[string]string
+	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
+		t.Fatalf("version -o json: %v\n%s", err, res.Stdout)
+	}
+	if v["version"] == "" || !strings.HasPrefix(v["go_version"], "go") {
+		t.Errorf("version = %v", v)
+	}
+	// version works even when the configuration is broken.
+	if res := run(t, env(t, "ATTUNE__LOG__FORMAT=xml"), "version"); res.Code != 0 || !strings.Contains(res.Stdout, "attunectl ") {
+		t.Errorf("version with a broken config: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+func TestBadInputExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	malformed := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(malformed, []byte("database:\n  url: x\n schema: y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"unknown flag", nil, []string{"migrate", "status", "--frobnicate"}, []string{"unknown flag: --frobnicate", "attunectl migrate status --help"}},
+		{"unknown command", nil, []string{"frobnicate"}, []string{"unknown command"}},
+		{"malformed config", nil, []string{"-c", malformed, "config", "view"}, []string{"bad.yaml", "line 2"}},
+		{"missing config", nil, []string{"-c", filepath.Join(dir, "nope.yaml"), "config", "view"}, []string{"nope.yaml"}},
+		{"heartbeat interval 0", []string{"ATTUNE__SENSOR__HEARTBEAT_INTERVAL=0"}, []string{"config", "view"}, []string{"sensor.heartbeat_interval: must be greater than 0"}},
+		{"bad schema", nil, []string{"--schema", "Robert'); DROP TABLE worker;--", "config", "view"}, []string{"database.schema"}},
+		{"unknown log format", nil, []string{"--log-format", "xml", "config", "view"}, []string{"log.format", "text or json"}},
+		{"unknown output format", nil, []string{"config", "view", "-o", "csv"}, []string{`unknown output format "csv"`, "yaml, json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := run(t, env(t, tt.env...), tt.args...)
+			if res.Code != 2 {
+				t.Errorf("exit %d, want 2\nstderr: %s", res.Code, res.Stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(res.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, res.Stderr)
+				}
+			}
+			if strings.Count(res.Stderr, "Error:") != 1 {
+				t.Errorf("the error should be printed exactly once:\n%s", res.Stderr)
+			}
+		})
+	}
+}
+
+func TestConfigViewRedactsPassword(t *testing.T) {
+	res := run(t, env(t, "ATTUNE__DATABASE__URL=postgres://attune:hunter2@db.example:5432/attune?password=hunter2"), "config", "view")
+	if res.Code != 0 {
+		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+	}
+	if strings.Contains(res.Stdout+res.Stderr, "hunter2") {
+		t.Fatalf("password shown:\n%s%s", res.Stdout, res.Stderr)
+	}
+	for _, w := range []string{"postgres://attune:xxxxx@db.example:5432/attune", "heartbeat_interval: 30s", "schema: attune", "max_concurrent_sensors: 10"} {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("config view lacks %q:\n%s", w, res.Stdout)
+		}
+	}
+	if !strings.Contains(res.Stderr, "ATTUNE__DATABASE__URL") {
+		t.Errorf("config view should list the environment variables used on stderr:\n%s", res.Stderr)
+	}
+}
+
+// TestConcurrentMigrateUp runs four `migrate up` processes at once against
+// one empty database: all succeed and each migration is applied once.
+func TestConcurrentMigrateUp(t *testing.T) {
+	db := dbtest.NewEmpty(t)
+	e := dbEnv(t, db)
+	var wg sync.WaitGroup
+	results := make([]result, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = run(t, e, "migrate", "up")
+		}()
+	}
+	wg.Wait()
+	applied := 0
+	for i, r := range results {
+		if r.Code != 0 {
+			t.Errorf("process %d: exit %d\n%s", i, r.Code, r.Stderr)
+		}
+		applied += strings.Count(r.Stdout, "applied ")
+	}
+	if applied != 3 {
+		t.Errorf("migrations applied %d times in all, want 3 (once each)", applied)
+	}
+	var rows, distinct int
+	err := db.Pool.QueryRow(context.Background(),
+		"SELECT count(*), count(DISTINCT version_id) FROM attune.goose_db_version WHERE version_id > 0").Scan(&rows, &distinct)
+	if err != nil || rows != 3 || distinct != 3 {
+		t.Errorf("goose_db_version: %d rows, %d distinct (%v), want 3 and 3", rows, distinct, err)
+	}
+}
+
+func TestMigrateCommands(t *testing.T) {
+	db := dbtest.NewEmpty(t)
+	e := dbEnv(t, db)
+	if res := run(t, e, "migrate", "down"); res.Code != 2 || !strings.Contains(res.Stderr, "nothing to roll back") {
+		t.Errorf("down at version 0: exit %d %s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "migrate", "up", "--to", "2"); res.Code != 0 || !strings.Contains(res.Stdout, "at version 2") {
+		t.Fatalf("up --to 2: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res := run(t, e, "migrate", "status", "-o", "json")
+	var st []struct {
+		Version int64 `json:"version"`
+		Applied bool  `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st) != 3 || !st[1].Applied || st[2].Applied {
+		t.Fatalf("status -o json: %v %+v\n%s", err, st, res.Stdout)
+	}
+	if res := run(t, e, "migrate", "up"); res.Code != 0 {
+		t.Fatalf("up: %s", res.Stderr)
+	}
+	if res := run(t, e, "migrate", "version"); !strings.Contains(res.Stdout, "version 3 of 3") {
+		t.Errorf("version: %s", res.Stdout)
+	}
+	if res := run(t, e, "migrate", "down", "--to", "-1"); res.Code != 2 || !strings.Contains(res.Stderr, "below version 0") {
+		t.Errorf("down --to -1: exit %d %s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "migrate", "down", "--to", "0"); res.Code != 0 || !strings.Contains(res.Stdout, "at version 0") {
+		t.Errorf("down --to 0: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	}
+	// A command that needs the tables says to migrate.
+	if res := run(t, e, "worker", "list"); res.Code == 0 || !strings.Contains(res.Stderr, "attunectl migrate up") {
+		t.Errorf("worker list on an unmigrated schema: exit %d %s", res.Code, res.Stderr)
+	}
+}
+
+// passwordServer is a dedicated server that requires a password for the
+// role "secure" (scram) while the harness's own role stays trusted.
+func passwordServer(t *testing.T) (srv *embeddedpg.Server, url func(password string) string) {
+	t.Helper()
+	srv = dbtest.NewServer(t, embeddedpg.Options{})
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, srv.ConnString("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, q := range []string{
+		"SET password_encryption = 'scram-sha-256'",
+		"CREATE ROLE secure LOGIN PASSWORD 'hunter2-correct'",
+		"CREATE DATABASE secure OWNER secure",
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hba := filepath.Join(srv.DataDir(), "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hba, append([]byte("local all secure scram-sha-256\n"), old...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	return srv, func(pw string) string {
+		return fmt.Sprintf("postgres://secure:%s@/secure?host=%s&port=%d&sslmode=disable", pw, srv.SocketDir(), srv.Port())
+	}
+}
+
+// TestNoPasswordInAnyError runs every error path that sees a database URL
+// and greps all output for the password.
+func TestNoPasswordInAnyError(t *testing.T) {
+	_, url := passwordServer(t)
+	const pw = "hunter2-wrong"
+	cases := []struct {
+		name string
+		url  string
+		args []string
+		want string
+	}{
+		{"wrong password", url(pw), []string{"migrate", "status"}, "authentication failed"},
+		{"wrong password json logs", url(pw), []string{"--log-format", "json", "--log-level", "debug", "worker", "list"}, "authentication failed"},
+		{"unparsable URL", "postgres://secure:" + pw + "@[::1/attune", []string{"migrate", "up"}, "parsing database URL"},
+		{"unreachable", "postgres://secure:" + pw + "@/secure?host=/tmp/attunectl-none&port=5999", []string{"runtime", "list"}, "is the server running"},
+		{"dsn form", "host=/tmp/attunectl-none port=5999 user=secure password=" + pw + " dbname=x", []string{"worker", "stale"}, "connecting to database"},
+		{"config view", url(pw), []string{"config", "view", "-o", "json"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := run(t, env(t, "ATTUNE__DATABASE__URL="+c.url, "ATTUNE__DATABASE__CONNECT_TIMEOUT=3"), c.args...)
+			out := res.Stdout + res.Stderr
+			if strings.Contains(out, pw) {
+				t.Fatalf("password in output:\n%s", out)
+			}
+			if c.want != "" && (res.Code == 0 || !strings.Contains(out, c.want)) {
+				t.Errorf("exit %d, want an error containing %q:\n%s", res.Code, c.want, out)
+			}
+		})
+	}
+	// And the right password works.
+	res := run(t, env(t, "ATTUNE__DATABASE__URL="+url("hunter2-correct")), "migrate", "up")
+	if res.Code != 0 {
+		t.Fatalf("right password: exit %d %s", res.Code, res.Stderr)
+	}
+	if strings.Contains(res.Stdout+res.Stderr, "hunter2-correct") {
+		t.Errorf("password in output:\n%s%s", res.Stdout, res.Stderr)
+	}
+}
+
+// TestEmbeddedDefault uses the embedded database with no URL configured:
+// the first command starts and migrates it, the next reuses it, and
+// `embedded stop` stops it.
+func TestEmbeddedDefault(t *testing.T) {
+	dataRoot, err := os.MkdirTemp("", "aemb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dataRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dataRoot) })
+	e := env(t, "ATTUNE__EMBEDDED__DATA_DIR="+filepath.Join(dataRoot, "pg"))
+	t.Cleanup(func() { run(t, e, "embedded", "stop") })
+
+	res := run(t, e, "embedded", "status")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "not initialized") {
+		t.Fatalf("status before first use: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = run(t, e, "runtime", "list", "-o", "json")
+	if res.Code != 0 {
+		t.Fatalf("first use: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if !strings.Contains(res.Stderr, "using the embedded PostgreSQL") || !strings.Contains(res.Stdout, "core.sensor.python") {
+		t.Fatalf("first use should say it uses the embedded database and see the migrated runtimes:\n%s\n%s", res.Stderr, res.Stdout)
+	}
+	var st struct {
+		Running bool `json:"running"`
+		PID     int  `json:"pid"`
+	}
+	res = run(t, e, "embedded", "status", "-o", "json")
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || !st.Running || st.PID == 0 {
+		t.Fatalf("status after first use: %v %+v\n%s", err, st, res.Stdout)
+	}
+	first := st.PID
+	if res := run(t, e, "migrate", "version"); res.Code != 0 || !strings.Contains(res.Stdout, "version 3 of 3") {
+		t.Fatalf("second use: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = run(t, e, "embedded", "status", "-o", "json")
+	_ = json.Unmarshal([]byte(res.Stdout), &st)
+	if st.PID != first {
+		t.Errorf("second use started a new server: pid %d, was %d", st.PID, first)
+	}
+	if res := run(t, e, "embedded", "stop"); res.Code != 0 || !strings.Contains(res.Stdout, "stopped") {
+		t.Fatalf("stop: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	}
+	waitFor(t, 10*time.Second, "the server to be gone", func() bool {
+		res := run(t, e, "embedded", "status", "-o", "json")
+		_ = json.Unmarshal([]byte(res.Stdout), &st)
+		return !st.Running
+	})
+}

@@ -1,0 +1,206 @@
+package main
+
+// End-to-end tests run the built binary as an operator would: flags, exit
+// statuses, stdout and stderr, signals. Each test gets a fresh migrated
+// database from pkg/dbtest.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+// binary builds attunectl once per test binary.
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "attunectl-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "attunectl")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("building attunectl: %v\n%s", buildErr, buildOut)
+	}
+	return binPath
+}
+
+// result is what one invocation printed and returned.
+type result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// env returns a clean environment for the binary: no ATTUNE_ variables from
+// the developer's shell, a private HOME, no colour, and the given extras.
+func env(t testing.TB, extra ...string) []string {
+	t.Helper()
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ATTUNE") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "NO_COLOR=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, "HOME="+t.TempDir(), "NO_COLOR=1")
+	return append(out, extra...)
+}
+
+// dbEnv is env pointing attunectl at a fresh migrated database.
+func dbEnv(t testing.TB, db *dbtest.DB, extra ...string) []string {
+	return env(t, append([]string{"ATTUNE__DATABASE__URL=" + db.URL}, extra...)...)
+}
+
+// run runs attunectl to completion with stdin empty, in a temporary
+// directory (so no ./config.yaml is picked up).
+func run(t testing.TB, environ []string, args ...string) result {
+	t.Helper()
+	return runIn(t, t.TempDir(), environ, "", args...)
+}
+
+// runIn runs attunectl in dir with the given stdin.
+func runIn(t testing.TB, dir string, environ []string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = environ
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running attunectl %v: %v", args, err)
+		}
+		res.Code = ee.ExitCode()
+	}
+	return res
+}
+
+// proc is a long-running attunectl (sensor run, worker list --watch).
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// start starts attunectl in the background; t.Cleanup kills it if the test
+// did not wait for it.
+func start(t testing.TB, environ []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), args...)
+	p.cmd.Dir = t.TempDir()
+	p.cmd.Env = environ
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting attunectl %v: %v", args, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signalling attunectl: %v", err)
+	}
+}
+
+// wait waits up to d for the process to exit and returns its exit status.
+func (p *proc) wait(t testing.TB, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("attunectl did not exit within %s\nstdout:\n%s\nstderr:\n%s", d, p.stdout, p.stderr)
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("attunectl: %v", p.err)
+	return -1
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

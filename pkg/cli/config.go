@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/output"
+)
+
+func newConfigCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the resolved configuration",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "view",
+		Short: "Print the configuration after file, environment and flags, passwords redacted",
+		Long: `Print the configuration attunectl would use, after the config file
+(--config, else $ATTUNE_CONFIG, else ./config.yaml when present), the
+ATTUNE__SECTION__KEY environment variables and the flags. Every password is
+replaced by xxxxx. The sources used are listed on stderr.`,
+		Example: `  attunectl config view
+  ATTUNE__SENSOR__HEARTBEAT_INTERVAL=10 attunectl config view
+  attunectl -c /etc/attune/config.yaml config view -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if app.Global.Output == "" {
+				return runConfigView(app, output.YAML)
+			}
+			f, err := app.outputFormat(output.YAML, output.JSON)
+			if err != nil {
+				return err
+			}
+			return runConfigView(app, f)
+		},
+	})
+	return cmd
+}
+
+func runConfigView(app *App, f output.Format) error {
+	c := *app.Config
+	c.Database.URL = database.Redact(c.Database.URL)
+	if app.Loaded.File != "" {
+		fmt.Fprintf(app.Err, "# file: %s\n", app.Loaded.File)
+	}
+	for _, e := range app.Loaded.Env {
+		fmt.Fprintf(app.Err, "# env:  %s\n", e)
+	}
+	if f == output.JSON {
+		return output.WriteJSON(app.Out, c)
+	}
+	return output.WriteYAML(app.Out, c)
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+)
+
+// NewRootCommand builds the whole command tree around app.
+func NewRootCommand(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "attunectl",
+		Short: "Operate the sensor workers of an Attune automation platform",
+		Long: `attunectl is the operator's tool for the sensor workers of an Attune
+automation platform: it applies the schema, manages the runtime verification
+metadata, dry-runs runtime detection on a host, runs the sensor worker itself,
+and shows which workers are alive, which went silent, and cleans up after them.
+
+With no database configured it uses an embedded local PostgreSQL, so that
+everything can be tried with one command.`,
+		Example: `  attunectl sensor run
+  attunectl worker list --role sensor
+  attunectl runtime verify
+  attunectl --database-url postgres://attune@db:5432/attune migrate up`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		DisableAutoGenTag: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return app.load(cmd)
+		},
+	}
+	root.SetIn(app.In)
+	root.SetOut(app.Out)
+	root.SetErr(app.Err)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see `%s --help`)", err, c.CommandPath())
+	})
+
+	pf := root.PersistentFlags()
+	pf.StringVarP(&app.Global.ConfigPath, "config", "c", "", "config file (default $ATTUNE_CONFIG, else ./config.yaml when present)")
+	pf.StringVar(&app.Global.DatabaseURL, "database-url", "", "PostgreSQL URL (env ATTUNE__DATABASE__URL; empty: the embedded database)")
+	pf.StringVar(&app.Global.Schema, "schema", "", `schema that holds attunectl's tables (env ATTUNE__DATABASE__SCHEMA, default "attune")`)
+	pf.StringVarP(&app.Global.Output, "output", "o", "", "output format: table|wide|json|yaml (and name where offered)")
+	pf.BoolVar(&app.Global.NoColor, "no-color", false, "never colour the output (also NO_COLOR)")
+	pf.StringVar(&app.Global.LogLevel, "log-level", "", "log level: debug|info|warn|error (env ATTUNE__LOG__LEVEL, default info)")
+	pf.StringVar(&app.Global.LogFormat, "log-format", "", "log format: text|json (env ATTUNE__LOG__FORMAT, default text)")
+	bindConfig(pf, "database-url", "database.url")
+	bindConfig(pf, "schema", "database.schema")
+	bindConfig(pf, "log-level", "log.level")
+	bindConfig(pf, "log-format", "log.format")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json", "yaml", "name"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+
+	root.AddCommand(
+		newMigrateCmd(app),
+		newConfigCmd(app),
+		newEmbeddedCmd(app),
+		newVersionCmd(app),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add(app))
+	}
+	return root
+}
+
+// extraCommands lets each noun's file register its command tree.
+var extraCommands []func(*App) *cobra.Command
+
+// Execute runs attunectl with args and returns the exit status. Errors are
+// printed once, here, redacted.
+func Execute(ctx context.Context, app *App, args []string) int {
+	root := NewRootCommand(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitCode(err)
+	if isCobraUsageError(err) {
+		code = ExitUsage
+	}
+	if !silent(err) {
+		fmt.Fprintf(app.Err, "Error: %s\n", database.Redact(err.Error()))
+	}
+	return code
+}
+
+// isCobraUsageError recognises cobra's own argument errors, which it returns
+// as plain errors.
+func isCobraUsageError(err error) bool {
+	var e *exitError
+	if errors.As(err, &e) {
+		return false
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
