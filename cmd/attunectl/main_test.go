@@ -19,10 +19,17 @@ import (
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	dbtest.Main(m, func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
+}
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 	buildOut  []byte
@@ -32,12 +39,11 @@ var (
 func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "attunectl-e2e-")
-		if err != nil {
-			buildErr = err
+		binDir, buildErr = os.MkdirTemp("", "attunectl-e2e-")
+		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "attunectl")
+		binPath = filepath.Join(binDir, "attunectl")
 		cmd := exec.Command("go", "build", "-o", binPath, ".")
 		buildOut, buildErr = cmd.CombinedOutput()
 	})

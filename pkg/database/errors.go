@@ -32,13 +32,13 @@ func explainConnect(err error, timeout time.Duration) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case codeInvalidPassword, codeInvalidAuthSpec:
-			return fmt.Errorf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message)
+			return &wrapped{fmt.Sprintf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message), err}
 		case codeInvalidCatalogName:
-			return fmt.Errorf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message)
+			return &wrapped{fmt.Sprintf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message), err}
 		case codeTooManyConnections:
-			return fmt.Errorf("connecting to database: the server has no free connections: %s (retry later, or raise max_connections on the server)", pgErr.Message)
+			return &wrapped{fmt.Sprintf("connecting to database: the server has no free connections: %s (retry later, or raise max_connections on the server)", pgErr.Message), err}
 		case codeCannotConnectNow:
-			return fmt.Errorf("connecting to database: the server is starting up or shutting down: %s (retry in a moment)", pgErr.Message)
+			return &wrapped{fmt.Sprintf("connecting to database: the server is starting up or shutting down: %s (retry in a moment)", pgErr.Message), err}
 		}
 	}
 	var netErr net.Error
@@ -50,6 +50,16 @@ func explainConnect(err error, timeout time.Duration) error {
 	}
 	return fmt.Errorf("connecting to database: %w (check --database-url or ATTUNE__DATABASE__URL)", err)
 }
+
+// wrapped is an explained error whose text replaces the cause's but whose
+// chain keeps it, so that IsTransient and errors.As still see the cause.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // IsTransient reports whether err is worth retrying: the server went away,
 // is restarting, has no free connection, or a statement timed out.

@@ -66,9 +66,13 @@ var (
 )
 
 // Main runs the tests, then stops the shared server and removes its files,
-// and exits with the tests' code. Call it from TestMain.
-func Main(m *testing.M) {
+// runs the cleanups given, and exits with the tests' code. Call it from
+// TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if err := stopShared(); err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
 		if code == 0 {

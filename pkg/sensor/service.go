@@ -1,0 +1,633 @@
+// Package sensor is the long-lived sensor worker of `attunectl sensor run`:
+// it waits for the database, detects the runtimes of this host (the engine
+// of pkg/detect, the one `runtime verify` runs), registers the worker row
+// (pkg/workers), heartbeats, re-verifies the runtimes on an interval, and
+// deregisters on shutdown. It optionally serves Prometheus metrics,
+// /healthz and /readyz.
+//
+// The database is never a reason to exit once the worker is registered: a
+// failed heartbeat is logged and retried with a capped, jittered backoff
+// (never longer than one heartbeat interval, so that the worker heartbeats
+// again within one interval of the database's return); a row that was
+// pruned is registered again. Only losing the row to another instance
+// (`--replace` elsewhere) stops the service, with an error.
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/detect"
+	"github.com/attune-automation/attunectl/pkg/workers"
+)
+
+// DefaultShutdownTimeout bounds Stop when Config.ShutdownTimeout is 0.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Config is what the service runs as, resolved from attunectl's
+// configuration and flags.
+type Config struct {
+	// Name is the worker's unique name (sensor.worker_name).
+	Name string
+	// Host is the host the worker advertises (sensor.host).
+	Host string
+	// HeartbeatInterval is the time between heartbeats (sensor.heartbeat_interval).
+	HeartbeatInterval time.Duration
+	// ReverifyInterval re-runs detection while the worker lives; 0 disables
+	// (sensor.reverify_interval).
+	ReverifyInterval time.Duration
+	// ShutdownTimeout bounds Stop: deregistration and closing the metrics
+	// server (sensor.shutdown_timeout).
+	ShutdownTimeout time.Duration
+	// WaitForDatabase is how long startup retries an unreachable database
+	// before it gives up; 0 tries once (--wait-for-database).
+	WaitForDatabase time.Duration
+	// Replace takes the name over from a live sensor worker (--replace).
+	Replace bool
+	// MetricsAddr serves /metrics, /healthz and /readyz when set
+	// (sensor.metrics_addr, e.g. ":9464" or "127.0.0.1:0").
+	MetricsAddr string
+	// MaxConcurrentSensors is advertised as max_concurrent_sensors.
+	MaxConcurrentSensors int
+	// ExtraCapabilities are sensor.capabilities other than runtimes,
+	// advertised as given.
+	ExtraCapabilities map[string]any
+	// Version is advertised as sensor_version and stored in meta.
+	Version string
+}
+
+// Options are the service's dependencies.
+type Options struct {
+	// Connect opens the database (with the schema checked); called until it
+	// succeeds or Config.WaitForDatabase runs out. The service closes the
+	// database it returns in Stop.
+	Connect func(ctx context.Context) (*database.DB, error)
+	// Detect runs runtime detection (at startup and on every
+	// re-verification), usually detect.Detect with the runtimes of db.
+	Detect func(ctx context.Context, db *database.DB) (detect.Result, error)
+	// Logger receives the service's structured logs; nil discards them.
+	Logger *slog.Logger
+	// Clock drives every timer; nil is the real clock.
+	Clock Clock
+	// Instance identifies this process in the row's meta; zero makes a new one.
+	Instance workers.Instance
+	// Rand returns a number in [0, 1) for backoff jitter; nil uses math/rand.
+	Rand func() float64
+}
+
+// Service is one sensor worker's lifecycle: Start, then Stop (or Run, which
+// does both around a context). Done is closed when the service stops on its
+// own, and Err says why.
+type Service struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	clock   Clock
+	rnd     func() float64
+	metrics *metrics
+	started time.Time
+
+	db       *database.DB
+	reg      *workers.Registration
+	listener net.Listener
+	server   *http.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+
+	mu         sync.Mutex
+	registered bool
+	stopping   bool
+	// maybeRegistered: Register was interrupted and may have committed.
+	maybeRegistered bool
+	lastBeat        time.Time
+	fatal           error
+	result          detect.Result
+	firstBeatErr    error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New checks the configuration and prepares a service; nothing runs until
+// Start.
+func New(cfg Config, opts Options) (*Service, error) {
+	switch {
+	case cfg.Name == "":
+		return nil, errors.New("sensor worker: the name is empty: set --name or sensor.worker_name")
+	case cfg.HeartbeatInterval <= 0:
+		return nil, fmt.Errorf("sensor worker: sensor.heartbeat_interval must be greater than 0, got %s (give seconds, e.g. 30, or a duration, e.g. 30s)", cfg.HeartbeatInterval)
+	case cfg.ReverifyInterval < 0:
+		return nil, fmt.Errorf("sensor worker: sensor.reverify_interval must be 0 (off) or more, got %s", cfg.ReverifyInterval)
+	case cfg.WaitForDatabase < 0:
+		return nil, fmt.Errorf("sensor worker: --wait-for-database must be 0 or more, got %s", cfg.WaitForDatabase)
+	case opts.Connect == nil || opts.Detect == nil:
+		return nil, errors.New("sensor worker: Options.Connect and Options.Detect are required")
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.MaxConcurrentSensors <= 0 {
+		cfg.MaxConcurrentSensors = 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.Instance.ID == "" {
+		opts.Instance = workers.NewInstance(cfg.Version)
+	}
+	s := &Service{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, rnd: opts.Rand, done: make(chan struct{})}
+	s.started = s.clock.Now()
+	s.metrics = newMetrics(s)
+	return s, nil
+}
+
+// Start serves the metrics endpoint (when configured), connects to the
+// database (retrying a transient failure until Config.WaitForDatabase runs
+// out), detects the runtimes, registers the worker, sends the first
+// heartbeat and starts the heartbeat and re-verification loops. An error
+// means the worker is not running; call Stop to release what Start opened.
+func (s *Service) Start(ctx context.Context) error {
+	if s.cfg.MetricsAddr != "" {
+		if err := s.serveMetrics(); err != nil {
+			return err
+		}
+	}
+	deadline := s.clock.Now().Add(s.cfg.WaitForDatabase)
+	db, err := startupRetry(ctx, s, "connecting", deadline, func(ctx context.Context) (*database.DB, error) {
+		db, err := s.opts.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := requireWorkerColumns(db); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return db, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.db = db
+
+	res, err := startupRetry(ctx, s, "detecting runtimes", deadline, func(ctx context.Context) (detect.Result, error) {
+		return s.opts.Detect(ctx, db)
+	})
+	if err != nil {
+		return err
+	}
+	LogDetection(s.log, res)
+
+	caps := BuildCapabilities(s.cfg, res)
+	s.reg = workers.NewRegistration(db, workers.RegistrationConfig{Name: s.cfg.Name, Host: s.cfg.Host, Capabilities: caps, Instance: s.opts.Instance})
+	reg, err := startupRetry(ctx, s, "registering", deadline, func(ctx context.Context) (workers.Registered, error) {
+		return s.reg.Register(ctx, workers.RegisterOptions{Replace: s.cfg.Replace})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: the statement may have committed without its
+			// answer reaching us. Stop deregisters by name and instance.
+			s.mu.Lock()
+			s.maybeRegistered = true
+			s.mu.Unlock()
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.registered, s.lastBeat, s.result = true, s.clock.Now(), res
+	s.mu.Unlock()
+	s.metrics.registrations.Inc()
+	s.metrics.registered.Set(1)
+	s.metrics.setRuntimes(nil, res.Available)
+	s.log.Info("registered sensor worker", "id", reg.ID, "name", s.cfg.Name, "host", s.cfg.Host,
+		"runtimes", caps.Runtimes, "source", caps.DetectionSource, "new_row", reg.Inserted,
+		"instance", s.opts.Instance.ID, "heartbeat_interval", s.cfg.HeartbeatInterval.String())
+
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	// The first heartbeat right after registering: it proves the hot path
+	// works (and is what --once checks).
+	fatal, firstErr := s.beat(loopCtx)
+	if fatal {
+		s.fail(firstErr)
+		return firstErr
+	}
+	failures := 0
+	if firstErr != nil {
+		failures = 1
+		s.mu.Lock()
+		s.firstBeatErr = firstErr
+		s.mu.Unlock()
+		s.log.Error("heartbeat failed; retrying", "id", s.reg.ID(), "attempt", 1, "error", firstErr)
+	}
+	s.wg.Add(1)
+	go s.heartbeatLoop(loopCtx, failures)
+	if s.cfg.ReverifyInterval > 0 {
+		s.wg.Add(1)
+		go s.reverifyLoop(loopCtx)
+	}
+	return nil
+}
+
+// Done is closed when the service stops on its own: its row was taken over
+// by another instance, or could not be registered again after a prune.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Err is why the service stopped on its own (nil while it runs, or when it
+// was stopped by Stop).
+func (s *Service) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatal
+}
+
+// Registration is the worker's registration (nil before Start detected the
+// runtimes).
+func (s *Service) Registration() *workers.Registration { return s.reg }
+
+// MetricsAddr is the address the metrics server listens on ("" when off);
+// with port 0 in Config.MetricsAddr it is the port the system chose.
+func (s *Service) MetricsAddr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Run starts the service, waits until ctx is cancelled (SIGINT/SIGTERM) or
+// the service stops on its own, and stops it: the loops first, then the
+// deregistration, bounded by Config.ShutdownTimeout. A cancelled ctx is a
+// normal stop (nil); a failed deregistration is logged, not returned: the
+// row then goes stale after its grace.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		_ = s.Stop()
+		if ctx.Err() != nil {
+			s.log.Info("stopped before the sensor worker was registered", "name", s.cfg.Name)
+			return nil
+		}
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		s.log.Info("stopping sensor worker", "name", s.cfg.Name, "reason", "signal")
+	case <-s.done:
+	}
+	_ = s.Stop()
+	return s.Err()
+}
+
+// Once registers, sends one heartbeat and deregisters (`sensor run
+// --once`). Unlike Run, a failed heartbeat or deregistration is an error.
+func (s *Service) Once(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		_ = s.Stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.mu.Lock()
+	beatErr := s.firstBeatErr
+	s.mu.Unlock()
+	stopErr := s.Stop()
+	if beatErr != nil {
+		return fmt.Errorf("sensor worker %q registered but its heartbeat failed: %w", s.cfg.Name, beatErr)
+	}
+	return stopErr
+}
+
+// Stop stops the loops, then deregisters the worker (status inactive, own
+// row only) and closes the metrics server and the database, all within
+// Config.ShutdownTimeout. It returns the deregistration's error, which is
+// also logged. Calling it again returns the same result.
+func (s *Service) Stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *Service) stop() error {
+	s.mu.Lock()
+	s.stopping = true
+	fatal, maybe := s.fatal, s.maybeRegistered
+	s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var err error
+	if s.reg != nil && (s.reg.ID() != 0 || maybe) && !errors.Is(fatal, workers.ErrTakenOver) {
+		id := s.reg.ID()
+		err = s.reg.Deregister(ctx)
+		switch {
+		case err == nil && id != 0:
+			s.log.Info("deregistered sensor worker", "id", id, "name", s.cfg.Name, "status", workers.StatusInactive)
+		case err == nil:
+		case errors.Is(err, workers.ErrRowGone), errors.Is(err, workers.ErrTakenOver):
+			s.log.Warn("sensor worker not deregistered: the row is no longer this instance's", "id", id, "name", s.cfg.Name, "error", err)
+			err = nil
+		default:
+			err = fmt.Errorf("%w (the row will show as stale once its heartbeat is older than its grace)", err)
+			s.log.Error("deregistering sensor worker failed", "id", id, "name", s.cfg.Name, "error", err)
+		}
+	}
+	s.mu.Lock()
+	s.registered = false
+	s.mu.Unlock()
+	s.metrics.registered.Set(0)
+	if s.server != nil {
+		_ = s.server.Shutdown(ctx)
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+	return err
+}
+
+// fail stops the service on its own with err.
+func (s *Service) fail(err error) {
+	s.mu.Lock()
+	first := s.fatal == nil
+	if first {
+		s.fatal = err
+	}
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.log.Error("sensor worker stopping", "name", s.cfg.Name, "error", err)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	close(s.done)
+}
+
+// heartbeatTimeout bounds one heartbeat (or re-registration) attempt: a
+// statement that takes longer than an interval is a failure to retry.
+func (s *Service) heartbeatTimeout() time.Duration {
+	return min(max(s.cfg.HeartbeatInterval, 2*time.Second), 15*time.Second)
+}
+
+// heartbeatLoop beats every interval (failures: how many attempts in a row
+// failed before it started). After a failure it retries with a
+// jittered exponential backoff capped at the interval, so a worker whose
+// database comes back heartbeats again within one interval.
+func (s *Service) heartbeatLoop(ctx context.Context, failures int) {
+	defer s.wg.Done()
+	base := min(max(s.cfg.HeartbeatInterval/4, 10*time.Millisecond), time.Second)
+	wait := s.cfg.HeartbeatInterval
+	if failures > 0 {
+		wait = backoff(failures, base, s.cfg.HeartbeatInterval, s.rnd)
+	}
+	for {
+		if !s.sleep(ctx, wait) {
+			return
+		}
+		fatal, err := s.beat(ctx)
+		switch {
+		case fatal:
+			s.fail(err)
+			return
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait = backoff(failures, base, s.cfg.HeartbeatInterval, s.rnd)
+			s.log.Error("heartbeat failed; retrying", "id", s.reg.ID(), "attempt", failures,
+				"retry_in", wait.Round(time.Millisecond).String(), "error", err)
+		default:
+			if failures > 0 {
+				s.log.Info("heartbeat succeeded again", "id", s.reg.ID(), "failed_attempts", failures)
+			}
+			failures = 0
+			wait = s.cfg.HeartbeatInterval
+		}
+	}
+}
+
+// beat sends one heartbeat and re-registers a row that was deleted. It
+// returns the failure, and whether the service must stop because of it.
+func (s *Service) beat(ctx context.Context) (fatal bool, err error) {
+	bctx, cancel := context.WithTimeout(ctx, s.heartbeatTimeout())
+	defer cancel()
+	start := time.Now()
+	at, err := s.reg.Heartbeat(bctx)
+	if err == nil {
+		s.metrics.heartbeats.Inc()
+		s.metrics.duration.Observe(time.Since(start).Seconds())
+		s.markBeat()
+		s.log.Debug("heartbeat", "id", s.reg.ID(), "last_heartbeat", at, "took", time.Since(start).String())
+		return false, nil
+	}
+	switch {
+	case errors.Is(err, workers.ErrTakenOver):
+		return true, err
+	case errors.Is(err, workers.ErrRowGone):
+		s.log.Warn("worker row was deleted (pruned?); registering again", "id", s.reg.ID(), "name", s.cfg.Name)
+		reg, rerr := s.reg.Register(bctx, workers.RegisterOptions{})
+		if rerr == nil {
+			s.metrics.registrations.Inc()
+			s.markBeat()
+			s.log.Info("registered sensor worker again", "id", reg.ID, "name", s.cfg.Name, "new_row", reg.Inserted)
+			return false, nil
+		}
+		if errors.Is(rerr, workers.ErrNameInUse) {
+			return true, fmt.Errorf("registering again after the row was deleted: %w", rerr)
+		}
+		err = rerr
+	}
+	if ctx.Err() != nil {
+		return false, err // stopping: not counted as a failure
+	}
+	s.metrics.failures.Inc()
+	if retryable(err) {
+		// The connections may be dead (the server restarted): make the next
+		// attempt dial afresh rather than fail on another stale connection.
+		s.db.Pool.Reset()
+	}
+	return false, err
+}
+
+func (s *Service) markBeat() {
+	s.mu.Lock()
+	s.lastBeat = s.clock.Now()
+	s.mu.Unlock()
+}
+
+// reverifyLoop re-runs detection every ReverifyInterval; a failure is
+// retried sooner, with backoff capped at a minute.
+func (s *Service) reverifyLoop(ctx context.Context) {
+	defer s.wg.Done()
+	failures := 0
+	for {
+		wait := s.cfg.ReverifyInterval
+		if failures > 0 {
+			wait = backoff(failures, time.Second, min(s.cfg.ReverifyInterval, time.Minute), s.rnd)
+		}
+		if !s.sleep(ctx, wait) {
+			return
+		}
+		if err := s.reverify(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			s.log.Warn("re-verifying runtimes failed; keeping the advertised ones", "attempt", failures, "error", err)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// reverify runs detection again and, when the available runtimes or their
+// versions changed, updates the capabilities and logs the difference.
+func (s *Service) reverify(ctx context.Context) error {
+	res, err := s.opts.Detect(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	prev := s.result
+	s.mu.Unlock()
+	added, removed := runtimeDiff(prev.Available, res.Available)
+	if len(added) == 0 && len(removed) == 0 && maps.Equal(prev.Versions, res.Versions) {
+		s.log.Debug("re-verified runtimes: unchanged", "runtimes", res.Available)
+		return nil
+	}
+	caps := BuildCapabilities(s.cfg, res)
+	if err := s.reg.UpdateCapabilities(ctx, caps); err != nil &&
+		!errors.Is(err, workers.ErrRowGone) && !errors.Is(err, workers.ErrTakenOver) {
+		// (A lost row is the heartbeat's business: it registers again with
+		// these capabilities, or stops.)
+		return err
+	}
+	s.mu.Lock()
+	s.result = res
+	s.mu.Unlock()
+	s.metrics.setRuntimes(prev.Available, res.Available)
+	for _, name := range removed {
+		for _, rt := range res.Runtimes {
+			if rt.Name != "" && strings.EqualFold(rt.Name, name) {
+				s.log.Info("runtime no longer available", "ref", rt.Ref, "name", name, "reason", rt.Reason)
+			}
+		}
+	}
+	s.log.Info("runtimes changed; capabilities updated", "id", s.reg.ID(), "added", added, "removed", removed,
+		"runtimes", res.Available, "versions", res.Versions)
+	return nil
+}
+
+// sleep waits d on the service's clock; false when ctx ended first.
+func (s *Service) sleep(ctx context.Context, d time.Duration) bool {
+	t := s.clock.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
+	}
+}
+
+func (s *Service) serveMetrics() error {
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("serving metrics on %s: %w (choose another --metrics-addr, or leave it empty to turn metrics off)", s.cfg.MetricsAddr, err)
+	}
+	s.listener = ln
+	s.server = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.server.Serve(ln) }()
+	s.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return nil
+}
+
+// startupRetry runs fn until it succeeds, fails for a reason that waiting
+// does not fix, or the deadline passes.
+func startupRetry[T any](ctx context.Context, s *Service, what string, deadline time.Time, fn func(context.Context) (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := fn(ctx)
+		if err == nil {
+			return v, nil
+		}
+		var zero T
+		if ctx.Err() != nil {
+			return zero, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		if !retryable(err) {
+			return zero, err
+		}
+		left := deadline.Sub(s.clock.Now())
+		if left <= 0 {
+			if s.cfg.WaitForDatabase > 0 {
+				return zero, fmt.Errorf("%w (gave up after waiting %s for the database: check that the server is up, or raise --wait-for-database)", err, s.cfg.WaitForDatabase)
+			}
+			return zero, fmt.Errorf("%w (to wait for the database at startup, pass e.g. --wait-for-database 2m)", err)
+		}
+		d := min(backoff(attempt, 250*time.Millisecond, 5*time.Second, s.rnd), left)
+		s.log.Warn("database not reachable; retrying", "while", what, "attempt", attempt,
+			"retry_in", d.Round(time.Millisecond).String(), "gives_up_in", left.Round(time.Second).String(), "error", err)
+		if !s.sleep(ctx, d) {
+			return zero, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+	}
+}
+
+// retryable reports whether a database error may go away by itself: the
+// server is unreachable, restarting, out of connections, or a statement
+// timed out.
+func retryable(err error) bool {
+	return database.IsTransient(err)
+}
+
+// backoff is the wait before retry n (from 1): base doubled per failure,
+// capped at ceiling, then jittered down by up to half so that workers that
+// failed together do not retry together.
+func backoff(n int, base, ceiling time.Duration, rnd func() float64) time.Duration {
+	d := backoffCeiling(n, base, ceiling)
+	return d/2 + time.Duration(rnd()*float64(d/2))
+}
+
+// backoffCeiling is backoff without the jitter: the longest wait before retry n.
+func backoffCeiling(n int, base, ceiling time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}
+
+// requireWorkerColumns checks the worker columns registration writes, so
+// that a database another tool created fails with what is missing.
+func requireWorkerColumns(db *database.DB) error {
+	var missing []string
+	for _, c := range []string{"name", "worker_type", "worker_role", "host", "status", "capabilities", "meta", "last_heartbeat", "created", "updated"} {
+		if !db.Worker.Columns[c] {
+			missing = append(missing, "worker."+c+" column")
+		}
+	}
+	if len(missing) > 0 {
+		return &database.SchemaError{Schema: db.Schema, Missing: missing}
+	}
+	return nil
+}
