@@ -99,7 +99,8 @@ func isCobraUsageError(err error) bool {
 		return false
 	}
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand", "invalid argument"} {
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand", "invalid argument",
+		"if any flags in the group", "at least one of the flags in the group", "flag needs an argument", "required flag"} {
 		if strings.Contains(msg, p) {
 			return true
 		}
