@@ -1,0 +1,774 @@
+// Command workerbench measures attunectl's worker inspection and pruning on
+// big worker tables, for the figures the README publishes:
+//
+//   - `attunectl worker stale` on 1,000,000 workers of which 1% are stale,
+//     against psql running the very same statement in the same run (the
+//     ratio of the medians), with EXPLAIN (ANALYZE, BUFFERS) of every
+//     statement;
+//   - `attunectl worker prune --delete` of 500,000 workers while 100 workers
+//     heartbeat every second: the longest a heartbeat waited;
+//   - the share of heartbeats that are HOT updates,
+//
+// each without and with a partial index on worker(last_heartbeat), because
+// that index serves the --older-than queries but makes every heartbeat a
+// non-HOT update on PostgreSQL 15 and older.
+//
+// It runs the real attunectl binary and psql as subprocesses. Without
+// --database-url it starts a PostgreSQL server of its own (pkg/embeddedpg,
+// durable settings unless --ephemeral) in a temporary directory and removes
+// it at the end. With --database-url it works in a schema of its own
+// (--schema, dropped at the end unless --keep) and needs max_connections of
+// at least --heartbeaters + 20.
+//
+//	go run ./cmd/workerbench                     # everything, embedded server
+//	go run ./cmd/workerbench --database-url postgres://u:p@db/bench --rows 200000
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/workers"
+)
+
+type options struct {
+	URL          string
+	Schema       string
+	Attunectl    string
+	Psql         string
+	Rows         int
+	StalePercent float64
+	DeleteRows   int
+	Heartbeaters int
+	HOTSeconds   int
+	Runs         int
+	Indexes      string
+	Ephemeral    bool
+	Keep         bool
+	SkipStale    bool
+	SkipPrune    bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.URL, "database-url", "", "PostgreSQL URL to benchmark on (default: start a server of its own)")
+	flag.StringVar(&o.Schema, "schema", "workerbench", "schema to work in: dropped first, and at the end unless --keep")
+	flag.StringVar(&o.Attunectl, "attunectl", "", "attunectl binary (default: go build ./cmd/attunectl)")
+	flag.StringVar(&o.Psql, "psql", "psql", "psql binary")
+	flag.IntVar(&o.Rows, "rows", 1_000_000, "workers in the table for worker stale")
+	flag.Float64Var(&o.StalePercent, "stale-percent", 1, "percentage of those that are stale")
+	flag.IntVar(&o.DeleteRows, "delete-rows", 500_000, "workers prune --delete removes (as many live ones stay)")
+	flag.IntVar(&o.Heartbeaters, "heartbeaters", 100, "workers heartbeating every second during the prune")
+	flag.IntVar(&o.HOTSeconds, "hot-seconds", 20, "seconds of steady-state heartbeats to measure the HOT share")
+	flag.IntVar(&o.Runs, "runs", 5, "timed runs of each command")
+	flag.StringVar(&o.Indexes, "indexes", "none,partial", "index variants: none (the migrations' indexes), partial (+ worker(last_heartbeat) WHERE status = 'active')")
+	flag.BoolVar(&o.Ephemeral, "ephemeral", false, "own server without fsync (faster, less realistic)")
+	flag.BoolVar(&o.Keep, "keep", false, "keep the schema (and the own server's directory) at the end")
+	flag.BoolVar(&o.SkipStale, "skip-stale", false, "skip the worker stale benchmark")
+	flag.BoolVar(&o.SkipPrune, "skip-prune", false, "skip the prune benchmark")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "workerbench: %s\n", database.Redact(err.Error()))
+		os.Exit(1)
+	}
+}
+
+// bench is one run's state.
+type bench struct {
+	o    options
+	url  string // without credentials in messages: database.Redact
+	pool *pgxpool.Pool
+	out  io.Writer
+}
+
+func run(ctx context.Context, o options) error {
+	b := &bench{o: o, out: os.Stdout}
+	if o.URL == "" {
+		url, stop, err := startServer(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		b.url = url
+	} else {
+		b.url = o.URL
+	}
+	if o.Attunectl == "" {
+		bin, err := buildAttunectl()
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(filepath.Dir(bin))
+		o.Attunectl, b.o.Attunectl = bin, bin
+	}
+	if _, err := exec.LookPath(o.Psql); err != nil {
+		return fmt.Errorf("psql not found: %w (install postgresql-client or pass --psql)", err)
+	}
+
+	db, err := b.setupSchema(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	b.pool = db.Pool
+	if !o.Keep {
+		defer func() {
+			_, _ = db.Pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{o.Schema}.Sanitize()+" CASCADE")
+		}()
+	}
+
+	var version string
+	_ = b.pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
+	b.printf("# workerbench\n\nPostgreSQL %s, %d CPUs, %s, attunectl %s\n\n", version, runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, o.Attunectl)
+	b.printf("Command: `go run ./cmd/workerbench %s`\n\n", strings.Join(redactArgs(os.Args[1:]), " "))
+
+	for _, variant := range strings.Split(o.Indexes, ",") {
+		variant = strings.TrimSpace(variant)
+		if variant != "none" && variant != "partial" {
+			return fmt.Errorf("--indexes: unknown variant %q (use none, partial)", variant)
+		}
+		if !o.SkipStale {
+			if err := b.staleBench(ctx, variant); err != nil {
+				return err
+			}
+		}
+		if !o.SkipPrune {
+			if err := b.pruneBench(ctx, variant); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = database.Redact(a)
+	}
+	return out
+}
+
+func (b *bench) printf(format string, args ...any) {
+	fmt.Fprintf(b.out, format, args...)
+}
+
+// startServer starts a PostgreSQL of the benchmark's own, sized like a
+// small production server rather than a test one.
+func startServer(ctx context.Context, o options) (string, func(), error) {
+	root, err := os.MkdirTemp("/tmp", "wbench-")
+	if err != nil {
+		return "", nil, err
+	}
+	// As root the server runs as another user, which must reach the directory.
+	if err := os.Chmod(root, 0o755); err != nil {
+		return "", nil, err
+	}
+	srv, err := embeddedpg.Start(ctx, embeddedpg.Options{
+		DataDir:    filepath.Join(root, "data"),
+		Ephemeral:  o.Ephemeral,
+		Foreground: true,
+		Settings: map[string]string{
+			"max_connections":      strconv.Itoa(o.Heartbeaters + 50),
+			"shared_buffers":       "512MB",
+			"work_mem":             "16MB",
+			"maintenance_work_mem": "256MB",
+			"max_wal_size":         "4GB",
+		},
+	})
+	if err != nil {
+		os.RemoveAll(root)
+		return "", nil, fmt.Errorf("starting a PostgreSQL server for the benchmark: %w (or pass --database-url)", err)
+	}
+	fmt.Fprintf(os.Stderr, "workerbench: started PostgreSQL in %s\n", root)
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = srv.Stop(sctx)
+		if !o.Keep {
+			os.RemoveAll(root)
+		}
+	}
+	return srv.ConnString(embeddedpg.DefaultDatabase), stop, nil
+}
+
+func buildAttunectl() (string, error) {
+	dir, err := os.MkdirTemp("", "workerbench-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "attunectl")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/attune-automation/attunectl/cmd/attunectl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("building attunectl: %w\n%s(run from the repository, or pass --attunectl)", err, out)
+	}
+	return bin, nil
+}
+
+// setupSchema (re)creates the schema and migrates it with attunectl's migrations.
+func (b *bench) setupSchema(ctx context.Context) (*database.DB, error) {
+	admin, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		return nil, fmt.Errorf("connecting: %w", database.RedactError(err))
+	}
+	_, err = admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{b.o.Schema}.Sanitize()+" CASCADE")
+	admin.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, err := database.Open(ctx, database.Options{URL: b.url, Schema: b.o.Schema, MaxConns: 10})
+	if err != nil {
+		return nil, err
+	}
+	if err := database.MigrateUp(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrating schema %s: %w", b.o.Schema, err)
+	}
+	return db, nil
+}
+
+func (b *bench) exec(ctx context.Context, sql string, args ...any) error {
+	if _, err := b.pool.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("%s: %w", firstLine(sql), err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// setIndex makes the variant's indexes exist.
+func (b *bench) setIndex(ctx context.Context, variant string) error {
+	if err := b.exec(ctx, "DROP INDEX IF EXISTS workerbench_last_heartbeat"); err != nil {
+		return err
+	}
+	if variant == "partial" {
+		return b.exec(ctx, "CREATE INDEX workerbench_last_heartbeat ON worker (last_heartbeat) WHERE status = 'active'")
+	}
+	return nil
+}
+
+// fill replaces the table's rows. Workers are sensors but every tenth, an
+// action worker; they advertise two or three runtimes and a 60 s heartbeat
+// interval (a grace of 3 minutes, so that the live workers stay live while
+// the benchmark runs without anyone heartbeating for them), and carry an
+// instance id in meta, like rows sensor run writes.
+func (b *bench) fill(ctx context.Context, rows int, heartbeat, status string) error {
+	begin := time.Now()
+	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY"); err != nil {
+		return err
+	}
+	err := b.exec(ctx, `
+		INSERT INTO worker (name, worker_role, worker_type, status, host, capabilities, meta, last_heartbeat, created, updated)
+		SELECT 'bench-' || i,
+		       CASE WHEN i % 10 = 4 THEN 'action' ELSE 'sensor' END::worker_role_enum,
+		       'local', (`+status+`)::worker_status_enum, 'host-' || (i % 1000),
+		       jsonb_build_object(
+		           'runtimes', CASE i % 3 WHEN 0 THEN '["built-in sensor", "python", "shell"]'::jsonb
+		                                  WHEN 1 THEN '["built-in sensor", "node.js", "shell"]'::jsonb
+		                                  ELSE '["built-in sensor", "shell"]'::jsonb END,
+		           'max_concurrent_sensors', 10, 'sensor_version', '0.1.0', 'heartbeat_interval', 60,
+		           'runtime_versions', '{"python": "3.11.7", "node.js": "v20.11.1"}'::jsonb),
+		       jsonb_build_object('instance_id', 'i-' || i, 'pid', 1000 + i % 30000, 'hostname', 'host-' || (i % 1000)),
+		       `+heartbeat+`, now() - interval '60 days', now() - interval '1 day'
+		FROM generate_series(1, $1::int) AS i`, rows)
+	if err != nil {
+		return err
+	}
+	if err := b.exec(ctx, "VACUUM (ANALYZE) worker"); err != nil {
+		return err
+	}
+	var size string
+	_ = b.pool.QueryRow(ctx, "SELECT pg_size_pretty(pg_total_relation_size('worker'))").Scan(&size)
+	fmt.Fprintf(os.Stderr, "workerbench: %d rows in %v (%s with indexes)\n", rows, time.Since(begin).Round(time.Millisecond), size)
+	return nil
+}
+
+// ---------------------------------------------------------------- worker stale
+
+// staleCase is one command timed against psql running its statement.
+type staleCase struct {
+	title string
+	args  []string
+	opts  workers.ListOptions
+}
+
+func (b *bench) staleBench(ctx context.Context, variant string) error {
+	o := b.o
+	every := int(100 / o.StalePercent)
+	// Every `every`-th worker stopped heartbeating between 1 and 4 hours
+	// ago; the others heartbeat within the last 30 s.
+	hb := fmt.Sprintf(`CASE WHEN i %% %d = 0 THEN now() - interval '1 hour' - (i %% 10000) * interval '1 second'
+	                   ELSE now() - (i %% 30) * interval '1 second' END`, every)
+	if err := b.fill(ctx, o.Rows, hb, "'active'"); err != nil {
+		return err
+	}
+	if err := b.setIndex(ctx, variant); err != nil {
+		return err
+	}
+	b.printf("## worker stale, %d workers, %.3g%% stale, indexes: %s\n\n", o.Rows, o.StalePercent, describeVariant(variant))
+
+	cases := []staleCase{
+		{"worker stale (per-worker grace, every role)", []string{"worker", "stale"}, workers.ListOptions{StaleOnly: true}},
+		{"worker stale --role sensor --older-than 5m (the seed's query)", []string{"worker", "stale", "--role", "sensor", "--older-than", "5m"},
+			workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}},
+		{"worker stale -o json", []string{"worker", "stale", "-o", "json"}, workers.ListOptions{StaleOnly: true}},
+	}
+	b.printf("| command | rows | attunectl median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
+	for _, c := range cases {
+		q, args := workers.ListQuery(c.opts)
+		sql := inline(q, args)
+		var n int64
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") s").Scan(&n); err != nil {
+			return fmt.Errorf("counting %s: %w", c.title, err)
+		}
+		if want := int64(o.Rows / every); n != want {
+			return fmt.Errorf("%s selects %d workers, want the %d stale ones: the live workers aged past their grace (a slow machine?)", c.title, n, want)
+		}
+		ta, tp, err := b.timePair(ctx, c.args, sql)
+		if err != nil {
+			return err
+		}
+		b.printf("| `attunectl %s` | %d | %s (%s) | %s (%s) | %.2f |\n", strings.Join(c.args, " "), n,
+			ms(median(ta)), ms(slices.Min(ta)), ms(median(tp)), ms(slices.Min(tp)), float64(median(ta))/float64(median(tp)))
+	}
+	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends, "+
+		"with the parameters written as literals (`psql -X -c 'SET search_path …' -c '<statement>'`).\n\n", o.Runs)
+
+	if err := b.hotBench(ctx, variant); err != nil {
+		return err
+	}
+
+	// EXPLAIN of every statement.
+	type plan struct{ title, sql string }
+	var plans []plan
+	for _, c := range cases[:2] {
+		q, args := workers.ListQuery(c.opts)
+		plans = append(plans, plan{c.title, inline(q, args)})
+	}
+	q, args := workers.ListQuery(workers.ListOptions{Status: "active", Selector: workers.Selector{Roles: []string{"sensor"}, Runtime: "python"}})
+	plans = append(plans, plan{"worker list --role sensor --runtime python --status active (the seed's first query)", inline(q, args)})
+	q, args = workers.PruneQuery(workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}})
+	plans = append(plans, plan{"worker prune: first batch (mark inactive, 5000 rows; rolled back)", inline(q, args)})
+	for _, p := range plans {
+		plan, err := b.explain(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		b.printf("### EXPLAIN %s\n\n```\n%s```\n\n", p.title, plan)
+	}
+	return nil
+}
+
+func describeVariant(v string) string {
+	if v == "partial" {
+		return "the migrations' + `CREATE INDEX ON worker (last_heartbeat) WHERE status = 'active'`"
+	}
+	return "the migrations' only (worker_pkey, name unique, idx_worker_role, idx_worker_role_status)"
+}
+
+// timePair runs attunectl with args and psql with sql alternately.
+func (b *bench) timePair(ctx context.Context, args []string, sql string) (ta, tp []time.Duration, err error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer devnull.Close()
+	timeCmd := func(cmd *exec.Cmd) (time.Duration, error) {
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = devnull, &stderr
+		begin := time.Now()
+		err := cmd.Run()
+		d := time.Since(begin)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 3 {
+			err = nil // worker stale --exit-code
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w\n%s", cmd.Args[0], err, database.Redact(stderr.String()))
+		}
+		return d, nil
+	}
+	env := append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+b.o.Schema, "NO_COLOR=1")
+	// One untimed run of each warms the caches.
+	for i := -1; i < b.o.Runs; i++ {
+		a := exec.CommandContext(ctx, b.o.Attunectl, args...)
+		a.Env = env
+		p := exec.CommandContext(ctx, b.o.Psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", b.url,
+			"-c", "SET search_path = "+pgx.Identifier{b.o.Schema}.Sanitize()+", public", "-c", sql)
+		da, err := timeCmd(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		dp, err := timeCmd(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i >= 0 {
+			ta, tp = append(ta, da), append(tp, dp)
+		}
+	}
+	return ta, tp, nil
+}
+
+// explain returns EXPLAIN (ANALYZE, BUFFERS) of sql, run in a transaction
+// that is rolled back (the prune statements write).
+func (b *bench) explain(ctx context.Context, sql string) (string, error) {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql)
+	if err != nil {
+		return "", fmt.Errorf("explaining %s: %w", firstLine(sql), err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// inline writes the arguments of a statement into it as literals, for psql
+// (which cannot bind parameters before version 16) and EXPLAIN.
+func inline(q string, args []any) string {
+	re := regexp.MustCompile(`\$(\d+)`)
+	return re.ReplaceAllStringFunc(q, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		if n < 1 || n > len(args) {
+			return m
+		}
+		return literal(args[n-1])
+	})
+}
+
+func literal(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "NULL"
+	case time.Duration:
+		return fmt.Sprintf("'%d milliseconds'", t.Milliseconds())
+	case string:
+		return "'" + strings.ReplaceAll(t, "'", "''") + "'"
+	case []string:
+		q := make([]string, len(t))
+		for i, s := range t {
+			q[i] = `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+		}
+		return literal("{" + strings.Join(q, ",") + "}")
+	case int:
+		return strconv.Itoa(t)
+	case int64:
+		return strconv.FormatInt(t, 10)
+	}
+	panic(fmt.Sprintf("workerbench: no literal for %T", v))
+}
+
+// ---------------------------------------------------------------- heartbeats
+
+// heartbeatSQL is the sensor worker's heartbeat (pkg/workers.Heartbeat).
+const heartbeatSQL = `UPDATE worker SET last_heartbeat = now(), status = 'active'
+WHERE id = $1 AND meta->>'instance_id' = $2 RETURNING last_heartbeat`
+
+// heartbeatStats are the latencies of heartbeats, one per second per worker.
+type heartbeatStats struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	gone      int // heartbeats that found their row deleted
+	errors    []error
+}
+
+// heartbeat runs one worker's heartbeat every second on a connection of its
+// own until ctx ends; the first after startDelay.
+func heartbeat(ctx context.Context, url, schema string, id int64, startDelay time.Duration, st *heartbeatStats) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		st.add(0, false, err)
+		return
+	}
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize() + ", public"
+	cfg.RuntimeParams["application_name"] = "workerbench-heartbeat"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		st.add(0, false, err)
+		return
+	}
+	defer conn.Close(context.Background())
+	timer := time.NewTimer(startDelay)
+	defer timer.Stop()
+	inst := "i-" + strconv.FormatInt(id, 10)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(time.Second)
+		begin := time.Now()
+		var at time.Time
+		err := conn.QueryRow(ctx, heartbeatSQL, id, inst).Scan(&at)
+		d := time.Since(begin)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			st.add(d, true, nil)
+			continue
+		}
+		st.add(d, false, err)
+	}
+}
+
+func (s *heartbeatStats) add(d time.Duration, gone bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errors = append(s.errors, err)
+		return
+	}
+	s.latencies = append(s.latencies, d)
+	if gone {
+		s.gone++
+	}
+}
+
+func (s *heartbeatStats) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.latencies) == 0 {
+		return "no heartbeats"
+	}
+	l := slices.Clone(s.latencies)
+	slices.Sort(l)
+	p := func(q float64) time.Duration { return l[min(len(l)-1, int(q*float64(len(l))))] }
+	out := fmt.Sprintf("%d heartbeats: median %s, p99 %s, max %s", len(l), ms(p(0.5)), ms(p(0.99)), ms(l[len(l)-1]))
+	if s.gone > 0 {
+		out += fmt.Sprintf(" (%d found their row deleted)", s.gone)
+	}
+	if len(s.errors) > 0 {
+		out += fmt.Sprintf("; %d errors, first: %v", len(s.errors), s.errors[0])
+	}
+	return out
+}
+
+func (s *heartbeatStats) max() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.latencies) == 0 {
+		return 0
+	}
+	return slices.Max(s.latencies)
+}
+
+// updateCounts reads the worker table's update counters. A backend sends
+// its statistics lazily, but always when it exits: the heartbeat connections
+// must have ended, and the pool's own connections (which ran the rolled-back
+// EXPLAIN statements) are closed first.
+func (b *bench) updateCounts(ctx context.Context) (upd, hot int64, err error) {
+	b.pool.Reset()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := b.pool.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
+		return 0, 0, err
+	}
+	err = b.pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = to_regclass('worker')`).Scan(&upd, &hot)
+	return upd, hot, err
+}
+
+// heartbeaters runs n heartbeating workers on ids until the returned stop
+// is called; stop waits for their connections to close.
+func (b *bench) heartbeaters(ctx context.Context, ids []int64, delays []time.Duration, st *heartbeatStats) (stop func()) {
+	hctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			heartbeat(hctx, b.url, b.o.Schema, id, delays[i], st)
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// hotBench heartbeats --heartbeaters live workers every second and reports
+// the share of HOT updates: over a 3 s warm-up, in which each worker's first
+// heartbeat moves its row off a page the bulk load filled, and over the
+// --hot-seconds that follow (the steady state).
+func (b *bench) hotBench(ctx context.Context, variant string) error {
+	every := int64(100 / b.o.StalePercent)
+	var ids []int64
+	stride := int64(b.o.Rows / b.o.Heartbeaters)
+	for i := range int64(b.o.Heartbeaters) {
+		id := i*stride + 1
+		if id%every == 0 {
+			id++
+		}
+		ids = append(ids, id)
+	}
+	b.printf("### Heartbeats, indexes: %s\n\n%d workers heartbeating every second (the sensor worker's heartbeat statement):\n\n", variant, len(ids))
+	for _, phase := range []struct {
+		name string
+		d    time.Duration
+	}{{"warm-up (first heartbeats after the bulk load)", 3 * time.Second}, {"steady state", time.Duration(b.o.HOTSeconds) * time.Second}} {
+		delays := make([]time.Duration, len(ids))
+		for i := range delays {
+			delays[i] = time.Duration(rand.Int64N(int64(time.Second)))
+		}
+		upd0, hot0, err := b.updateCounts(ctx)
+		if err != nil {
+			return err
+		}
+		var st heartbeatStats
+		stop := b.heartbeaters(ctx, ids, delays, &st)
+		select {
+		case <-ctx.Done():
+		case <-time.After(phase.d):
+		}
+		stop() // the heartbeat connections close and flush their statistics
+		time.Sleep(500 * time.Millisecond)
+		upd1, hot1, err := b.updateCounts(ctx)
+		if err != nil {
+			return err
+		}
+		b.printf("- %s, %s: %s; HOT updates %d of %d (%.1f%%)\n", phase.name, phase.d, st.summary(), hot1-hot0, upd1-upd0, pct(hot1-hot0, upd1-upd0))
+	}
+	b.printf("\n")
+	return ctx.Err()
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// ---------------------------------------------------------------- prune --delete
+
+func (b *bench) pruneBench(ctx context.Context, variant string) error {
+	o := b.o
+	total := 2 * o.DeleteRows
+	// Odd ids: inactive sensor workers silent for 40 days (the prune deletes
+	// them); even ids: live workers.
+	hb := `CASE WHEN i % 2 = 1 THEN now() - interval '40 days' ELSE now() - (i % 30) * interval '1 second' END`
+	status := `CASE WHEN i % 2 = 1 THEN 'inactive' ELSE 'active' END`
+	if err := b.fill(ctx, total, hb, status); err != nil {
+		return err
+	}
+	if err := b.setIndex(ctx, variant); err != nil {
+		return err
+	}
+	var deletable int64
+	po := workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}, Delete: true, OlderThan: 720 * time.Hour}
+	deletable, err := workers.PruneCount(ctx, b.pool, po)
+	if err != nil {
+		return err
+	}
+	b.printf("## worker prune --delete, %d of %d workers, %d heartbeating, indexes: %s\n\n", deletable, total, o.Heartbeaters, describeVariant(variant))
+	q, args := workers.PruneQuery(po)
+	plan, err := b.explain(ctx, inline(q, args))
+	if err != nil {
+		return err
+	}
+	b.printf("### EXPLAIN worker prune --delete: first batch (rolled back)\n\n```\n%s```\n\n", plan)
+
+	// 80% of the heartbeaters are live workers spread over the table; 20%
+	// are dead workers that come back during the prune: their first
+	// heartbeat may meet a batch that holds their row.
+	var ids []int64
+	var delays []time.Duration
+	stride := int64(total / o.Heartbeaters)
+	for i := range int64(o.Heartbeaters) {
+		id := i*stride + 2 // even: live
+		delay := time.Duration(rand.Int64N(int64(time.Second)))
+		if i%5 == 4 {
+			id++ // odd: deletable; comes back within the first 10 s
+			delay = time.Duration(rand.Int64N(int64(10 * time.Second)))
+		}
+		ids, delays = append(ids, id), append(delays, delay)
+	}
+	upd0, hot0, err := b.updateCounts(ctx)
+	if err != nil {
+		return err
+	}
+	var st heartbeatStats
+	stop := b.heartbeaters(ctx, ids, delays, &st)
+	time.Sleep(2 * time.Second) // every live heartbeater has beaten once
+
+	cmdArgs := []string{"worker", "prune", "--delete", "--older-than", "720h", "--yes"}
+	cmd := exec.CommandContext(ctx, o.Attunectl, cmdArgs...)
+	cmd.Env = append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+o.Schema, "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	begin := time.Now()
+	err = cmd.Run()
+	took := time.Since(begin)
+	time.Sleep(2 * time.Second) // heartbeats after the prune
+	stop()
+	if err != nil {
+		return fmt.Errorf("attunectl %s: %w\n%s", strings.Join(cmdArgs, " "), err, database.Redact(stderr.String()))
+	}
+	time.Sleep(500 * time.Millisecond)
+	upd1, hot1, err := b.updateCounts(ctx)
+	if err != nil {
+		return err
+	}
+	var left, returned int64
+	_ = b.pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE id % 2 = 1) FROM worker").Scan(&left, &returned)
+	verdict := "no heartbeat waited more than 1 s"
+	if st.max() > time.Second {
+		verdict = "SOME HEARTBEAT WAITED MORE THAN 1 s"
+	}
+	b.printf("`attunectl %s`: %s in %s (%d workers left, %d of them dead workers that came back before the prune reached them).\n\n",
+		strings.Join(cmdArgs, " "), strings.TrimSpace(stdout.String()), ms(took), left, returned)
+	b.printf("Heartbeats during the prune: %s — %s. HOT updates %d of %d (%.1f%%).\n\n",
+		st.summary(), verdict, hot1-hot0, upd1-upd0, pct(hot1-hot0, upd1-upd0))
+	return nil
+}
+
+// ---------------------------------------------------------------- helpers
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.SortFunc(s, func(a, b time.Duration) int { return cmp.Compare(a, b) })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
+}

@@ -1,0 +1,320 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Sort orders of List.
+const (
+	SortByName      = "name"
+	SortByHeartbeat = "heartbeat" // oldest first; workers that never heartbeat come first
+)
+
+// Selector scopes the inspection and prune statements to some workers. The
+// zero Selector matches every worker.
+type Selector struct {
+	// Roles keeps workers whose worker_role is one of these; empty keeps
+	// every role. "sensor" matches sensor workers only, never hybrid or
+	// action workers.
+	Roles []string
+	// Runtime keeps workers that advertise this runtime, the seed's
+	// capabilities->'runtimes' ? 'python'. It is compared as given (runtime
+	// names are written lower case by detection).
+	Runtime string
+	// Host keeps the workers on this host (exact match).
+	Host string
+}
+
+// ListOptions select and order the workers List returns.
+type ListOptions struct {
+	Selector
+	// Status keeps workers in this derived state: "active" (active and
+	// heartbeating within its grace), "stale" (active but silent for longer
+	// than its grace), or a stored status such as "inactive", "busy",
+	// "error" — including values of the status enum that attunectl does not
+	// know. Empty keeps every worker.
+	Status string
+	// StaleOnly keeps stale workers only (worker stale); it combines with
+	// the Selector, not with Status.
+	StaleOnly bool
+	// SortBy is SortByName (the default) or SortByHeartbeat.
+	SortBy string
+	// OlderThan, when positive, is the grace for every worker instead of
+	// three times the heartbeat interval each advertises.
+	OlderThan time.Duration
+}
+
+// Listing is the workers one statement returned, with the database's clock
+// at that statement: every derived state and silence in it was computed
+// against At, never against the clock of the host running attunectl, so
+// printing ages relative to At shows what the database decided.
+type Listing struct {
+	// At is the database's now() for the statement.
+	At time.Time
+	// OlderThan is the grace override the states were derived with (0: per worker).
+	OlderThan time.Duration
+	Workers   []Worker
+}
+
+// GraceOf returns the grace w was judged with: the override, else three of
+// the heartbeat intervals it advertises.
+func (l Listing) GraceOf(w Worker) time.Duration {
+	if l.OlderThan > 0 {
+		return l.OlderThan
+	}
+	return w.Capabilities.Grace()
+}
+
+// IntervalOf returns the heartbeat interval w advertises, or the default.
+func IntervalOf(w Worker) time.Duration {
+	if w.Capabilities.HeartbeatInterval > 0 {
+		return time.Duration(w.Capabilities.HeartbeatInterval * float64(time.Second))
+	}
+	return DefaultHeartbeatInterval
+}
+
+// Late reports whether w is active and has missed at least one heartbeat
+// but is still within its grace. Late is a hint for the eye (a colour), not
+// a state: a late worker is still active.
+func (l Listing) Late(w Worker) bool {
+	return w.State == StatusActive && w.LastHeartbeat != nil && w.Silence > IntervalOf(w)
+}
+
+// InvalidValueError is a filter value that the worker table cannot hold,
+// e.g. --status activ. Valid lists what it can hold.
+type InvalidValueError struct {
+	Field string // "role" or "status"
+	Value string
+	Valid []string
+}
+
+func (e *InvalidValueError) Error() string {
+	return fmt.Sprintf("unknown worker %s %q: use one of %s", e.Field, e.Value, strings.Join(e.Valid, ", "))
+}
+
+// knownStatuses are the states List understands without asking the database.
+var knownStatuses = []string{StatusActive, StateStale, StatusInactive, StatusBusy, StatusError}
+
+// knownRoles are the roles of the worker_role_enum attunectl creates.
+var knownRoles = []string{RoleAction, RoleSensor, RoleHybrid}
+
+// EnumLabels returns the labels of the enum type of a worker column
+// ("status", "worker_role", "worker_type"), whatever the type is named, in
+// their declared order. A database may have labels attunectl does not know.
+func EnumLabels(ctx context.Context, pool *pgxpool.Pool, column string) ([]string, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT e.enumlabel::text
+		FROM pg_attribute a JOIN pg_enum e ON e.enumtypid = a.atttypid
+		WHERE a.attrelid = to_regclass('worker') AND a.attname = $1 AND NOT a.attisdropped
+		ORDER BY e.enumsortorder`, column)
+	if err != nil {
+		return nil, fmt.Errorf("reading the labels of worker.%s: %w", column, err)
+	}
+	labels, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the labels of worker.%s: %w", column, err)
+	}
+	return labels, nil
+}
+
+// CheckFilters verifies the roles and status of opts against the enums of
+// this database, so that a typo is an InvalidValueError rather than an
+// empty result. The database is asked only for values attunectl does not
+// know, so the common case costs no round trip.
+func CheckFilters(ctx context.Context, pool *pgxpool.Pool, roles []string, status string) error {
+	check := func(column, field string, known []string, values ...string) error {
+		var labels []string
+		for _, v := range values {
+			if v == "" || slices.Contains(known, v) {
+				continue
+			}
+			if labels == nil {
+				var err error
+				if labels, err = EnumLabels(ctx, pool, column); err != nil {
+					return err
+				}
+			}
+			if !slices.Contains(labels, v) {
+				valid := slices.Clone(known)
+				for _, l := range labels {
+					if !slices.Contains(valid, l) {
+						valid = append(valid, l)
+					}
+				}
+				return &InvalidValueError{Field: field, Value: v, Valid: valid}
+			}
+		}
+		return nil
+	}
+	if err := check("worker_role", "role", knownRoles, roles...); err != nil {
+		return err
+	}
+	return check("status", "status", knownStatuses, status)
+}
+
+// sqlArgs numbers the parameters of a statement as they are added.
+type sqlArgs []any
+
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// graceArg is the grace parameter of staleSQL: NULL for "per worker".
+func graceArg(d time.Duration) any {
+	if d > 0 {
+		return d
+	}
+	return nil
+}
+
+// selectorSQL returns the conditions of sel. Roles and statuses are cast to
+// the column's enum type so that the indexes on worker_role and status serve
+// them; the enum type names are Attune's (worker_role_enum).
+func selectorSQL(sel Selector, a *sqlArgs) []string {
+	var where []string
+	if len(sel.Roles) > 0 {
+		where = append(where, "worker_role = ANY("+a.add(sel.Roles)+"::text[]::worker_role_enum[])")
+	}
+	if sel.Runtime != "" {
+		where = append(where, "capabilities->'runtimes' ? "+a.add(sel.Runtime))
+	}
+	if sel.Host != "" {
+		where = append(where, "host = "+a.add(sel.Host))
+	}
+	return where
+}
+
+// inspectColumns are the columns List and the prune preview read. They are
+// named, never *, and enums are read as text: a database may have columns
+// and enum values attunectl does not know. state and silence are computed
+// by the database, so its clock decides who is stale.
+func inspectColumns(stale string) string {
+	return `id, name, worker_type::text, worker_role::text, coalesce(status::text, ''),
+		CASE WHEN status = 'active' AND ` + stale + ` THEN 'stale' ELSE coalesce(status::text, 'unknown') END,
+		coalesce(host, ''), port, capabilities, meta, last_heartbeat,
+		extract(epoch FROM now() - last_heartbeat)::float8,
+		created, updated, now()`
+}
+
+// ListQuery returns the statement List runs for opts and its arguments; the
+// benchmark runs the same text through psql.
+func ListQuery(opts ListOptions) (string, []any) {
+	var a sqlArgs
+	grace := a.add(graceArg(opts.OlderThan))
+	stale := staleSQL(grace)
+	where := selectorSQL(opts.Selector, &a)
+	switch {
+	case opts.StaleOnly || opts.Status == StateStale:
+		where = append(where, "status = 'active' AND "+stale)
+	case opts.Status == StatusActive:
+		where = append(where, "status = 'active' AND NOT "+stale)
+	case opts.Status != "":
+		where = append(where, "status = "+a.add(opts.Status)+"::text::worker_status_enum")
+	}
+	q := "SELECT " + inspectColumns(stale) + "\nFROM worker"
+	if len(where) > 0 {
+		q += "\nWHERE " + strings.Join(where, "\n  AND ")
+	}
+	if opts.SortBy == SortByHeartbeat {
+		q += "\nORDER BY last_heartbeat ASC NULLS FIRST, name"
+	} else {
+		q += "\nORDER BY name"
+	}
+	return q, a
+}
+
+// List returns the workers opts selects, with their derived state.
+func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
+	if opts.SortBy != "" && opts.SortBy != SortByName && opts.SortBy != SortByHeartbeat {
+		return Listing{}, fmt.Errorf("unknown sort order %q: use %s or %s", opts.SortBy, SortByName, SortByHeartbeat)
+	}
+	q, args := ListQuery(opts)
+	l, err := queryListing(ctx, pool, q, args...)
+	l.OlderThan = opts.OlderThan
+	return l, err
+}
+
+// Stale returns the stale workers opts selects: active, but silent for
+// longer than their grace.
+func Stale(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
+	opts.StaleOnly = true
+	opts.Status = ""
+	return List(ctx, pool, opts)
+}
+
+// queryListing runs a statement selecting inspectColumns.
+func queryListing(ctx context.Context, pool *pgxpool.Pool, q string, args ...any) (Listing, error) {
+	var l Listing
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return l, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		w, at, err := scanInspected(rows)
+		if err != nil {
+			return l, err
+		}
+		l.At = at
+		l.Workers = append(l.Workers, w)
+	}
+	if err := rows.Err(); err != nil {
+		return l, err
+	}
+	if l.At.IsZero() {
+		// No rows: the listing still needs the database's clock.
+		if err := pool.QueryRow(ctx, "SELECT now()").Scan(&l.At); err != nil {
+			return l, err
+		}
+		l.At = l.At.UTC()
+	}
+	return l, nil
+}
+
+// scanInspected reads one row of inspectColumns. Capabilities or meta that
+// are not JSON objects (another tool wrote them) are left empty rather than
+// failing the listing.
+func scanInspected(rows pgx.Rows) (Worker, time.Time, error) {
+	var (
+		w            Worker
+		port         *int32
+		caps, meta   []byte
+		silence      *float64
+		hb           *time.Time
+		at           time.Time
+		created, upd time.Time
+	)
+	if err := rows.Scan(&w.ID, &w.Name, &w.Type, &w.Role, &w.Status, &w.State, &w.Host, &port,
+		&caps, &meta, &hb, &silence, &created, &upd, &at); err != nil {
+		return w, at, fmt.Errorf("reading a worker row: %w", err)
+	}
+	if port != nil {
+		p := int(*port)
+		w.Port = &p
+	}
+	if len(caps) > 0 {
+		_ = json.Unmarshal(caps, &w.Capabilities)
+	}
+	if len(meta) > 0 {
+		_ = json.Unmarshal(meta, &w.Meta)
+	}
+	if hb != nil {
+		t := hb.UTC()
+		w.LastHeartbeat = &t
+	}
+	if silence != nil {
+		w.Silence = time.Duration(*silence * float64(time.Second))
+	}
+	w.Created, w.Updated = created.UTC(), upd.UTC()
+	return w, at.UTC(), nil
+}
