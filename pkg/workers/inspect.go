@@ -211,7 +211,7 @@ func inspectColumns(stale string) string {
 func ListQuery(opts ListOptions) (string, []any) {
 	var a sqlArgs
 	grace := a.add(graceArg(opts.OlderThan))
-	stale := staleSQL(grace)
+	stale := staleSQL("", grace)
 	where := selectorSQL(opts.Selector, &a)
 	switch {
 	case opts.StaleOnly || opts.Status == StateStale:

@@ -98,12 +98,12 @@ func (o PruneOptions) batchSize() int {
 func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale string) {
 	conds := selectorSQL(o.Selector, a)
 	if o.Delete {
-		stale = staleSQL("NULL")
+		stale = staleSQL("", "NULL")
 		conds = append(conds,
 			"(status = 'inactive' OR (status = 'active' AND "+stale+"))",
 			"coalesce(last_heartbeat, updated) < now() - "+a.add(o.OlderThan)+"::interval")
 	} else {
-		stale = staleSQL(a.add(graceArg(o.OlderThan)))
+		stale = staleSQL("", a.add(graceArg(o.OlderThan)))
 		conds = append(conds, "status = 'active'", stale)
 	}
 	return strings.Join(conds, "\n\t  AND "), stale

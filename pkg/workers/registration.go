@@ -163,22 +163,9 @@ ON CONFLICT (name) DO UPDATE SET
 WHERE w.worker_role = 'sensor'
   AND (w.meta->>'instance_id' = ANY($5::text[])
        OR w.status IS DISTINCT FROM 'active'
-       OR ` + qualifiedStaleSQL("w") + `
+       OR ` + staleSQL("w", "NULL") + `
        OR $6::boolean)
 RETURNING w.id, (w.xmax = 0) AS inserted, w.created, w.last_heartbeat`
-
-// qualifiedStaleSQL is staleSQL's test (advertised grace, no override) on
-// the columns of alias. ON CONFLICT's WHERE needs qualified names (bare
-// last_heartbeat is ambiguous with the EXCLUDED row), which staleSQL does
-// not write; keep the two in step (TestRegisterTakesOverRowThatIsNotLive
-// checks both graces against holderSQL, which uses staleSQL).
-func qualifiedStaleSQL(alias string) string {
-	a := alias + "."
-	return `(` + a + `last_heartbeat IS NULL OR ` + a + `last_heartbeat < now() - make_interval(secs => ` +
-		fmt.Sprint(GraceIntervals) + ` * CASE WHEN jsonb_typeof(` + a + `capabilities->'heartbeat_interval') = 'number'
-			AND (` + a + `capabilities->>'heartbeat_interval')::float8 > 0
-			THEN (` + a + `capabilities->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END))`
-}
 
 // holderSQL reads the row that blocked a registration, only to explain the
 // refusal; the decision was already made by registerSQL.
@@ -187,7 +174,7 @@ SELECT id, worker_role::text, coalesce(host, ''), coalesce(status::text, ''),
 	coalesce(capabilities::text, 'null'), coalesce(meta->>'instance_id', ''), coalesce(meta->>'hostname', ''),
 	CASE WHEN jsonb_typeof(meta->'pid') = 'number' THEN (meta->>'pid')::float8::bigint ELSE 0 END,
 	last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
-	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("NULL") + `)
+	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("", "NULL") + `)
 FROM worker WHERE name = $1`
 
 // maxRegisterAttempts bounds the retries when the holder changes between the

@@ -147,13 +147,22 @@ type Worker struct {
 }
 
 // staleSQL is the staleness test as SQL on the worker table's columns,
-// evaluated by the database at execution time. $grace (an interval
-// parameter, NULL for "per worker") overrides the advertised interval. A
-// heartbeat_interval that is not a number (another tool wrote it) counts as
-// absent rather than failing the query.
-func staleSQL(graceParam string) string {
-	return `(last_heartbeat IS NULL OR last_heartbeat < now() - coalesce(` + graceParam + `::interval,
-		make_interval(secs => ` + fmt.Sprint(GraceIntervals) + ` * CASE WHEN jsonb_typeof(capabilities->'heartbeat_interval') = 'number'
-			AND (capabilities->>'heartbeat_interval')::float8 > 0
-			THEN (capabilities->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END)))`
+// evaluated by the database at execution time. It is the one definition
+// list, stale, prune and register share. alias qualifies the columns ("w"
+// inside ON CONFLICT, where a bare last_heartbeat is ambiguous; "" for
+// none). graceParam (an interval parameter such as "$3", or "NULL" for "per
+// worker") overrides the advertised interval. A heartbeat_interval that is
+// not a number (another tool wrote it) counts as absent rather than failing
+// the query.
+func staleSQL(alias, graceParam string) string {
+	col := func(c string) string {
+		if alias == "" {
+			return c
+		}
+		return alias + "." + c
+	}
+	return `(` + col("last_heartbeat") + ` IS NULL OR ` + col("last_heartbeat") + ` < now() - coalesce(` + graceParam + `::interval,
+		make_interval(secs => ` + fmt.Sprint(GraceIntervals) + ` * CASE WHEN jsonb_typeof(` + col("capabilities") + `->'heartbeat_interval') = 'number'
+			AND (` + col("capabilities") + `->>'heartbeat_interval')::float8 > 0
+			THEN (` + col("capabilities") + `->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END)))`
 }
