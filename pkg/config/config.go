@@ -87,9 +87,10 @@ type Log struct {
 func Default() *Config {
 	return &Config{
 		Database: Database{
-			Schema:         "attune",
-			ConnectTimeout: Seconds(10 * time.Second),
-			MaxConnections: 4,
+			Schema:           "attune",
+			ConnectTimeout:   Seconds(10 * time.Second),
+			StatementTimeout: Seconds(30 * time.Second),
+			MaxConnections:   4,
 		},
 		Sensor: Sensor{
 			MaxConcurrentSensors: 10,
