@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,26 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/migrations"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 )
+
+// migrationCount is the number of embedded migrations.
+func migrationCount(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v %v", files, err)
+	}
+	return len(files)
+}
+
+// latestVersion is what `migrate version` prints when fully migrated.
+func latestVersion(t *testing.T) string {
+	n := migrationCount(t)
+	return fmt.Sprintf("version %d of %d", n, n)
+}
 
 func TestVersion(t *testing.T) {
 	res := run(t, env(t), "version", "-o", "json")
@@ -114,14 +132,15 @@ func TestConcurrentMigrateUp(t *testing.T) {
 		}
 		applied += strings.Count(r.Stdout, "applied ")
 	}
-	if applied != 3 {
-		t.Errorf("migrations applied %d times in all, want 3 (once each)", applied)
+	n := migrationCount(t)
+	if applied != n {
+		t.Errorf("migrations applied %d times in all, want %d (once each)", applied, n)
 	}
 	var rows, distinct int
 	err := db.Pool.QueryRow(context.Background(),
 		"SELECT count(*), count(DISTINCT version_id) FROM attune.goose_db_version WHERE version_id > 0").Scan(&rows, &distinct)
-	if err != nil || rows != 3 || distinct != 3 {
-		t.Errorf("goose_db_version: %d rows, %d distinct (%v), want 3 and 3", rows, distinct, err)
+	if err != nil || rows != n || distinct != n {
+		t.Errorf("goose_db_version: %d rows, %d distinct (%v), want %d and %d", rows, distinct, err, n, n)
 	}
 }
 
@@ -139,13 +158,13 @@ func TestMigrateCommands(t *testing.T) {
 		Version int64 `json:"version"`
 		Applied bool  `json:"applied"`
 	}
-	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st) != 3 || !st[1].Applied || st[2].Applied {
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st) != migrationCount(t) || !st[1].Applied || st[2].Applied {
 		t.Fatalf("status -o json: %v %+v\n%s", err, st, res.Stdout)
 	}
 	if res := run(t, e, "migrate", "up"); res.Code != 0 {
 		t.Fatalf("up: %s", res.Stderr)
 	}
-	if res := run(t, e, "migrate", "version"); !strings.Contains(res.Stdout, "version 3 of 3") {
+	if res := run(t, e, "migrate", "version"); !strings.Contains(res.Stdout, latestVersion(t)) {
 		t.Errorf("version: %s", res.Stdout)
 	}
 	if res := run(t, e, "migrate", "down", "--to", "-1"); res.Code != 2 || !strings.Contains(res.Stderr, "below version 0") {
@@ -271,7 +290,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Fatalf("status after first use: %v %+v\n%s", err, st, res.Stdout)
 	}
 	first := st.PID
-	if res := run(t, e, "migrate", "version"); res.Code != 0 || !strings.Contains(res.Stdout, "version 3 of 3") {
+	if res := run(t, e, "migrate", "version"); res.Code != 0 || !strings.Contains(res.Stdout, latestVersion(t)) {
 		t.Fatalf("second use: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
 	}
 	res = run(t, e, "embedded", "status", "-o", "json")
