@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -437,7 +438,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		if out.String() != "sensor-new-01\nsensor-old-01\n" || errOut.String() != "dry run: 2 stale workers would be marked inactive (role sensor); nothing was changed\n" {
 			t.Errorf("stdout %q\nstderr %q", out, errOut)
 		}
-		if after := storedStatus(t, db); !mapsEqualCLI(before, after) {
+		if after := storedStatus(t, db); !maps.Equal(before, after) {
 			t.Errorf("dry run changed %v into %v", before, after)
 		}
 	})
@@ -515,18 +516,6 @@ func TestWorkerPruneRun(t *testing.T) {
 			t.Errorf("%v\nstdout %q\nstderr %q", err, out, errOut)
 		}
 	})
-}
-
-func mapsEqualCLI(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // --every prunes at once and then on its interval, picks up workers that

@@ -2,6 +2,7 @@ package workers_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -83,7 +84,7 @@ func TestPruneMarksStaleSensorsOnly(t *testing.T) {
 		// Asked for sensors: the stale action worker and the hybrid are not touched.
 		"action-busy": "busy", "action-stale": "active", "hybrid-err": "error",
 	}
-	if got := states(t, db); !mapsEqual(got, want) {
+	if got := states(t, db); !maps.Equal(got, want) {
 		t.Errorf("after prune: %v\nwant %v", got, want)
 	}
 	if n := count(t, db, "name = 'sensor-stale' AND updated > now() - interval '1 minute'"); n != 1 {
@@ -95,18 +96,6 @@ func TestPruneMarksStaleSensorsOnly(t *testing.T) {
 	if err != nil || res.Changed != 0 || res.Batches != 0 {
 		t.Errorf("second prune = %+v, %v; want nothing changed", res, err)
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPruneScopes(t *testing.T) {
@@ -181,7 +170,7 @@ func TestPruneRaceHeartbeatAfterDryRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := states(t, db); !mapsEqual(got, map[string]string{"comes-back": "active"}) {
+	if got := states(t, db); !maps.Equal(got, map[string]string{"comes-back": "active"}) {
 		t.Errorf("after mark and delete: %v, want only comes-back left", got)
 	}
 }
@@ -222,7 +211,7 @@ func TestPruneSkipsRowsLockedByHeartbeat(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := states(t, db); !mapsEqual(got, map[string]string{"heartbeating": "active", "dead": "inactive"}) {
+	if got := states(t, db); !maps.Equal(got, map[string]string{"heartbeating": "active", "dead": "inactive"}) {
 		t.Errorf("states %v", got)
 	}
 	l, err := workers.List(ctx, db.Pool, workers.ListOptions{Status: "active"})
