@@ -14,16 +14,11 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/detect"
-	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 )
 
 func init() { extraCommands = append(extraCommands, newRuntimeCmd) }
-
-// completionTimeout bounds the database query behind shell completion of
-// runtime refs: a completion that hangs is worse than none.
-const completionTimeout = 2 * time.Second
 
 func newRuntimeCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -674,11 +669,7 @@ func completeRuntimeRefs(app *App) cobra.CompletionFunc {
 }
 
 func runtimeRefsForCompletion(cmd *cobra.Command, app *App) []string {
-	// Completion output must be the candidates only: notes and logs go nowhere.
-	app.Err = io.Discard
-	// The root's PersistentPreRunE ran for the hidden completion command:
-	// load again so flags typed on this line (--database-url) count.
-	if err := app.load(cmd); err != nil {
+	if err := prepareCompletion(cmd, app); err != nil {
 		return nil
 	}
 	if fl := cmd.Flags().Lookup("filename"); fl != nil && fl.Value.String() != "" {
@@ -691,25 +682,8 @@ func runtimeRefsForCompletion(cmd *cobra.Command, app *App) []string {
 		}
 		return runtimes.Refs(rts)
 	}
-	if app.Config.Database.URL == "" {
-		opts, err := app.embeddedOptions()
-		if err != nil {
-			return nil
-		}
-		if st, err := embeddedpg.StatusOf(opts); err != nil || !st.Running {
-			return nil
-		}
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
-	defer cancel()
-	db, err := app.connect(ctx, connectOptions{})
-	if err != nil {
-		return nil
-	}
-	defer db.Close()
-	rts, err := runtimes.List(ctx, db, runtimes.Filter{})
-	if err != nil {
-		return nil
-	}
-	return runtimes.Refs(rts)
+	return completionQuery(cmd, app, func(ctx context.Context, db *database.DB) ([]string, error) {
+		rts, err := runtimes.List(ctx, db, runtimes.Filter{})
+		return runtimes.Refs(rts), err
+	})
 }

@@ -59,6 +59,8 @@ type selectorFlags struct {
 	Roles   []string
 	Runtime string
 	Host    string
+	// Names are the command's NAME arguments.
+	Names []string
 }
 
 // addSelectorFlags adds --role, --runtime and --host with the same help
@@ -86,7 +88,7 @@ func (s selectorFlags) selector() workers.Selector {
 			roles = append(roles, r)
 		}
 	}
-	return workers.Selector{Roles: roles, Runtime: strings.ToLower(strings.TrimSpace(s.Runtime)), Host: s.Host}
+	return workers.Selector{Roles: roles, Runtime: strings.ToLower(strings.TrimSpace(s.Runtime)), Host: s.Host, Names: s.Names}
 }
 
 // describe says which workers a selector scopes, for messages.
@@ -100,6 +102,9 @@ func describeSelector(sel workers.Selector) string {
 	}
 	if sel.Host != "" {
 		parts = append(parts, "host "+sel.Host)
+	}
+	if len(sel.Names) > 0 {
+		parts = append(parts, "name "+strings.Join(sel.Names, ","))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -173,7 +178,7 @@ dim.`
 func newWorkerListCmd(app *App) *cobra.Command {
 	o := &workerListOptions{}
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [NAME...]",
 		Short: "List workers with their derived state, host, runtimes and last heartbeat",
 		Long: `List the workers of the worker table with their derived state: active,
 stale (active, but silent for longer than its grace), inactive, busy, error, or
@@ -197,8 +202,10 @@ a lock held on the worker table) is cancelled with an error that says so.`,
   attunectl worker list --host web-01 -o wide
   attunectl worker list --sort-by heartbeat --watch
   attunectl worker list -o json | jq -r '.[] | select(.state == "stale") | .name'`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeWorkerNames(app),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Selector.Names = args
 			return runWorkerListCmd(cmd.Context(), app, o)
 		},
 	}
@@ -211,7 +218,7 @@ a lock held on the worker table) is cancelled with an error that says so.`,
 func newWorkerStaleCmd(app *App) *cobra.Command {
 	o := &workerListOptions{Stale: true}
 	cmd := &cobra.Command{
-		Use:   "stale",
+		Use:   "stale [NAME...]",
 		Short: "List the stale workers: active, but silent for longer than their grace",
 		Long: `List the workers whose status is active but whose last heartbeat is older
 than their grace (three heartbeat intervals, or --older-than), or who never
@@ -234,8 +241,10 @@ Exit status:
   attunectl worker stale --role sensor --older-than 5m
   attunectl worker stale --exit-code -o name || page-oncall
   attunectl worker stale --runtime python -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeWorkerNames(app),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Selector.Names = args
 			return runWorkerListCmd(cmd.Context(), app, o)
 		},
 	}
@@ -566,7 +575,7 @@ func (o workerPruneOptions) pruneOptions() workers.PruneOptions {
 func newWorkerPruneCmd(app *App) *cobra.Command {
 	o := &workerPruneOptions{}
 	cmd := &cobra.Command{
-		Use:   "prune",
+		Use:   "prune [NAME...]",
 		Short: "Mark stale workers inactive, or delete long-dead workers",
 		Long: `Clean up after workers that stopped heartbeating.
 
@@ -610,8 +619,10 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
   attunectl worker prune --delete --older-than 720h --dry-run -o name
   attunectl worker prune --delete --older-than 720h --yes --batch-size 10000
   attunectl worker prune --every 1m --yes --log-format json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeWorkerNames(app),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Selector.Names = args
 			f, err := app.outputFormat(output.Table, output.Wide, output.JSON, output.YAML, output.Name)
 			if err != nil {
 				return err

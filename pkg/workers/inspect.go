@@ -32,6 +32,8 @@ type Selector struct {
 	Runtime string
 	// Host keeps the workers on this host (exact match).
 	Host string
+	// Names keeps the workers with these names; empty keeps every name.
+	Names []string
 }
 
 // ListOptions select and order the workers List returns.
@@ -190,6 +192,9 @@ func selectorSQL(sel Selector, a *sqlArgs) []string {
 	}
 	if sel.Host != "" {
 		where = append(where, "host = "+a.add(sel.Host))
+	}
+	if len(sel.Names) > 0 {
+		where = append(where, "name = ANY("+a.add(sel.Names)+"::text[])")
 	}
 	return where
 }
