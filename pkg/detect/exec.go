@@ -165,7 +165,7 @@ func runProcess(ctx context.Context, path, argv0 string, args, env []string, tim
 		Dir:         "/",
 		Stdout:      outW, // *os.File: the child writes the pipe directly, no copying goroutine inside exec
 		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: groupAttr(),
 	}
 	start := time.Now()
 	err = cmd.Start()
@@ -179,8 +179,7 @@ func runProcess(ctx context.Context, path, argv0 string, args, env []string, tim
 		return out
 	}
 	out.ran = true
-	pgid := cmd.Process.Pid
-	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+	killGroup := func() { killProcessGroup(cmd.Process) }
 
 	stdout := &capBuffer{max: maxOutput}
 	stderr := &capBuffer{max: maxOutput}
