@@ -428,6 +428,15 @@ func (s *Server) ensureDatabase(ctx context.Context) error {
 	return nil
 }
 
+// Command prepares one of the PostgreSQL programs of BinDir (for example
+// pg_basebackup or pg_ctl) to run as the server's user — the unprivileged
+// user when this process is root, which PostgreSQL's programs require —
+// with the server's environment (no PG* variables) in "/". For fault tests
+// that build a standby or promote one.
+func (s *Server) Command(ctx context.Context, program string, args ...string) *exec.Cmd {
+	return s.command(ctx, program, args...)
+}
+
 // command prepares one of the PostgreSQL programs, as the server's user.
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, name), args...)
