@@ -499,9 +499,8 @@ func literal(v any) string {
 
 // ---------------------------------------------------------------- heartbeats
 
-// heartbeatSQL is the sensor worker's heartbeat (pkg/workers.Heartbeat).
-const heartbeatSQL = `UPDATE worker SET last_heartbeat = now(), status = 'active'
-WHERE id = $1 AND meta->>'instance_id' = $2 RETURNING last_heartbeat`
+// heartbeatSQL is the sensor worker's own heartbeat statement.
+var heartbeatSQL = workers.HeartbeatSQL()
 
 // heartbeatStats are the latencies of heartbeats, one per second per worker.
 type heartbeatStats struct {

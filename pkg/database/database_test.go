@@ -72,6 +72,8 @@ func schemaSnapshot(t *testing.T, db *database.DB) string {
 		`SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
 		 FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
 		 AND conrelid::regclass::text NOT LIKE '%goose%' ORDER BY 1`,
+		`SELECT relname || ' ' || array_to_string(reloptions, ',') FROM pg_class
+		 WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND reloptions IS NOT NULL ORDER BY 1`,
 	}
 	for _, q := range queries {
 		rows, err := db.Pool.Query(ctx, q, db.Schema)
@@ -100,7 +102,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := schemaSnapshot(t, db)
-	if !strings.Contains(first, "idx_worker_role_status") || !strings.Contains(first, "worker.worker_role") {
+	if !strings.Contains(first, "idx_worker_role_status") || !strings.Contains(first, "worker.worker_role") || !strings.Contains(first, "worker fillfactor=70") {
 		t.Fatalf("schema after up lacks the worker_role migration:\n%s", first)
 	}
 	var n int

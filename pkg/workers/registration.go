@@ -411,6 +411,11 @@ FROM durability
 WHERE id = $1 AND meta->>'instance_id' = $2
 RETURNING last_heartbeat`
 
+// HeartbeatSQL is the heartbeat statement (parameters: worker id, instance
+// id), for benchmarks that replay it on connections of their own, such as
+// cmd/workerbench, so that they measure exactly what sensor workers send.
+func HeartbeatSQL() string { return heartbeatSQL }
+
 // Heartbeat sets last_heartbeat to the database's now() and status to
 // active, and returns the new last_heartbeat. When the row is no longer
 // this instance's, it finds out why (a second statement, only then): the
