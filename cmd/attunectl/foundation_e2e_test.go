@@ -259,16 +259,7 @@ func TestNoPasswordInAnyError(t *testing.T) {
 // the first command starts and migrates it, the next reuses it, and
 // `embedded stop` stops it.
 func TestEmbeddedDefault(t *testing.T) {
-	dataRoot, err := os.MkdirTemp("", "aemb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dataRoot, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataRoot) })
-	e := env(t, "ATTUNE__EMBEDDED__DATA_DIR="+filepath.Join(dataRoot, "pg"))
-	t.Cleanup(func() { run(t, e, "embedded", "stop") })
+	e := embeddedEnv(t)
 
 	res := run(t, e, "embedded", "status")
 	if res.Code != 0 || !strings.Contains(res.Stdout, "not initialized") {

@@ -74,6 +74,25 @@ func env(t testing.TB, extra ...string) []string {
 	return append(out, extra...)
 }
 
+// embeddedEnv is env with no database URL and an embedded data directory of
+// the test's own, under /tmp and traversable by the server's user when the
+// tests run as root (t.TempDir() is 0700). The server is stopped and its
+// data removed when the test ends.
+func embeddedEnv(t testing.TB) []string {
+	t.Helper()
+	dataRoot, err := os.MkdirTemp("", "aemb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dataRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dataRoot) })
+	e := env(t, "ATTUNE__EMBEDDED__DATA_DIR="+filepath.Join(dataRoot, "pg"))
+	t.Cleanup(func() { run(t, e, "embedded", "stop") })
+	return e
+}
+
 // dbEnv is env pointing attunectl at a fresh migrated database.
 func dbEnv(t testing.TB, db *dbtest.DB, extra ...string) []string {
 	return env(t, append([]string{"ATTUNE__DATABASE__URL=" + db.URL}, extra...)...)

@@ -815,16 +815,7 @@ func TestSensorMetricsEndpoint(t *testing.T) {
 // embedded database, registers, and deregisters on Ctrl-C.
 func TestSensorRunOnEmbeddedDefault(t *testing.T) {
 	t.Parallel()
-	dataRoot, err := os.MkdirTemp("", "asen-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dataRoot, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataRoot) })
-	e := env(t, "ATTUNE__EMBEDDED__DATA_DIR="+filepath.Join(dataRoot, "pg"))
-	t.Cleanup(func() { run(t, e, "embedded", "stop") })
+	e := embeddedEnv(t)
 
 	p := start(t, e, "sensor", "run", "--heartbeat-interval", "300ms")
 	waitUntil(t, p, 60*time.Second, "registration on the embedded database", func() bool {
