@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
@@ -297,5 +298,17 @@ func TestRedact(t *testing.T) {
 		if got := database.Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestExplainAddsWhatToDo(t *testing.T) {
+	full := &pgconn.PgError{Code: "53300", Message: "sorry, too many clients already"}
+	err := database.Explain(fmt.Errorf("heartbeat: %w", full))
+	if !strings.Contains(err.Error(), "raise max_connections") || !errors.Is(err, full) || !database.IsTransient(err) {
+		t.Errorf("53300: %v", err)
+	}
+	other := errors.New("something else")
+	if database.Explain(other) != other {
+		t.Errorf("an unknown error must be returned as it is")
 	}
 }

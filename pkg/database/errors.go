@@ -51,6 +51,29 @@ func explainConnect(err error, timeout time.Duration) error {
 	return fmt.Errorf("connecting to database: %w (check --database-url or ATTUNE__DATABASE__URL)", err)
 }
 
+// Explain adds what to do to an error of a running statement whose cause
+// attunectl knows (no free connection, a server starting or stopping, a
+// statement timeout); other errors are returned as they are. The sensor
+// worker logs its failed heartbeats through it.
+func Explain(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	var hint string
+	switch pgErr.Code {
+	case codeTooManyConnections:
+		hint = "the server has no free connections: retrying; raise max_connections on the server, or lower database.max_connections of its clients"
+	case codeCannotConnectNow:
+		hint = "the server is starting up or shutting down: retrying"
+	case codeQueryCanceled:
+		hint = "the statement ran past its timeout: the worker table may be locked or the server overloaded (see pg_stat_activity)"
+	default:
+		return err
+	}
+	return &wrapped{err.Error() + " (" + hint + ")", err}
+}
+
 // wrapped is an explained error whose text replaces the cause's but whose
 // chain keeps it, so that IsTransient and errors.As still see the cause.
 type wrapped struct {

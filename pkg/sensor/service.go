@@ -466,7 +466,7 @@ func (s *Service) beat(ctx context.Context) (fatal bool, err error) {
 		// attempt dial afresh rather than fail on another stale connection.
 		s.db.Pool.Reset()
 	}
-	return false, err
+	return false, database.Explain(err)
 }
 
 func (s *Service) markBeat() {
