@@ -76,12 +76,18 @@ func completeWorkerNames(app *App) cobra.CompletionFunc {
 			}
 			return names, rows.Err()
 		})
-		var out []cobra.Completion
-		for _, n := range names {
-			if strings.HasPrefix(n, toComplete) && !slices.Contains(args, n) {
-				out = append(out, n)
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+		return filterCompletions(names, args, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// filterCompletions keeps the candidates that start with toComplete and are
+// not already on the command line.
+func filterCompletions(candidates, args []string, toComplete string) []cobra.Completion {
+	var out []cobra.Completion
+	for _, c := range candidates {
+		if strings.HasPrefix(c, toComplete) && !slices.Contains(args, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

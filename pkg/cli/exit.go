@@ -14,7 +14,7 @@ const (
 	ExitInterrupt = 130
 )
 
-// ExitError carries an exit status with an error. A nil Err means the
+// exitError carries an exit status with an error. A nil err means the
 // command already said what it had to (e.g. a table of unavailable runtimes)
 // and only the status remains.
 type exitError struct {

@@ -657,14 +657,7 @@ func runRuntimeRemove(ctx context.Context, app *App, db *database.DB, o runtimeR
 // when it is already running, and completes nothing on any failure.
 func completeRuntimeRefs(app *App) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		refs := runtimeRefsForCompletion(cmd, app)
-		var out []cobra.Completion
-		for _, r := range refs {
-			if strings.HasPrefix(r, toComplete) && !slices.Contains(args, r) {
-				out = append(out, r)
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+		return filterCompletions(runtimeRefsForCompletion(cmd, app), args, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 

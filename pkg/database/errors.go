@@ -21,7 +21,6 @@ const (
 	codeCannotConnectNow   = "57P03"
 	codeQueryCanceled      = "57014"
 	codeLockNotAvailable   = "55P03"
-	codeInsufficientPriv   = "42501"
 )
 
 // explainConnect turns a connection failure into a message that says what
@@ -35,10 +34,9 @@ func explainConnect(err error, timeout time.Duration) error {
 			return &wrapped{fmt.Sprintf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message), err}
 		case codeInvalidCatalogName:
 			return &wrapped{fmt.Sprintf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message), err}
-		case codeTooManyConnections:
-			return &wrapped{fmt.Sprintf("connecting to database: the server has no free connections: %s (retry later, or raise max_connections on the server)", pgErr.Message), err}
-		case codeCannotConnectNow:
-			return &wrapped{fmt.Sprintf("connecting to database: the server is starting up or shutting down: %s (retry in a moment)", pgErr.Message), err}
+		}
+		if st, ok := serverStates[pgErr.Code]; ok {
+			return &wrapped{fmt.Sprintf("connecting to database: %s: %s (%s)", st.what, pgErr.Message, st.todo), err}
 		}
 	}
 	var netErr net.Error
@@ -51,6 +49,15 @@ func explainConnect(err error, timeout time.Duration) error {
 	return fmt.Errorf("connecting to database: %w (check --database-url or ATTUNE__DATABASE__URL)", err)
 }
 
+// serverStates are the server conditions whose errors attunectl explains
+// the same way at connect time and for a running statement: what happened,
+// and what to do.
+var serverStates = map[string]struct{ what, todo string }{
+	codeTooManyConnections: {"the server has no free connections", "retry later, or raise max_connections on the server"},
+	codeCannotConnectNow:   {"the server is starting up or shutting down", "retry in a moment"},
+	codeQueryCanceled:      {"the statement ran past its timeout", "the worker table may be locked or the server overloaded: see pg_stat_activity"},
+}
+
 // Explain adds what to do to an error of a running statement whose cause
 // attunectl knows (no free connection, a server starting or stopping, a
 // statement timeout); other errors are returned as they are. The sensor
@@ -60,18 +67,11 @@ func Explain(err error) error {
 	if !errors.As(err, &pgErr) {
 		return err
 	}
-	var hint string
-	switch pgErr.Code {
-	case codeTooManyConnections:
-		hint = "the server has no free connections: retrying; raise max_connections on the server, or lower database.max_connections of its clients"
-	case codeCannotConnectNow:
-		hint = "the server is starting up or shutting down: retrying"
-	case codeQueryCanceled:
-		hint = "the statement ran past its timeout: the worker table may be locked or the server overloaded (see pg_stat_activity)"
-	default:
+	st, ok := serverStates[pgErr.Code]
+	if !ok {
 		return err
 	}
-	return &wrapped{err.Error() + " (" + hint + ")", err}
+	return &wrapped{err.Error() + " (" + st.what + ": " + st.todo + ")", err}
 }
 
 // wrapped is an explained error whose text replaces the cause's but whose
