@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 const (
@@ -52,17 +54,8 @@ func signalProcess(pid int, sig syscall.Signal) error {
 	return err
 }
 
-// processAlive tells whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	return !isZombie(pid)
-}
+// processAlive is proc.Alive, the one liveness check of attunectl.
+func processAlive(pid int) bool { return proc.Alive(pid) }
 
 // procAttr switches user when root and, for a foreground child, puts it in
 // its own process group and has the kernel signal it when we die.

@@ -8,6 +8,4 @@ import "syscall"
 // stopped by Stop, or keeps running until its data directory is stopped.
 func setDeathSignal(*syscall.SysProcAttr, syscall.Signal) {}
 
-func isZombie(int) bool { return false }
-
 func processName(int) string { return "" }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 // The embedded server needs Unix sockets, flock and user switching; on
@@ -19,7 +21,9 @@ const (
 
 func lockFile(context.Context, string) (func(), error) { return nil, errUnsupported }
 func signalProcess(int, syscall.Signal) error          { return errUnsupported }
-func processAlive(int) bool                            { return false }
 func processName(int) string                           { return "" }
 func procAttr(runAs, bool) *syscall.SysProcAttr        { return nil }
 func fileOwner(os.FileInfo) (uid, gid int, ok bool)    { return 0, 0, false }
+
+// processAlive is proc.Alive, the one liveness check of attunectl.
+func processAlive(pid int) bool { return proc.Alive(pid) }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 // Status describes a data directory and the server on it, for
@@ -52,7 +54,7 @@ func StatusOf(opts Options) (Status, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return st, fmt.Errorf("reading %s: %w", filepath.Join(o.DataDir, "postmaster.pid"), err)
 	}
-	if err == nil && processAlive(pf.pid) {
+	if err == nil && proc.Alive(pf.pid) {
 		st.Running, st.PID = true, pf.pid
 		if pf.port != 0 {
 			st.Port = pf.port

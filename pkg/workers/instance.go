@@ -2,11 +2,10 @@ package workers
 
 import (
 	"crypto/rand"
-	"errors"
 	"os"
-	"runtime"
-	"syscall"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 // Instance identifies one process of a sensor worker. It is stored in the
@@ -45,19 +44,5 @@ func (r *Registration) holderIsDeadLocalProcess(h holder) bool {
 	if h.PID == r.inst.PID {
 		return true
 	}
-	return !processAlive(h.PID)
-}
-
-// processAlive reports whether pid runs on this machine. When in doubt it
-// says yes: a wrong "alive" only delays a takeover until the row is stale.
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return runtime.GOOS != "windows"
-	}
-	if runtime.GOOS == "windows" {
-		return true
-	}
-	err = p.Signal(syscall.Signal(0))
-	return !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH)
+	return !proc.Alive(h.PID)
 }
