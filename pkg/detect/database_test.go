@@ -8,6 +8,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -30,7 +31,7 @@ func TestDetectFromMigratedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := Input{Load: func(ctx context.Context) ([]runtimes.Runtime, error) { return runtimes.SensorRuntimes(ctx, db) }}
-	res, err := Detect(ctx, in, Options{Environ: envWithPATH(fakePATH(t))})
+	res, err := Detect(ctx, in, Options{RunAs: sandbox.Root, Environ: envWithPATH(fakePATH(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestDetectFromMigratedDatabase(t *testing.T) {
 	}
 	// The environment still wins over the database.
 	in.EnvRuntimes = "shell"
-	res, err = Detect(ctx, in, Options{})
+	res, err = Detect(ctx, in, Options{RunAs: sandbox.Root})
 	if err != nil || res.Source != SourceEnv || !reflect.DeepEqual(res.Available, []string{"shell"}) {
 		t.Errorf("env: %+v %v", res, err)
 	}

@@ -49,8 +49,8 @@ type Outcome struct {
 // Run starts spec with its stdout and stderr captured through a cap, ends
 // it when the timeout fires or ctx ends, and returns once the command and
 // everything it started are gone. spec.Stdout and spec.Stderr are ignored.
-func (s *Sandbox) Run(ctx context.Context, spec Spec, opts RunOptions) Outcome {
-	out := Outcome{User: s.user}
+func (s *Sandbox) Run(ctx context.Context, spec Spec, opts RunOptions) (out Outcome) {
+	out.User = s.user
 	start := time.Now()
 	defer func() { out.Duration = time.Since(start) }()
 	outR, outW, err := os.Pipe()
