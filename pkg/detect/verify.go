@@ -142,6 +142,7 @@ func (e *engine) verifyRuntime(ctx context.Context, rt runtimes.Runtime) Runtime
 		return rr
 	case e.sbErr != nil:
 		rr.Reason = "not run: " + e.sbErr.Error()
+		rr.Transient = sandbox.IsTransient(e.sbErr)
 		return rr
 	}
 	for _, c := range rt.Verification.SortedCommands() {

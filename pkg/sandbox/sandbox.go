@@ -56,6 +56,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -173,9 +174,26 @@ func (s *Sandbox) User() User { return s.user }
 // Limits are the limits applied to every command.
 func (s *Sandbox) Limits() Limits { return s.limits }
 
+// users caches LookupUser: a sensor worker resolves its user once, so a
+// later shortage of file descriptors (the user database is a file) does
+// not turn into "no such user". A changed user entry needs a restart.
+var users sync.Map // string -> User
+
 // LookupUser finds a user by name or numeric uid in the user database,
-// with its supplementary groups.
+// with its supplementary groups. A failure caused by a local shortage
+// (EMFILE, ENOMEM, …) is a *StartError with Transient set.
 func LookupUser(nameOrUID string) (User, error) {
+	if u, ok := users.Load(nameOrUID); ok {
+		return u.(User), nil
+	}
+	u, err := lookupUser(nameOrUID)
+	if err == nil {
+		users.Store(nameOrUID, u)
+	}
+	return u, err
+}
+
+func lookupUser(nameOrUID string) (User, error) {
 	u, err := user.Lookup(nameOrUID)
 	if err != nil {
 		if _, convErr := strconv.Atoi(nameOrUID); convErr == nil {
@@ -183,7 +201,11 @@ func LookupUser(nameOrUID string) (User, error) {
 		}
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("sensor.run_as: looking up user %q: %w (name an existing user, e.g. nobody)", nameOrUID, err)
+		err = fmt.Errorf("sensor.run_as: looking up user %q: %w (name an existing user, e.g. nobody)", nameOrUID, err)
+		if transientText(err) {
+			return User{}, &StartError{Op: "resolving sensor.run_as", Err: err, Transient: true}
+		}
+		return User{}, err
 	}
 	return fromOSUser(u)
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"strings"
 	"syscall"
 )
 
@@ -34,4 +35,18 @@ func newStartError(op string, err error) *StartError {
 		se.Transient = isTransient(errno)
 	}
 	return se
+}
+
+// transientText reports whether err is transient, also when the errno
+// only survives as text (the cgo user lookup formats it with %v).
+func transientText(err error) bool {
+	if IsTransient(err) {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN} {
+		if strings.Contains(err.Error(), e.Error()) {
+			return true
+		}
+	}
+	return false
 }
