@@ -159,6 +159,9 @@ func startReason(se *sandbox.StartError, u sandbox.User) string {
 	switch {
 	case se.Transient:
 		return fmt.Sprintf("could not start (transient, will retry): %s", se.Error())
+	case se.Op != sandbox.OpStartCommand:
+		// The sandbox, not the command, failed (e.g. its helper).
+		return fmt.Sprintf("could not start: %v", se)
 	case errors.Is(se, fs.ErrNotExist):
 		return "not found"
 	case errno == syscall.EACCES:

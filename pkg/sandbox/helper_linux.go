@@ -100,7 +100,7 @@ func helperMain(arg string) int {
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {
-		return fail("starting the command", err)
+		return fail(OpStartCommand, err)
 	}
 	pid := proc.Pid
 	if cfg.Limits.Processes > 0 {

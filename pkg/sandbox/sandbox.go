@@ -278,6 +278,11 @@ func (s State) String() string {
 	return fmt.Sprintf("killed by signal %d", s.Signal)
 }
 
+// OpStartCommand is StartError.Op when the command itself could not be
+// executed (not found, not executable, …), as opposed to the sandbox
+// around it.
+const OpStartCommand = "starting the command"
+
 // StartError is why a command did not start.
 type StartError struct {
 	// Op is what failed ("creating a pipe", "starting the command", …).

@@ -27,7 +27,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	cmd := &exec.Cmd{Path: spec.Path, Args: spec.Args, Env: spec.Env, Dir: dir,
 		Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr, SysProcAttr: groupAttr()}
 	if err := cmd.Start(); err != nil {
-		return nil, newStartError("starting the command", err)
+		return nil, newStartError(OpStartCommand, err)
 	}
 	p := &Process{cmd: cmd, pid: cmd.Process.Pid, user: s.user, done: make(chan struct{})}
 	go func() {
