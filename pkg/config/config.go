@@ -63,16 +63,43 @@ type Sensor struct {
 	// LANG, LC_*, TZ and TMPDIR, that verification commands may see.
 	PassthroughEnv []string `yaml:"passthrough_env" json:"passthrough_env"`
 	// MetricsAddr serves Prometheus metrics, /healthz and /readyz when set.
-	MetricsAddr  string       `yaml:"metrics_addr" json:"metrics_addr"`
+	MetricsAddr string `yaml:"metrics_addr" json:"metrics_addr"`
+	// RunAs is the user that commands from the database (verification
+	// commands, sensors) run as: a name or uid. As root it must be set;
+	// "root" runs them as root on purpose. Empty as another user: that
+	// user.
+	RunAs        string       `yaml:"run_as" json:"run_as"`
+	Limits       Limits       `yaml:"limits" json:"limits"`
 	Verification Verification `yaml:"verification" json:"verification"`
+}
+
+// Limits are the resource limits of every command attunectl runs for the
+// database (pkg/sandbox). 0 leaves attunectl's own limit.
+type Limits struct {
+	// OpenFiles is RLIMIT_NOFILE per process.
+	OpenFiles int64 `yaml:"open_files" json:"open_files"`
+	// Processes is RLIMIT_NPROC: processes and threads of the run_as user
+	// in all (root is exempt).
+	Processes int64 `yaml:"processes" json:"processes"`
+	// MemoryBytes is RLIMIT_DATA per process.
+	MemoryBytes int64 `yaml:"memory_bytes" json:"memory_bytes"`
+	// CPUSeconds is RLIMIT_CPU per process.
+	CPUSeconds int64 `yaml:"cpu_seconds" json:"cpu_seconds"`
 }
 
 // Verification limits what verification commands may do on this host.
 type Verification struct {
 	// Timeout per command; the command's whole process group is killed when it fires.
 	Timeout Seconds `yaml:"timeout" json:"timeout"`
-	// AllowedBinaries, when not empty, is the only binaries that may run.
+	// AllowedBinaries, when set, is the only binaries that may run. Unset
+	// (nil, the default) allows any; set to an empty list, it allows none.
 	AllowedBinaries []string `yaml:"allowed_binaries" json:"allowed_binaries"`
+	// PinnedCommands are exact commands ("python3 --version") that may run
+	// whatever AllowedBinaries says; setting any turns the allow-list on.
+	PinnedCommands []string `yaml:"pinned_commands" json:"pinned_commands"`
+	// Deadline bounds a whole detection; commands not started by then are
+	// reported as not run.
+	Deadline Seconds `yaml:"deadline" json:"deadline"`
 	// MaxOutputBytes caps what is read of a command's stdout and stderr.
 	MaxOutputBytes int `yaml:"max_output_bytes" json:"max_output_bytes"`
 }
@@ -99,9 +126,17 @@ func Default() *Config {
 			SensorTimeout:        Seconds(30 * time.Second),
 			ShutdownTimeout:      Seconds(10 * time.Second),
 			ReverifyInterval:     Seconds(5 * time.Minute),
+			// pkg/sandbox's defaults (DefaultLimits).
+			Limits: Limits{
+				OpenFiles:   1024,
+				Processes:   4096,
+				MemoryBytes: 4 << 30,
+				CPUSeconds:  0,
+			},
 			Verification: Verification{
 				Timeout:        Seconds(5 * time.Second),
 				MaxOutputBytes: 64 << 10,
+				Deadline:       Seconds(15 * time.Second),
 			},
 		},
 		Log: Log{Level: "info", Format: "text"},

@@ -75,6 +75,32 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("sensor.verification.allowed_binaries[%d]", i), "must not be empty")
 		}
 	}
+	positive("sensor.verification.deadline", s.Verification.Deadline)
+	for i, c := range s.Verification.PinnedCommands {
+		f := strings.Fields(c)
+		switch {
+		case len(f) == 0:
+			add(fmt.Sprintf("sensor.verification.pinned_commands[%d]", i), "must not be empty: give the exact command, e.g. \"python3 --version\"")
+		case strings.Contains(f[0], "/") && !strings.HasPrefix(f[0], "/"):
+			add(fmt.Sprintf("sensor.verification.pinned_commands[%d]", i), "%q: the binary must be a bare name or an absolute path", f[0])
+		}
+	}
+	if strings.ContainsAny(s.RunAs, " \t\r\n:/") {
+		add("sensor.run_as", "%q is not a user name or uid", s.RunAs)
+	}
+	for _, l := range []struct {
+		key      string
+		v, least int64
+	}{
+		{"sensor.limits.open_files", s.Limits.OpenFiles, 16},
+		{"sensor.limits.processes", s.Limits.Processes, 16},
+		{"sensor.limits.memory_bytes", s.Limits.MemoryBytes, 64 << 20},
+		{"sensor.limits.cpu_seconds", s.Limits.CPUSeconds, 1},
+	} {
+		if l.v != 0 && l.v < l.least {
+			add(l.key, "must be 0 (no limit) or at least %d, got %d", l.least, l.v)
+		}
+	}
 	if s.Verification.MaxOutputBytes < 1024 {
 		add("sensor.verification.max_output_bytes", "must be at least 1024, got %d", s.Verification.MaxOutputBytes)
 	}

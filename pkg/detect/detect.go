@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 // Defaults for Options.
@@ -55,6 +56,7 @@ const (
 	DefaultTimeout     = 5 * time.Second
 	DefaultMaxOutput   = 64 << 10
 	DefaultMaxParallel = 32
+	DefaultDeadline    = 15 * time.Second
 )
 
 // Options configure the engine. The zero value is usable.
@@ -71,14 +73,32 @@ type Options struct {
 	// sensor.passthrough_env). Whatever is listed here is the operator's
 	// explicit choice.
 	PassthroughEnv []string
-	// AllowedBinaries, when non-empty, is the only set of binaries that may
-	// run (sensor.verification.allowed_binaries). A bare-name entry
+	// AllowedBinaries, when not nil, is the only set of binaries that may
+	// run (sensor.verification.allowed_binaries). nil means the list is
+	// not set: every binary may run (unless PinnedCommands is set). An
+	// empty, non-nil list allows nothing: the list fails closed. A bare-name entry
 	// ("python3") allows a command whose binary is that bare name, looked up
 	// on PATH; an absolute entry ("/usr/bin/python3") allows a command whose
 	// binary is that path or a bare name that resolves to exactly that path.
 	// A bare entry does not allow an absolute binary with the same base name
 	// (/tmp/x/python3 is not python3). Symlinks are not resolved.
 	AllowedBinaries []string
+	// PinnedCommands are exact commands that may run even when their
+	// binary is not on AllowedBinaries (sensor.verification.pinned_commands):
+	// each is "binary arg1 arg2 …", split on blanks, and allows exactly
+	// that binary (same rules as AllowedBinaries) with exactly those
+	// arguments. Setting any turns the allow-list on.
+	PinnedCommands []string
+	// RunAs is the user commands run as (sensor.run_as): see
+	// sandbox.Config.RunAs. As root it must be set ("root" on purpose).
+	RunAs string
+	// Limits are the resource limits of every command (sensor.limits.*);
+	// the zero value means sandbox.DefaultLimits.
+	Limits sandbox.Limits
+	// Deadline bounds a whole Verify (sensor.verification.deadline,
+	// default 15s): commands not started by then are reported "not run",
+	// running ones are stopped.
+	Deadline time.Duration
 	// Environ gives the environment to scrub; default os.Environ.
 	Environ func() []string
 	// LookPath resolves a bare name; default: search the scrubbed PATH
@@ -101,7 +121,26 @@ func (o Options) withDefaults() Options {
 	if o.MaxParallel <= 0 {
 		o.MaxParallel = DefaultMaxParallel
 	}
+	if o.Deadline <= 0 {
+		o.Deadline = DefaultDeadline
+	}
+	if o.Limits == (sandbox.Limits{}) {
+		o.Limits = sandbox.DefaultLimits()
+	}
 	return o
+}
+
+// Sandbox sets up the sandbox commands run in: RunAs resolved, the limits.
+// It fails as root without RunAs, with a message that says how to choose;
+// callers that run commands (runtime verify, sensor run) can call it first
+// to refuse early.
+func (o Options) Sandbox() (*sandbox.Sandbox, error) {
+	o = o.withDefaults()
+	sb, err := sandbox.New(sandbox.Config{RunAs: o.RunAs, Limits: o.Limits})
+	if err != nil {
+		return nil, fmt.Errorf("running verification commands: %w", err)
+	}
+	return sb, nil
 }
 
 // Source says where a detection result came from.
@@ -140,7 +179,13 @@ type Result struct {
 	Available []string `json:"available"`
 	// Versions maps a detected name to the version its successful command printed.
 	Versions map[string]string `json:"versions"`
-	Duration time.Duration     `json:"-"`
+	// RunAs is the user the commands ran as (nil when none could run, or
+	// for env and config sources, which run nothing).
+	RunAs *sandbox.User `json:"run_as,omitempty"`
+	// DeadlineReached is true when Options.Deadline ended the detection
+	// before every command had finished.
+	DeadlineReached bool          `json:"deadline_reached,omitempty"`
+	Duration        time.Duration `json:"-"`
 }
 
 // RuntimeResult is one runtime's outcome.
@@ -152,9 +197,15 @@ type RuntimeResult struct {
 	Via     string `json:"via,omitempty"`
 	Version string `json:"version,omitempty"`
 	// Reason says why the runtime is unavailable ("" when available).
-	Reason   string          `json:"reason,omitempty"`
-	Duration time.Duration   `json:"-"`
-	Commands []CommandResult `json:"commands"`
+	Reason string `json:"reason,omitempty"`
+	// Transient is true when the runtime is unavailable and one of its
+	// commands failed for a local, passing reason (EMFILE, ENOMEM, EAGAIN
+	// on fork, the detection deadline): the result says nothing about the
+	// runtime, and a sensor worker keeps the last good one
+	// (sensor.KeepLastGood).
+	Transient bool            `json:"transient,omitempty"`
+	Duration  time.Duration   `json:"-"`
+	Commands  []CommandResult `json:"commands"`
 }
 
 // CommandResult is one verification command's outcome.
@@ -184,6 +235,12 @@ type CommandResult struct {
 	// Truncated is true when stdout or stderr exceeded MaxOutput.
 	Truncated bool `json:"truncated,omitempty"`
 	Optional  bool `json:"optional,omitempty"`
+	// Transient: the command could not run or finish for a local, passing
+	// reason (see RuntimeResult.Transient).
+	Transient bool `json:"transient,omitempty"`
+	// NotRun: the command was never started (the detection deadline came
+	// first, or detection was canceled).
+	NotRun bool `json:"not_run,omitempty"`
 }
 
 // OK reports whether the command succeeded.
@@ -278,6 +335,9 @@ func Detect(ctx context.Context, in Input, opts Options) (Result, error) {
 	}
 	if in.Load == nil {
 		return Result{}, errors.New("detecting runtimes: no runtime source: set ATTUNE_SENSOR_RUNTIMES or sensor.capabilities.runtimes, or connect a database")
+	}
+	if _, err := opts.Sandbox(); err != nil {
+		return Result{}, fmt.Errorf("detecting runtimes: %w", err)
 	}
 	rts, err := in.Load(ctx)
 	if err != nil {

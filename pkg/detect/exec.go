@@ -4,25 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 // defaultPATH is used when the environment has no PATH at all.
 const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// drainGrace bounds how long output is still read after the command's
-// process group is gone: a descendant that left the group (setsid) and
-// kept the pipe open must not hold detection.
-const drainGrace = 500 * time.Millisecond
 
 // execOutcome is what running one argv produced; it is shared by every
 // command with the same argv in one Verify call.
@@ -33,8 +26,14 @@ type execOutcome struct {
 	stdout    []byte
 	stderr    []byte
 	truncated bool
+	started   time.Time
 	duration  time.Duration
 	reason    string // set when the command could not run or did not finish
+	// transient: the command could not run or finish for a local,
+	// passing reason (EMFILE, ENOMEM, EAGAIN, the detection deadline): its
+	// failure says nothing about the runtime.
+	transient bool
+	notRun    bool
 }
 
 // scrubEnv keeps PATH, HOME, LANG, LC_*, TZ, TMPDIR and the passthrough
@@ -99,145 +98,76 @@ func checkExecutable(path string) string {
 	return ""
 }
 
-// capBuffer keeps the first max bytes written and counts the rest.
-type capBuffer struct {
-	buf       []byte
-	max       int
-	truncated bool
-}
-
-// drain reads r to EOF (or until its read deadline), keeping at most max
-// bytes: the reading never stops early, so a chatty command is never
-// blocked on a full pipe, and memory stays bounded.
-func (c *capBuffer) drain(r io.Reader) {
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(chunk)
-		if n > 0 {
-			room := c.max - len(c.buf)
-			if room > 0 {
-				c.buf = append(c.buf, chunk[:min(n, room)]...)
-			}
-			if n > room {
-				c.truncated = true
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// runProcess starts path as argv [argv0, args...] in its own process group,
-// with the scrubbed env, "/" as working directory and stdin from /dev/null.
-// When the timeout fires or ctx ends, the whole group is killed with
-// SIGKILL; when the leader exits, whatever is left of its group is killed
-// too, so no descendant that stayed in the group outlives the check.
-//
-// The pipes are our own (*os.File given to exec), read by our goroutines
-// through a cap. This does what exec.Cmd.WaitDelay does, with control over
-// the order: Wait returns as soon as the leader exits, the group is killed,
-// and the readers get a short grace (drainGrace) before their read deadline
-// ends them — a descendant that left the group and kept the pipe open
-// cannot hang detection.
-func runProcess(ctx context.Context, path, argv0 string, args, env []string, timeout time.Duration, maxOutput int) execOutcome {
+// runProcess runs path as argv [argv0, args...] in the sandbox, with the
+// scrubbed env, "/" as working directory and stdin from /dev/null. The
+// sandbox kills the command and everything it started when the timeout
+// fires or ctx ends, and when the command exits (a setsid daemon
+// included); stdout and stderr are each read through a maxOutput cap.
+func runProcess(ctx context.Context, sb *sandbox.Sandbox, path, argv0 string, args, env []string, timeout time.Duration, maxOutput int) execOutcome {
 	out := execOutcome{path: path, exitCode: -1}
 	if err := ctx.Err(); err != nil {
-		out.reason = "canceled: " + err.Error()
+		out.reason, out.transient, out.notRun = stopReason(ctx, "not run")
 		return out
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		out.reason = fmt.Sprintf("could not start: creating a pipe: %v", err)
-		return out
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		out.reason = fmt.Sprintf("could not start: creating a pipe: %v", err)
-		return out
-	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        append([]string{argv0}, args...),
-		Env:         env,
-		Dir:         "/",
-		Stdout:      outW, // *os.File: the child writes the pipe directly, no copying goroutine inside exec
-		Stderr:      errW,
-		SysProcAttr: groupAttr(),
-	}
-	start := time.Now()
-	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		out.duration = time.Since(start)
-		out.reason = startReason(err)
+	o := sb.Run(ctx, sandbox.Spec{Path: path, Args: append([]string{argv0}, args...), Env: env, Dir: "/"},
+		sandbox.RunOptions{Timeout: timeout, MaxOutput: maxOutput})
+	out.duration, out.started = o.Duration, o.Started
+	if o.StartErr != nil {
+		out.reason = startReason(o.StartErr, sb.User())
+		out.transient = o.StartErr.Transient
 		return out
 	}
 	out.ran = true
-	killGroup := func() { killProcessGroup(cmd.Process) }
-
-	stdout := &capBuffer{max: maxOutput}
-	stderr := &capBuffer{max: maxOutput}
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); stdout.drain(outR) }()
-	go func() { defer readers.Done(); stderr.drain(errR) }()
-
-	var timedOut, canceled atomic.Bool
-	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); killGroup() })
-	stopCtx := context.AfterFunc(ctx, func() { canceled.Store(true); killGroup() })
-	waitErr := cmd.Wait()
-	timer.Stop()
-	stopCtx()
-	// The leader is gone; members of its group (a backgrounded grandchild)
-	// are killed now. Linux does not reuse a pid as a process group id while
-	// the group has members, so this cannot hit an unrelated process.
-	killGroup()
-	deadline := time.Now().Add(drainGrace)
-	_ = outR.SetReadDeadline(deadline)
-	_ = errR.SetReadDeadline(deadline)
-	readers.Wait()
-	outR.Close()
-	errR.Close()
-	out.duration = time.Since(start)
-	out.stdout, out.stderr = stdout.buf, stderr.buf
-	out.truncated = stdout.truncated || stderr.truncated
-
-	st := cmd.ProcessState
+	out.stdout, out.stderr, out.truncated = o.Stdout, o.Stderr, o.Truncated
 	switch {
-	case timedOut.Load():
+	case o.TimedOut:
 		out.reason = fmt.Sprintf("timed out after %s", timeout)
-	case canceled.Load():
-		out.reason = "canceled: " + context.Cause(ctx).Error()
-	case st == nil:
-		out.reason = fmt.Sprintf("waiting for the command: %v", waitErr)
-	case st.Exited():
-		out.exitCode = st.ExitCode()
+	case o.Canceled:
+		out.reason, out.transient, _ = stopReason(ctx, "stopped")
+	case o.State.Problem != "":
+		out.reason = o.State.Problem
+	case o.State.Exited:
+		out.exitCode = o.State.ExitCode
 	default:
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			out.reason = fmt.Sprintf("killed by signal %v", ws.Signal())
-		} else {
-			out.reason = fmt.Sprintf("ended abnormally: %v", st)
-		}
+		out.reason = fmt.Sprintf("killed by signal %v", syscall.Signal(o.State.Signal))
 	}
 	return out
 }
 
-// startReason words a failure to start the process.
-func startReason(err error) string {
+// stopReason words why ctx ended: the detection deadline ("not run:
+// detection deadline of 15s reached", transient) or a cancellation.
+func stopReason(ctx context.Context, verb string) (reason string, transient, notRun bool) {
+	var dl deadlineError
+	if errors.As(context.Cause(ctx), &dl) {
+		return verb + ": " + dl.Error(), true, verb == "not run"
+	}
+	return "canceled: " + context.Cause(ctx).Error(), false, verb == "not run"
+}
+
+// deadlineError is the cause of the detection context ending at Options.Deadline.
+type deadlineError struct{ d time.Duration }
+
+func (e deadlineError) Error() string {
+	return fmt.Sprintf("detection deadline of %s reached", e.d)
+}
+
+// startReason words a failure to start the process. A transient local
+// shortage says so: the runtime may well be there.
+func startReason(se *sandbox.StartError, u sandbox.User) string {
 	var errno syscall.Errno
+	errors.As(se, &errno)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case se.Transient:
+		return fmt.Sprintf("could not start (transient, will retry): %s", se.Error())
+	case se.Op != sandbox.OpStartCommand:
+		// The sandbox, not the command, failed (e.g. its helper).
+		return fmt.Sprintf("could not start: %v", se)
+	case errors.Is(se, fs.ErrNotExist):
 		return "not found"
-	case errors.As(err, &errno) && errno == syscall.EACCES:
-		return "not executable: permission denied"
-	case errors.As(err, &errno) && errno == syscall.ENOEXEC:
+	case errno == syscall.EACCES:
+		return fmt.Sprintf("not executable by %s: permission denied", u.Name)
+	case errno == syscall.ENOEXEC:
 		return "could not start: exec format error (a script needs a #! line)"
 	}
-	return fmt.Sprintf("could not start: %v", err)
+	return fmt.Sprintf("could not start: %v", se)
 }

@@ -2,14 +2,17 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 // versionRE finds the first N.N or N.N.N in a command's output.
@@ -25,10 +28,22 @@ var versionRE = regexp.MustCompile(`\d+\.\d+(?:\.\d+)?`)
 // metadata"); one with always_available (or check_required: false) is
 // available via "always" without running anything. The returned Result has
 // no Source: Detect sets it, and `runtime verify -f` sets SourceFile.
+//
+// Commands run in the sandbox of opts (RunAs, Limits); when it cannot be
+// set up (as root without RunAs), no command runs and every runtime that
+// needs one says why. The whole call is bounded by opts.Deadline: commands
+// that have not started by then are "not run", running ones are stopped,
+// both marked Transient.
 func Verify(ctx context.Context, rts []runtimes.Runtime, opts Options) Result {
 	start := time.Now()
 	e := newEngine(opts)
 	res := Result{Runtimes: make([]RuntimeResult, len(rts)), Versions: map[string]string{}}
+	if e.sb != nil {
+		u := e.sb.User()
+		res.RunAs = &u
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Deadline, deadlineError{e.opts.Deadline})
+	defer cancel()
 	var wg sync.WaitGroup
 	for i := range rts {
 		wg.Add(1)
@@ -52,6 +67,7 @@ func Verify(ctx context.Context, rts []runtimes.Runtime, opts Options) Result {
 		}
 	}
 	res.Available = Normalize(names)
+	res.DeadlineReached = errors.As(context.Cause(ctx), new(deadlineError))
 	res.Duration = time.Since(start)
 	return res
 }
@@ -63,6 +79,8 @@ type engine struct {
 	env    []string
 	look   func(string) (string, error)
 	allow  allowList
+	sb     *sandbox.Sandbox
+	sbErr  error
 	sem    chan struct{}
 	mu     sync.Mutex
 	flight map[string]*flight
@@ -87,11 +105,14 @@ func newEngine(opts Options) *engine {
 		}
 		look = func(name string) (string, error) { return lookPathIn(pathEnv, name) }
 	}
+	sb, sbErr := opts.Sandbox()
 	return &engine{
 		opts:   opts,
 		env:    env,
 		look:   look,
-		allow:  newAllowList(opts.AllowedBinaries),
+		allow:  newAllowList(opts.AllowedBinaries, opts.PinnedCommands),
+		sb:     sb,
+		sbErr:  sbErr,
 		sem:    make(chan struct{}, opts.MaxParallel),
 		flight: map[string]*flight{},
 	}
@@ -114,6 +135,15 @@ func (e *engine) verifyRuntime(ctx context.Context, rt runtimes.Runtime) Runtime
 	case len(rt.Verification.Commands) == 0:
 		rr.Reason = "no verification commands"
 		return rr
+	case len(rt.Verification.Commands) > runtimes.MaxCommands:
+		// `runtime add` refuses this; a row written by someone else gets
+		// the same limit here.
+		rr.Reason = fmt.Sprintf("%d verification commands, more than the limit of %d: none was run", len(rt.Verification.Commands), runtimes.MaxCommands)
+		return rr
+	case e.sbErr != nil:
+		rr.Reason = "not run: " + e.sbErr.Error()
+		rr.Transient = sandbox.IsTransient(e.sbErr)
+		return rr
 	}
 	for _, c := range rt.Verification.SortedCommands() {
 		cr := e.runCommand(ctx, c)
@@ -123,6 +153,9 @@ func (e *engine) verifyRuntime(ctx context.Context, rt runtimes.Runtime) Runtime
 			rr.Duration = time.Since(start)
 			return rr
 		}
+	}
+	for _, c := range rr.Commands {
+		rr.Transient = rr.Transient || c.Transient
 	}
 	if len(rr.Commands) == 1 {
 		rr.Reason = rr.Commands[0].Reason
@@ -152,6 +185,10 @@ func (e *engine) runCommand(ctx context.Context, c runtimes.Command) CommandResu
 			return cr
 		}
 	}
+	if len(c.Pattern) > runtimes.MaxPatternLen {
+		cr.Reason = fmt.Sprintf("pattern longer than %d bytes: not run", runtimes.MaxPatternLen)
+		return cr
+	}
 	var re *regexp.Regexp
 	if c.Pattern != "" {
 		var err error
@@ -160,25 +197,81 @@ func (e *engine) runCommand(ctx context.Context, c runtimes.Command) CommandResu
 			return cr
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		cr.Reason, cr.Transient, cr.NotRun = stopReason(ctx, "not run")
+		return cr
+	}
 	out, cached := e.execOnce(ctx, c.Binary, c.Args)
 	cr.Path, cr.Ran, cr.Duration, cr.Cached, cr.Truncated = out.path, out.ran, out.duration, cached, out.truncated
+	cr.Transient, cr.NotRun = out.transient, out.notRun
 	if out.ran {
 		cr.ExitCode = out.exitCode
 	}
 	combined := append(append([]byte{}, out.stdout...), out.stderr...)
 	cr.Version = versionRE.FindString(string(combined))
+	matchProblem := ""
 	if re != nil && out.ran {
-		cr.Matched = re.Match(combined)
+		// Matching counts against the command's timeout (and the detection
+		// deadline): a pattern that is slow on this output fails the
+		// command instead of holding detection.
+		until := out.started.Add(e.opts.Timeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+			until = dl
+		}
+		// A command that used its whole time (timed out) still gets its
+		// output searched, briefly: Matched then tells whether the
+		// version was printed before it hung.
+		until = later(until, time.Now().Add(matchFloor))
+		var finished bool
+		cr.Matched, finished = matchBefore(re, combined, until)
+		if !finished {
+			matchProblem = fmt.Sprintf("pattern `%s` did not finish matching within the %s timeout", c.Pattern, e.opts.Timeout)
+		}
 	}
 	switch {
 	case out.reason != "":
 		cr.Reason = out.reason
+	case matchProblem != "":
+		cr.Reason = matchProblem
 	case out.exitCode != cr.ExpectedExit:
 		cr.Reason = fmt.Sprintf("exit %d, expected %d", out.exitCode, cr.ExpectedExit)
 	case re != nil && !cr.Matched:
 		cr.Reason = fmt.Sprintf("pattern `%s` did not match", c.Pattern)
 	}
 	return cr
+}
+
+// matchFloor is the least time a pattern gets to match, even when the
+// command's timeout has run out.
+const matchFloor = 100 * time.Millisecond
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// matchBefore runs re over b in a goroutine and waits until the deadline.
+// When the deadline comes first it returns finished false; the abandoned
+// match ends by itself (RE2 is linear: bounded by MaxPatternLen times
+// twice MaxOutput) and its result is dropped.
+func matchBefore(re *regexp.Regexp, b []byte, deadline time.Time) (matched, finished bool) {
+	done := make(chan bool, 1)
+	go func() { done <- re.Match(b) }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case m := <-done:
+		return m, true
+	case <-t.C:
+		select {
+		case m := <-done:
+			return m, true
+		default:
+			return false, false
+		}
+	}
 }
 
 // execOnce runs binary+args, or waits for and reuses the run another
@@ -193,7 +286,9 @@ func (e *engine) execOnce(ctx context.Context, binary string, args []string) (ex
 		case <-f.done:
 			return f.out, true
 		case <-ctx.Done():
-			return execOutcome{reason: "canceled: " + ctx.Err().Error()}, false
+			out := execOutcome{exitCode: -1}
+			out.reason, out.transient, out.notRun = stopReason(ctx, "not run")
+			return out, false
 		}
 	}
 	f := &flight{done: make(chan struct{})}
@@ -210,26 +305,20 @@ func (e *engine) exec(ctx context.Context, binary string, args []string) execOut
 		return execOutcome{reason: "binary must be a bare name or an absolute path: " + err.Error()}
 	}
 	bare := !strings.HasPrefix(binary, "/")
-	allowed := e.allow.allowsName(binary)
 	var path string
 	if bare {
-		p, err := e.look(binary)
-		if err == nil {
+		if p, err := e.look(binary); err == nil {
 			path = p
 		}
-		if !allowed && path != "" {
-			allowed = e.allow.allowsPath(path)
-		}
-		if !allowed {
-			return execOutcome{reason: "not in allowed_binaries"}
-		}
+	}
+	if !e.allow.allows(binary, path, args) {
+		return execOutcome{reason: e.allow.refusal()}
+	}
+	if bare {
 		if path == "" {
 			return execOutcome{reason: "not found on PATH"}
 		}
 	} else {
-		if !allowed {
-			return execOutcome{reason: "not in allowed_binaries"}
-		}
 		if reason := checkExecutable(binary); reason != "" {
 			return execOutcome{reason: reason}
 		}
@@ -238,51 +327,90 @@ func (e *engine) exec(ctx context.Context, binary string, args []string) execOut
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
-		return execOutcome{path: path, reason: "canceled: " + ctx.Err().Error()}
+		out := execOutcome{path: path, exitCode: -1}
+		out.reason, out.transient, out.notRun = stopReason(ctx, "not run")
+		return out
 	}
 	defer func() { <-e.sem }()
-	return runProcess(ctx, path, binary, args, e.env, e.opts.Timeout, e.opts.MaxOutput)
+	return runProcess(ctx, e.sb, path, binary, args, e.env, e.opts.Timeout, e.opts.MaxOutput)
 }
 
-// allowList implements Options.AllowedBinaries.
+// allowList implements Options.AllowedBinaries and Options.PinnedCommands.
 type allowList struct {
+	// enabled: AllowedBinaries is set (even to an empty list) or a
+	// command is pinned. Then only what they name runs.
 	enabled bool
 	names   map[string]bool
 	paths   map[string]bool
+	pinned  []pinnedCommand
 }
 
-func newAllowList(entries []string) allowList {
-	a := allowList{names: map[string]bool{}, paths: map[string]bool{}}
+// pinnedCommand is one exact command: a bare name or absolute path, and
+// the exact arguments.
+type pinnedCommand struct {
+	binary string
+	args   []string
+}
+
+func newAllowList(entries, pinned []string) allowList {
+	a := allowList{enabled: entries != nil, names: map[string]bool{}, paths: map[string]bool{}}
 	for _, e := range entries {
 		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		a.enabled = true
 		switch {
+		case e == "":
 		case filepath.IsAbs(e):
 			a.paths[filepath.Clean(e)] = true
 		case !strings.Contains(e, "/"):
 			a.names[e] = true
 		default:
-			// A relative path can never match: keep the list enabled so it
-			// still refuses everything it does not name.
+			// A relative path can never match: the list still refuses
+			// everything it does not name.
 		}
+	}
+	for _, p := range pinned {
+		f := strings.Fields(p)
+		if len(f) == 0 {
+			continue
+		}
+		a.enabled = true
+		b := f[0]
+		if filepath.IsAbs(b) {
+			b = filepath.Clean(b)
+		}
+		a.pinned = append(a.pinned, pinnedCommand{binary: b, args: f[1:]})
 	}
 	return a
 }
 
-// allowsName reports whether the binary as written is allowed.
-func (a allowList) allowsName(binary string) bool {
+// allows reports whether binary (as written; resolved is its PATH lookup,
+// "" for an absolute binary or when not found) with args may run. A bare
+// entry allows the bare name; an absolute entry allows that path, written
+// or resolved. Symlinks are not resolved.
+func (a allowList) allows(binary, resolved string, args []string) bool {
 	if !a.enabled {
 		return true
 	}
-	if filepath.IsAbs(binary) {
-		return a.paths[binary]
+	if a.matches(binary, resolved, a.names, a.paths) {
+		return true
 	}
-	return a.names[binary]
+	for _, p := range a.pinned {
+		if slices.Equal(p.args, args) && a.matches(binary, resolved, map[string]bool{p.binary: true}, map[string]bool{p.binary: true}) {
+			return true
+		}
+	}
+	return false
 }
 
-func (a allowList) allowsPath(resolved string) bool {
-	return a.enabled && a.paths[resolved]
+func (a allowList) matches(binary, resolved string, names, paths map[string]bool) bool {
+	if filepath.IsAbs(binary) {
+		return paths[binary]
+	}
+	return names[binary] || (resolved != "" && paths[resolved])
+}
+
+func (a allowList) refusal() string {
+	if len(a.pinned) > 0 {
+		return "not in allowed_binaries or pinned_commands"
+	}
+	return "not in allowed_binaries"
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/detect"
@@ -43,6 +44,51 @@ func BuildCapabilities(cfg Config, res detect.Result) workers.Capabilities {
 		caps.Extra[k] = raw
 	}
 	return caps
+}
+
+// KeepLastGood merges a new detection with the last good one: a runtime
+// whose check failed transiently this time (the host ran out of file
+// descriptors, memory or processes, or the detection deadline came first:
+// RuntimeResult.Transient) keeps the outcome it had in last, so a passing
+// shortage on the host does not withdraw it from the worker row. Every
+// other runtime takes its new outcome. kept lists the runtimes carried
+// over (with the new, transient outcome, for logging). Results from the
+// environment or the config run nothing and are returned unchanged.
+func KeepLastGood(last, next detect.Result) (merged detect.Result, kept []detect.RuntimeResult) {
+	if next.Source != detect.SourceDatabase || len(last.Runtimes) == 0 {
+		return next, nil
+	}
+	prev := map[string]detect.RuntimeResult{}
+	for _, rr := range last.Runtimes {
+		prev[rr.Ref] = rr
+	}
+	merged = next
+	merged.Runtimes = make([]detect.RuntimeResult, len(next.Runtimes))
+	merged.Versions = maps.Clone(next.Versions)
+	if merged.Versions == nil {
+		merged.Versions = map[string]string{}
+	}
+	names := append([]string{}, next.Available...)
+	for i, rr := range next.Runtimes {
+		merged.Runtimes[i] = rr
+		old, ok := prev[rr.Ref]
+		if rr.Available || !rr.Transient || !ok {
+			continue
+		}
+		kept = append(kept, rr)
+		merged.Runtimes[i] = old
+		if old.Available {
+			name := strings.ToLower(strings.TrimSpace(old.Name))
+			names = append(names, name)
+			if v, ok := last.Versions[name]; ok {
+				if _, dup := merged.Versions[name]; !dup {
+					merged.Versions[name] = v
+				}
+			}
+		}
+	}
+	merged.Available = detect.Normalize(names)
+	return merged, kept
 }
 
 // runtimeDiff returns the names in next that are not in prev (added) and

@@ -1,0 +1,303 @@
+// Package sandbox runs external commands on attunectl's behalf: the
+// verification commands of runtime detection today, the long-running sensor
+// processes of the supervisor next. Both come from rows of a database that
+// every host trusts, so whoever can write those rows chooses what runs here;
+// this package decides as whom and within which bounds.
+//
+// On Linux every command runs under a small helper: attunectl's own binary
+// re-executed as "attunectl-sandbox" (see Init). The helper
+//
+//   - already runs as the sandbox user: attunectl starts it with
+//     SysProcAttr.Credential (uid, gid and the supplementary groups of the
+//     user database), and HOME is that user's home;
+//   - sets no_new_privs, so a set-uid binary cannot give back what was
+//     dropped;
+//   - makes itself a child subreaper (PR_SET_CHILD_SUBREAPER): a daemon
+//     that double-forks and calls setsid is re-parented to the helper, not
+//     to init, so it is still found;
+//   - applies the open-files, memory (RLIMIT_DATA) and CPU-time limits to
+//     itself before it forks the command, which inherits them: no window in
+//     which the command runs unlimited. The process limit (RLIMIT_NPROC) is
+//     per user and would stop the helper's own Go runtime from making
+//     threads, so it is applied to the command with prlimit(2) right after
+//     the start: a command can fork before that only in the microseconds
+//     between its exec and the prlimit call;
+//   - when the command exits (or is stopped), kills every process left
+//     below it with SIGKILL and reaps them, and only then exits; so when
+//     Wait returns, nothing the command started is still running and its
+//     pipes are closed.
+//
+// attunectl itself becomes non-dumpable (PR_SET_DUMPABLE 0) before it
+// starts the first child: /proc/<attunectl>/environ, /proc/<attunectl>/mem
+// and ptrace are then closed to every process without CAP_SYS_PTRACE, even
+// one running as the same user — the database URL and password in
+// attunectl's environment stay out of reach. Nothing secret is ever put in
+// a command's argv or environment: callers pass a scrubbed environment.
+//
+// As root, commands never run as root unless the operator said so:
+// Config.RunAs names the user (sensor.run_as); "root" must be explicit, and
+// without a setting New refuses with a message that says how to choose.
+//
+// A cgroup is not used: the subreaper finds every descendant without
+// needing a delegated cgroup tree, which many hosts and containers lack.
+// What the subreaper cannot see is a process the command asks someone else
+// to start (at, systemd-run, a D-Bus service): the threat model in the
+// README says so.
+//
+// On other systems (the release builds macOS and Windows for the
+// inspection commands) commands run directly in their own process group
+// (Unix) without a helper; the user cannot be switched there.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Root is the Config.RunAs value that runs commands as root on purpose.
+const Root = "root"
+
+// Default limits: generous for a `--version` check and for a sensor
+// written in an interpreter, small enough to stop a fork bomb, a file
+// descriptor leak or a runaway allocation from taking the host down.
+const (
+	DefaultOpenFiles   = 1024
+	DefaultProcesses   = 4096
+	DefaultMemoryBytes = 4 << 30 // RLIMIT_DATA: heap and private writable mappings
+	DefaultCPUSeconds  = 0       // no CPU-time limit: a long-running sensor would be killed
+)
+
+// Limits are resource limits applied to a command and everything it
+// starts (each is inherited). Zero leaves the limit attunectl itself runs
+// with.
+type Limits struct {
+	// OpenFiles is RLIMIT_NOFILE: open file descriptors per process.
+	OpenFiles uint64 `json:"open_files"`
+	// Processes is RLIMIT_NPROC: processes (threads, on Linux) of the
+	// sandbox user as a whole, checked at fork. Root is exempt.
+	Processes uint64 `json:"processes"`
+	// MemoryBytes is RLIMIT_DATA: the heap and private writable mappings of
+	// each process. (Address-space limits would break runtimes such as
+	// node, which reserve large unused regions.)
+	MemoryBytes uint64 `json:"memory_bytes"`
+	// CPUSeconds is RLIMIT_CPU: CPU time per process; SIGXCPU then SIGKILL.
+	CPUSeconds uint64 `json:"cpu_seconds"`
+}
+
+// DefaultLimits returns the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{OpenFiles: DefaultOpenFiles, Processes: DefaultProcesses, MemoryBytes: DefaultMemoryBytes, CPUSeconds: DefaultCPUSeconds}
+}
+
+// User is whom commands run as.
+type User struct {
+	Name   string   `json:"name"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"-"`
+	Home   string   `json:"home"`
+}
+
+// String is "nobody (uid 65534)".
+func (u User) String() string { return fmt.Sprintf("%s (uid %d)", u.Name, u.UID) }
+
+// Config says how a Sandbox runs commands.
+type Config struct {
+	// RunAs is the user commands run as: a name or a numeric uid from the
+	// user database (sensor.run_as). Empty means attunectl's own user — and
+	// is refused when that user is root; Root runs them as root on purpose.
+	RunAs string
+	// Limits apply to every command (sensor.limits.*).
+	Limits Limits
+	// euid replaces os.Geteuid in tests.
+	euid func() int
+}
+
+// ErrRootWithoutRunAs is returned (wrapped) by New when attunectl runs as
+// root and no user was chosen.
+var ErrRootWithoutRunAs = errors.New("refusing to run commands from the database as root")
+
+// Sandbox runs commands as one user within one set of limits. It is safe
+// for concurrent use.
+type Sandbox struct {
+	user       User
+	switchUser bool // start the helper with Credential (attunectl is root, the user is not)
+	limits     Limits
+}
+
+// New resolves cfg.RunAs. As root, an empty RunAs is refused; a RunAs that
+// is not attunectl's own user needs root (only root can switch users).
+func New(cfg Config) (*Sandbox, error) {
+	euid := os.Geteuid
+	if cfg.euid != nil {
+		euid = cfg.euid
+	}
+	me := euid()
+	if cfg.RunAs == "" {
+		if me == 0 {
+			return nil, fmt.Errorf("%w: set sensor.run_as (ATTUNE__SENSOR__RUN_AS, or --run-as) to an unprivileged user such as nobody, or to root to run them as root on purpose", ErrRootWithoutRunAs)
+		}
+		u, err := lookupUID(me)
+		if err != nil {
+			return nil, err
+		}
+		return &Sandbox{user: u, limits: cfg.Limits}, nil
+	}
+	u, err := LookupUser(cfg.RunAs)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case int(u.UID) == me:
+		return &Sandbox{user: u, limits: cfg.Limits}, nil
+	case me != 0:
+		cur := strconv.Itoa(me)
+		if cu, err := lookupUID(me); err == nil {
+			cur = cu.String()
+		}
+		return nil, fmt.Errorf("sensor.run_as is %s, but attunectl runs as %s: only root can run commands as another user (unset sensor.run_as, or run attunectl as %s)", u, cur, u.Name)
+	case !canSwitchUser:
+		return nil, fmt.Errorf("sensor.run_as is %s: running commands as another user is supported on Linux only (set sensor.run_as to root, or run attunectl as %s)", u, u.Name)
+	}
+	return &Sandbox{user: u, switchUser: true, limits: cfg.Limits}, nil
+}
+
+// User is whom this sandbox runs commands as.
+func (s *Sandbox) User() User { return s.user }
+
+// Limits are the limits applied to every command.
+func (s *Sandbox) Limits() Limits { return s.limits }
+
+// users caches LookupUser: a sensor worker resolves its user once, so a
+// later shortage of file descriptors (the user database is a file) does
+// not turn into "no such user". A changed user entry needs a restart.
+var users sync.Map // string -> User
+
+// LookupUser finds a user by name or numeric uid in the user database,
+// with its supplementary groups. A failure caused by a local shortage
+// (EMFILE, ENOMEM, …) is a *StartError with Transient set.
+func LookupUser(nameOrUID string) (User, error) {
+	if u, ok := users.Load(nameOrUID); ok {
+		return u.(User), nil
+	}
+	u, err := lookupUser(nameOrUID)
+	if err == nil {
+		users.Store(nameOrUID, u)
+	}
+	return u, err
+}
+
+func lookupUser(nameOrUID string) (User, error) {
+	u, err := user.Lookup(nameOrUID)
+	if err != nil {
+		if _, convErr := strconv.Atoi(nameOrUID); convErr == nil {
+			u, err = user.LookupId(nameOrUID)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("sensor.run_as: looking up user %q: %w (name an existing user, e.g. nobody)", nameOrUID, err)
+		if transientText(err) {
+			return User{}, &StartError{Op: "resolving sensor.run_as", Err: err, Transient: true}
+		}
+		return User{}, err
+	}
+	return fromOSUser(u)
+}
+
+func lookupUID(uid int) (User, error) {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		// A uid without a passwd entry (containers) still runs commands.
+		return User{Name: strconv.Itoa(uid), UID: uint32(uid), GID: uint32(os.Getegid()), Home: os.Getenv("HOME")}, nil
+	}
+	return fromOSUser(u)
+}
+
+func fromOSUser(u *user.User) (User, error) {
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return User{}, fmt.Errorf("user %s: uid %q or gid %q is not numeric", u.Username, u.Uid, u.Gid)
+	}
+	out := User{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil && uint32(n) != out.GID {
+				out.Groups = append(out.Groups, uint32(n))
+			}
+		}
+	}
+	return out, nil
+}
+
+// Spec is one command to start.
+type Spec struct {
+	// Path is the executable, absolute; Args is the full argv (Args[0]
+	// included, usually what the command was called as).
+	Path string
+	Args []string
+	// Env is the complete environment, already scrubbed by the caller.
+	// When the sandbox switches users, HOME is replaced by the user's home.
+	Env []string
+	// Dir is the working directory; default "/".
+	Dir string
+	// Stdin is nil for /dev/null. Stdout and Stderr are nil for /dev/null;
+	// an *os.File is handed to the command directly (no copying goroutine).
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// State is how a command ended.
+type State struct {
+	// Exited is true when the command exited by itself; ExitCode is then
+	// its status.
+	Exited   bool
+	ExitCode int
+	// Signal is the signal that killed it (0 when it exited).
+	Signal int
+	// Problem is set when the sandbox itself failed while the command ran
+	// (its helper was killed); "" otherwise.
+	Problem string
+}
+
+// String words the state: "exit 1", "killed by signal 9".
+func (s State) String() string {
+	switch {
+	case s.Problem != "":
+		return s.Problem
+	case s.Exited:
+		return fmt.Sprintf("exit %d", s.ExitCode)
+	}
+	return fmt.Sprintf("killed by signal %d", s.Signal)
+}
+
+// OpStartCommand is StartError.Op when the command itself could not be
+// executed (not found, not executable, …), as opposed to the sandbox
+// around it.
+const OpStartCommand = "starting the command"
+
+// StartError is why a command did not start.
+type StartError struct {
+	// Op is what failed ("creating a pipe", "starting the command", …).
+	Op string
+	// Err is the underlying error; Errno the errno when there is one.
+	Err   error
+	Errno int
+	// Transient is true for a local shortage (EMFILE, ENFILE, ENOMEM,
+	// EAGAIN): the command may well exist and work; try again later.
+	Transient bool
+}
+
+func (e *StartError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// DefaultStopGrace is what a supervisor should wait between Stop's SIGTERM
+// and Kill (Attune's sensor service waits 5 s).
+const DefaultStopGrace = 5 * time.Second

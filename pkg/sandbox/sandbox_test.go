@@ -1,0 +1,240 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// publicDir is a temporary directory the nobody user can read and run
+// scripts from (t.TempDir is 0700 and owned by root).
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func script(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newSandbox(t *testing.T, runAs string) *Sandbox {
+	t.Helper()
+	s, err := New(Config{RunAs: runAs, Limits: DefaultLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var env = []string{"PATH=/usr/bin:/bin", "HOME=/root"}
+
+func run(t *testing.T, s *Sandbox, args ...string) Outcome {
+	t.Helper()
+	return s.Run(context.Background(), Spec{Path: args[0], Args: args, Env: env}, RunOptions{Timeout: 10 * time.Second, MaxOutput: 64 << 10})
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test switches users: run it as root (CI does)")
+	}
+}
+
+// TestRunAsNobody: as root with run_as nobody, the command's uid, gid,
+// groups and HOME are nobody's.
+func TestRunAsNobody(t *testing.T) {
+	requireRoot(t)
+	s := newSandbox(t, "nobody")
+	dir := publicDir(t)
+	sh := script(t, dir, "who", `echo "$(id -u) $(id -g) $(id -G) $HOME"`)
+	out := run(t, s, sh)
+	if out.StartErr != nil || !out.State.Exited || out.State.ExitCode != 0 {
+		t.Fatalf("%+v %v", out, out.StartErr)
+	}
+	want := "65534 65534 65534 /nonexistent"
+	if got := strings.TrimSpace(string(out.Stdout)); got != want {
+		t.Errorf("child ran as %q, want %q", got, want)
+	}
+	if out.User.Name != "nobody" || out.User.UID != 65534 {
+		t.Errorf("outcome user = %+v", out.User)
+	}
+}
+
+// TestRootNeedsConsent: as root, no run_as is refused with a message that
+// says how to choose; run_as root is explicit consent.
+func TestRootNeedsConsent(t *testing.T) {
+	_, err := New(Config{euid: func() int { return 0 }})
+	if !errors.Is(err, ErrRootWithoutRunAs) || !strings.Contains(err.Error(), "sensor.run_as") || !strings.Contains(err.Error(), "nobody") {
+		t.Errorf("err = %v", err)
+	}
+	requireRoot(t)
+	s := newSandbox(t, Root)
+	out := run(t, s, "/usr/bin/id", "-u")
+	if strings.TrimSpace(string(out.Stdout)) != "0" || s.User().Name != "root" {
+		t.Errorf("run_as root: %q %+v", out.Stdout, s.User())
+	}
+	// A non-root attunectl cannot choose another user.
+	_, err = New(Config{RunAs: "root", euid: func() int { return 65534 }})
+	if err == nil || !strings.Contains(err.Error(), "only root can run commands as another user") {
+		t.Errorf("non-root choosing root: %v", err)
+	}
+	if _, err := New(Config{RunAs: "no-such-user-xyz"}); err == nil || !strings.Contains(err.Error(), `looking up user "no-such-user-xyz"`) {
+		t.Errorf("unknown user: %v", err)
+	}
+}
+
+// TestSetsidDaemonIsKilled: a command that double-forks a daemon into its
+// own session (out of the process group) and exits at once: the daemon is
+// found through the subreaper and killed, and Run returns at once.
+func TestSetsidDaemonIsKilled(t *testing.T) {
+	requireRoot(t)
+	dir := publicDir(t)
+	pidFile := filepath.Join(dir, "pid")
+	sh := script(t, dir, "daemonize", `setsid sh -c 'echo $$ > "$1"; exec sleep 60' daemon "$1" </dev/null >/dev/null 2>&1 &
+while [ ! -s "$1" ]; do sleep 0.01; done
+echo started
+`)
+	for _, user := range []string{"nobody", Root} {
+		t.Run(user, func(t *testing.T) {
+			os.Remove(pidFile)
+			s := newSandbox(t, user)
+			start := time.Now()
+			out := run(t, s, sh, pidFile)
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("Run took %v", d)
+			}
+			if strings.TrimSpace(string(out.Stdout)) != "started" {
+				t.Fatalf("%+v", out)
+			}
+			b, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid == 0 {
+				t.Fatal("no daemon pid")
+			}
+			if alive(pid) {
+				t.Errorf("the setsid daemon %d outlived its command", pid)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+}
+
+// TestStopTerminatesThenKills: a long-lived process that ignores SIGTERM
+// and has a setsid grandchild is ended by Stop after the grace, with all
+// its descendants; one that exits on SIGTERM ends at once.
+func TestStopTerminatesThenKills(t *testing.T) {
+	requireRoot(t)
+	dir := publicDir(t)
+	pidFile := filepath.Join(dir, "pid")
+	stubborn := script(t, dir, "stubborn", `trap '' TERM
+setsid sleep 120 </dev/null >/dev/null 2>&1 &
+echo $! > "$1"
+echo ready
+while :; do sleep 1; done
+`)
+	s := newSandbox(t, "nobody")
+	r, w, _ := os.Pipe()
+	p, err := s.Start(context.Background(), Spec{Path: stubborn, Args: []string{"stubborn", pidFile}, Env: env, Stdout: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := r.Read(buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("read %q %v", buf, err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	grandchild, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	start := time.Now()
+	st := p.Stop(300 * time.Millisecond)
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("Stop took %v", d)
+	}
+	if st.Exited || st.Signal != int(syscall.SIGKILL) {
+		t.Errorf("state = %+v", st)
+	}
+	if alive(p.Pid()) || alive(grandchild) {
+		t.Errorf("alive after Stop: command %v, grandchild %v", alive(p.Pid()), alive(grandchild))
+	}
+
+	polite := script(t, dir, "polite", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n")
+	p, err = s.Start(context.Background(), Spec{Path: polite, Args: []string{"polite"}, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start = time.Now()
+	if st := p.Stop(5 * time.Second); !st.Exited || st.ExitCode != 0 || time.Since(start) > 2*time.Second {
+		t.Errorf("polite stop: %+v after %v", st, time.Since(start))
+	}
+}
+
+// TestLimitsApply: the command sees the configured limits, and no_new_privs.
+func TestLimitsApply(t *testing.T) {
+	requireRoot(t)
+	s, err := New(Config{RunAs: "nobody", Limits: Limits{OpenFiles: 77, Processes: 333, MemoryBytes: 512 << 20, CPUSeconds: 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := publicDir(t)
+	sh := script(t, dir, "limits", `grep -E '^(Max open files|Max processes|Max data size|Max cpu time)' /proc/self/limits | tr -s ' '
+grep NoNewPrivs /proc/self/status
+`)
+	out := run(t, s, sh)
+	got := string(out.Stdout)
+	for _, want := range []string{"Max cpu time 9 9 seconds", "Max data size 536870912 536870912 bytes", "Max processes 333 333 processes", "Max open files 77 77 files", "NoNewPrivs:\t1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+// TestStartErrors: a missing binary is a permanent start error; the exit
+// status and the signal of a command are reported.
+func TestStartErrors(t *testing.T) {
+	s := newSandbox(t, Root)
+	out := run(t, s, "/nonexistent/binary")
+	if out.StartErr == nil || out.StartErr.Transient || !errors.Is(out.StartErr, syscall.ENOENT) {
+		t.Errorf("missing binary: %+v", out.StartErr)
+	}
+	out = run(t, s, "/bin/sh", "-c", "exit 3")
+	if !out.State.Exited || out.State.ExitCode != 3 {
+		t.Errorf("exit 3: %+v", out.State)
+	}
+	out = run(t, s, "/bin/sh", "-c", "kill -9 $$")
+	if out.State.Exited || out.State.Signal != 9 {
+		t.Errorf("kill -9: %+v", out.State)
+	}
+	if !IsTransient(&StartError{Op: "x", Err: syscall.EMFILE, Transient: true}) || !IsTransient(syscall.EAGAIN) || IsTransient(syscall.ENOENT) {
+		t.Error("IsTransient")
+	}
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}
