@@ -142,7 +142,7 @@ func checkNoPassword(t *testing.T, pw, addr string) {
 		}
 		outputs["connect error"] = database.Redact(err.Error())
 
-		cfg, _, err := config.Load(config.LoadOptions{Path: "/dev/null", Environ: []string{"ATTUNE__DATABASE__URL=" + conn}})
+		cfg, _, err := config.Load(config.LoadOptions{Environ: []string{"ATTUNE__DATABASE__URL=" + conn}})
 		if err != nil {
 			outputs["config error"] = database.Redact(err.Error())
 		} else {
