@@ -22,7 +22,11 @@ func (s *Server) prepareDirs() error {
 	}
 	// The server's user opens the data directory and the socket directory
 	// and, when pg_ctl starts it, the log file.
-	reach := []string{filepath.Dir(o.DataDir), filepath.Dir(o.SocketDir)}
+	sockParent := filepath.Dir(o.SocketDir)
+	if o.autoSocketDir {
+		sockParent = socketDirBase
+	}
+	reach := []string{filepath.Dir(o.DataDir), sockParent}
 	if !o.Foreground {
 		reach = append(reach, filepath.Dir(o.LogFile))
 	}
@@ -77,7 +81,13 @@ func (s *Server) initdb(ctx context.Context) error {
 		return fmt.Errorf("initializing a postgresql cluster in %s with %s: %w\n%s\n(fix the problem initdb reports and try again)",
 			o.DataDir, filepath.Join(o.BinDir, "initdb"), err, indent(lastLines(string(out), 15)))
 	}
-	if err := s.writeOwnedFile(filepath.Join(target, "pg_hba.conf"), []byte(hbaConf)); err != nil {
+	// initdb's own trust for local connections never serves: the server
+	// first starts with attunectl's authentication files (auth.go).
+	osUser := invokingUser()
+	if err := s.writeOwnedFile(filepath.Join(target, "pg_hba.conf"), []byte(hbaConf(osUser))); err != nil {
+		return err
+	}
+	if err := s.writeOwnedFile(filepath.Join(target, "pg_ident.conf"), []byte(identConf(osUser, o.Superuser))); err != nil {
 		return err
 	}
 	if target != o.DataDir {
@@ -87,20 +97,6 @@ func (s *Server) initdb(ctx context.Context) error {
 	}
 	return nil
 }
-
-// hbaConf trusts local connections only. TCP is reachable only when
-// Options.ListenAddress is set, and then only from the loopback addresses.
-const hbaConf = `# Written by attunectl when it initialized this cluster: trust the Unix socket
-# (restricted to the server's user by unix_socket_permissions, root aside)
-# and the loopback addresses, reject everything else.
-# TYPE  DATABASE     USER  ADDRESS        METHOD
-local   all          all                  trust
-host    all          all   127.0.0.1/32   trust
-host    all          all   ::1/128        trust
-local   replication  all                  trust
-host    replication  all   127.0.0.1/32   trust
-host    replication  all   ::1/128        trust
-`
 
 // writeConf writes the settings Start manages to DataDir/attunectl.conf and
 // makes sure postgresql.conf includes that file.
@@ -172,43 +168,6 @@ func (s *Server) writeOwnedFile(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return s.run.chown(path)
-}
-
-// prepareSocketDir creates a socket directory outside the data directory,
-// 0700 and owned by the server's user, or checks that an existing one is
-// writable by that user.
-func (s *Server) prepareSocketDir() error {
-	dir := s.opts.SocketDir
-	if dir == s.opts.DataDir {
-		return nil
-	}
-	fi, err := os.Stat(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("creating socket directory %s: %w (choose a socket directory you can write to)", dir, err)
-		}
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("restricting socket directory %s: %w", dir, err)
-		}
-		return s.run.chown(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("checking socket directory %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("socket directory %s is not a directory: remove it or choose another socket directory", dir)
-	}
-	if uid, gid, ok := fileOwner(fi); ok {
-		mode := fi.Mode().Perm()
-		writable := (uid == s.run.uid && mode&0o300 == 0o300) ||
-			(uid != s.run.uid && (gid == s.run.gid || s.run.inGroup(gid)) && mode&0o030 == 0o030) ||
-			(uid != s.run.uid && mode&0o003 == 0o003)
-		if !writable {
-			return fmt.Errorf("socket directory %s (mode %#o, uid %d) is not writable by the server's user %s (uid %d): remove it or choose another socket directory",
-				dir, mode, uid, s.run.name, s.run.uid)
-		}
-	}
-	return nil
 }
 
 // prepareLogFile creates the log file; as root it belongs to the server's

@@ -2,6 +2,7 @@ package embeddedpg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,10 +36,13 @@ func (s *Server) launch(ctx context.Context) error {
 			}
 		}
 	}
+	if err := s.prepareSocketDir(); err != nil {
+		return err
+	}
 	if err := s.writeConf(); err != nil {
 		return err
 	}
-	if err := s.prepareSocketDir(); err != nil {
+	if _, err := s.writeAuthFiles(); err != nil {
 		return err
 	}
 	if err := s.prepareLogFile(); err != nil {
@@ -155,10 +159,19 @@ func (s *Server) waitReady(ctx context.Context, pid int, exited <-chan struct{})
 			if pf.lines >= 6 {
 				listen = pf.listen
 			}
+			if pf.socketDir == "" && sock == "" {
+				last = errors.New("postmaster.pid names no socket directory yet")
+				break
+			}
+			// The socket directory is checked before every connection
+			// through it: another user's directory is never trusted.
+			if err := checkSocketDir(sock, s.run); err != nil {
+				return err
+			}
 			s.mu.Lock()
 			s.pid, s.port, s.socketDir, s.listen = pid, port, sock, listen
 			s.mu.Unlock()
-			if last = ping(ctx, s.ConnString("postgres")); last == nil {
+			if last = ping(ctx, s.socketConnString("postgres")); last == nil {
 				return nil
 			}
 		}

@@ -97,7 +97,11 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.ensureDatabase(ctx); err != nil {
+	err = s.ensureDatabase(ctx)
+	if err == nil {
+		err = s.secureAuth(ctx, adopted)
+	}
+	if err != nil {
 		if !adopted {
 			s.mu.Lock()
 			foreground := s.child != nil
@@ -138,7 +142,7 @@ func (s *Server) adopt(ctx context.Context) (bool, error) {
 
 // ensureDatabase creates the database "attune" when it is missing.
 func (s *Server) ensureDatabase(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, s.ConnString("postgres"))
+	conn, err := pgx.Connect(ctx, s.socketConnString("postgres"))
 	if err != nil {
 		return fmt.Errorf("connecting to the embedded server to create database %q: %w", DefaultDatabase, err)
 	}
@@ -171,27 +175,43 @@ func (s *Server) Command(ctx context.Context, program string, args ...string) *e
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, name), args...)
 	cmd.Dir = "/"
-	cmd.Env = s.run.env()
+	// pg_basebackup and friends as the server's user find the password in
+	// the file that user owns.
+	cmd.Env = append(s.run.env(), "PGPASSFILE="+s.PassFile())
 	cmd.SysProcAttr = procAttr(s.run, false)
 	return cmd
 }
 
 // ConnString is a pgx connection URL for database dbname as the superuser:
-// postgres://attune@/DB?host=<socket dir>&port=<port>&sslmode=disable, or
-// postgres://attune@127.0.0.1:<port>/DB?sslmode=disable when the server was
-// asked to listen on TCP (Options.ListenAddress).
+// postgres://attune@/DB?host=<socket dir>&port=<port>&sslmode=disable&passfile=<PassFile>,
+// or postgres://attune@127.0.0.1:<port>/DB?sslmode=disable&passfile=<PassFile>
+// when the server was asked to listen on TCP (Options.ListenAddress). The
+// password stays in the password file: it is never part of the URL. Over
+// the socket, peer authentication lets the invoking user in without it.
 func (s *Server) ConnString(dbname string) string {
 	s.mu.Lock()
-	port, sock, listen := s.port, s.socketDir, s.listen
+	port, listen := s.port, s.listen
 	s.mu.Unlock()
-	user := url.User(s.opts.Superuser).String()
-	db := url.PathEscape(dbname)
 	if host := tcpHost(s.opts.ListenAddress, listen); host != "" {
-		return "postgres://" + user + "@" + net.JoinHostPort(host, strconv.Itoa(port)) + "/" + db + "?sslmode=disable"
+		return "postgres://" + url.User(s.opts.Superuser).String() + "@" + net.JoinHostPort(host, strconv.Itoa(port)) + "/" + url.PathEscape(dbname) +
+			"?sslmode=disable&passfile=" + queryPath(s.PassFile())
 	}
-	return "postgres://" + user + "@/" + db + "?host=" + strings.ReplaceAll(url.QueryEscape(sock), "%2F", "/") +
+	return s.socketConnString(dbname) + "&passfile=" + queryPath(s.PassFile())
+}
+
+// socketConnString is the URL of database dbname over the Unix socket,
+// without a password file: what Start itself uses (peer authentication, or
+// trust on a cluster an older attunectl made).
+func (s *Server) socketConnString(dbname string) string {
+	s.mu.Lock()
+	port, sock := s.port, s.socketDir
+	s.mu.Unlock()
+	return "postgres://" + url.User(s.opts.Superuser).String() + "@/" + url.PathEscape(dbname) + "?host=" + queryPath(sock) +
 		"&port=" + strconv.Itoa(port) + "&sslmode=disable"
 }
+
+// queryPath escapes a file path for a URL query, keeping its slashes.
+func queryPath(p string) string { return strings.ReplaceAll(url.QueryEscape(p), "%2F", "/") }
 
 // tcpHost is the address to connect to over TCP, or "" for the socket: TCP
 // only when it was asked for and the server listens on it.
