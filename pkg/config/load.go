@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -48,6 +46,10 @@ type Loaded struct {
 	File string
 	// Env lists the ATTUNE__ variables that were applied.
 	Env []string
+	// Warnings are about the config file: ignored because another user owns
+	// it or may write it, or readable by everyone while it holds a
+	// password. The caller prints them.
+	Warnings []string
 }
 
 // Load builds the configuration: defaults, then the file, then ATTUNE__
@@ -64,8 +66,11 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 			path = "config.yaml"
 		}
 	}
-	data, err := readFile(path)
+	data, warnings, err := readConfigFile(path)
+	info.Warnings = warnings
 	switch {
+	case errors.Is(err, errIgnored):
+		// Not obeyed; the warning says why. Defaults, env and flags only.
 	case err == nil:
 		if err := decodeFile(data, cfg); err != nil {
 			return nil, info, fmt.Errorf("reading config file %s: %w (fix the file or point --config elsewhere)", path, err)
@@ -102,22 +107,6 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 		return nil, info, err
 	}
 	return cfg, info, nil
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxFileSize)
-	}
-	return data, nil
 }
 
 // decodeFile reads Attune's YAML: unknown sections and keys are ignored, type

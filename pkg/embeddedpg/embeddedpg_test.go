@@ -409,16 +409,10 @@ func TestSocketDirFallback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("withDefaults: %v", err)
 	}
-	if o.SocketDir == long || !strings.HasPrefix(o.SocketDir, "/tmp/apg-") {
-		t.Fatalf("socket dir for a long data dir = %q, want /tmp/apg-<hash>", o.SocketDir)
+	if !o.autoSocketDir || o.SocketDir != "" {
+		t.Fatalf("socket dir for a long data dir = %q (auto %v), want one chosen at start", o.SocketDir, o.autoSocketDir)
 	}
-	if o2, _ := (Options{DataDir: long}).withDefaults(); o2.SocketDir != o.SocketDir {
-		t.Errorf("socket dir not stable: %q then %q", o.SocketDir, o2.SocketDir)
-	}
-	if o3, _ := (Options{DataDir: long + "x"}).withDefaults(); o3.SocketDir == o.SocketDir {
-		t.Errorf("two data dirs share socket dir %q", o.SocketDir)
-	}
-	if short, _ := (Options{DataDir: "/tmp/x/data"}).withDefaults(); short.SocketDir != "/tmp/x/data" {
+	if short, _ := (Options{DataDir: "/tmp/x/data"}).withDefaults(); short.SocketDir != "/tmp/x/data" || short.autoSocketDir {
 		t.Errorf("socket dir for a short data dir = %q, want the data dir", short.SocketDir)
 	}
 	_, err = Options{DataDir: root, SocketDir: "/tmp/" + strings.Repeat("s", 100)}.withDefaults()
@@ -426,18 +420,29 @@ func TestSocketDirFallback(t *testing.T) {
 		t.Errorf("too long SocketDir: err = %v", err)
 	}
 
-	t.Cleanup(func() { os.RemoveAll(o.SocketDir) })
 	srv := startTest(t, Options{DataDir: long})
-	if srv.SocketDir() != o.SocketDir {
-		t.Errorf("server socket dir %q, want %q", srv.SocketDir(), o.SocketDir)
+	sock := srv.SocketDir()
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	if !strings.HasPrefix(sock, "/tmp/apg-") || readSocketDirRecord(long) != sock {
+		t.Errorf("server socket dir %q, recorded %q", sock, readSocketDirRecord(long))
 	}
 	queryString(t, srv.ConnString(DefaultDatabase), "SELECT 'ok'")
-	fi, err := os.Stat(o.SocketDir)
+	fi, err := os.Lstat(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if perm := fi.Mode().Perm(); perm != 0o700 {
 		t.Errorf("socket dir mode %#o, want 0700", perm)
+	}
+	// A restart reuses the recorded directory while it passes the checks.
+	if err := srv.Restart(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if srv.SocketDir() != sock {
+		t.Errorf("after a restart the socket dir is %q, want %q again", srv.SocketDir(), sock)
+	}
+	if st, err := StatusOf(Options{DataDir: long}); err != nil || st.SocketDir != sock {
+		t.Errorf("StatusOf: socket dir %q, err %v", st.SocketDir, err)
 	}
 }
 
@@ -450,7 +455,7 @@ func TestTCPAndSettings(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	srv := startTest(t, Options{ListenAddress: "127.0.0.1", Port: port, Settings: map[string]string{"max_connections": "37", "application_name": "it's \\ quoted"}})
-	want := fmt.Sprintf("postgres://attune@127.0.0.1:%d/attune?sslmode=disable", port)
+	want := fmt.Sprintf("postgres://attune@127.0.0.1:%d/attune?sslmode=disable&passfile=%s", port, srv.PassFile())
 	if got := srv.ConnString(DefaultDatabase); got != want {
 		t.Errorf("ConnString = %q, want %q", got, want)
 	}
@@ -575,16 +580,16 @@ func TestOptionErrors(t *testing.T) {
 }
 
 func TestConnString(t *testing.T) {
-	s := &Server{opts: Options{Superuser: "attune"}, port: 5433, socketDir: "/tmp/apg-1 2"}
-	if got, want := s.ConnString("my db"), "postgres://attune@/my%20db?host=/tmp/apg-1+2&port=5433&sslmode=disable"; got != want {
+	s := &Server{opts: Options{Superuser: "attune", DataDir: "/d 1"}, port: 5433, socketDir: "/tmp/apg-1 2"}
+	if got, want := s.ConnString("my db"), "postgres://attune@/my%20db?host=/tmp/apg-1+2&port=5433&sslmode=disable&passfile=/d+1/attunectl.pgpass"; got != want {
 		t.Errorf("ConnString = %q, want %q", got, want)
 	}
-	s = &Server{opts: Options{Superuser: "attune", ListenAddress: "*"}, port: 5433, socketDir: "/tmp/x", listen: "*"}
-	if got, want := s.ConnString("attune"), "postgres://attune@127.0.0.1:5433/attune?sslmode=disable"; got != want {
+	s = &Server{opts: Options{Superuser: "attune", ListenAddress: "*", DataDir: "/d"}, port: 5433, socketDir: "/tmp/x", listen: "*"}
+	if got, want := s.ConnString("attune"), "postgres://attune@127.0.0.1:5433/attune?sslmode=disable&passfile=/d/attunectl.pgpass"; got != want {
 		t.Errorf("ConnString = %q, want %q", got, want)
 	}
-	s = &Server{opts: Options{Superuser: "attune", ListenAddress: "::1"}, port: 5433, socketDir: "/tmp/x", listen: "::1"}
-	if got, want := s.ConnString("attune"), "postgres://attune@[::1]:5433/attune?sslmode=disable"; got != want {
+	s = &Server{opts: Options{Superuser: "attune", ListenAddress: "::1", DataDir: "/d"}, port: 5433, socketDir: "/tmp/x", listen: "::1"}
+	if got, want := s.ConnString("attune"), "postgres://attune@[::1]:5433/attune?sslmode=disable&passfile=/d/attunectl.pgpass"; got != want {
 		t.Errorf("ConnString = %q, want %q", got, want)
 	}
 }

@@ -1,8 +1,6 @@
 package embeddedpg
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -32,7 +30,10 @@ type Options struct {
 	// DataDir is the cluster directory. Required; made absolute.
 	DataDir string
 	// SocketDir holds the Unix socket. Default: DataDir when the socket path
-	// fits in 107 bytes, else /tmp/apg-<hash of DataDir>.
+	// fits in 107 bytes, else a directory Start creates under /tmp with an
+	// unpredictable name (recorded in DIR.socketdir and reused while it
+	// passes the checks). Whatever it is, it must be owned by the server's
+	// user and writable by no one else: Start checks that every time.
 	SocketDir string
 	// BinDir holds initdb, pg_ctl and postgres. Default: FindBinDir().
 	BinDir string
@@ -60,6 +61,10 @@ type Options struct {
 	Settings map[string]string
 	// LogFile is the server log. Default: beside DataDir, named <base>.log.
 	LogFile string
+
+	// autoSocketDir: SocketDir was not given and DataDir is too long to
+	// hold the socket; Start picks the directory (prepareSocketDir).
+	autoSocketDir bool
 }
 
 // managedSettings are set from Options fields; Settings may not override them.
@@ -97,12 +102,18 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Superuser == "" {
 		o.Superuser = DefaultSuperuser
 	}
-	if o.SocketDir == "" {
-		o.SocketDir = defaultSocketDir(o.DataDir, o.Port)
-	} else if o.SocketDir, err = filepath.Abs(o.SocketDir); err != nil {
-		return o, fmt.Errorf("embedded postgres: resolving socket directory: %w", err)
+	switch {
+	case o.SocketDir == "" && len(socketPath(o.DataDir, o.Port)) <= maxSocketPath:
+		o.SocketDir = o.DataDir
+	case o.SocketDir == "" || o.autoSocketDir:
+		o.autoSocketDir = true
+		o.SocketDir = readSocketDirRecord(o.DataDir) // "" until Start creates one
+	default:
+		if o.SocketDir, err = filepath.Abs(o.SocketDir); err != nil {
+			return o, fmt.Errorf("embedded postgres: resolving socket directory: %w", err)
+		}
 	}
-	if p := socketPath(o.SocketDir, o.Port); len(p) > maxSocketPath {
+	if p := socketPath(o.SocketDir, o.Port); !o.autoSocketDir && len(p) > maxSocketPath {
 		return o, fmt.Errorf("embedded postgres: socket path %s is %d bytes, more than the %d a Unix socket allows: choose a shorter socket directory", p, len(p), maxSocketPath)
 	}
 	if o.LogFile == "" {
@@ -141,17 +152,6 @@ func (o *Options) resolveBinDir() error {
 
 func socketPath(dir string, port int) string {
 	return filepath.Join(dir, ".s.PGSQL."+strconv.Itoa(port))
-}
-
-// defaultSocketDir keeps the socket in the data directory when the path is
-// short enough, else in a short directory under /tmp named after a hash of
-// the data directory, so every Start for the same data directory agrees.
-func defaultSocketDir(dataDir string, port int) string {
-	if len(socketPath(dataDir, port)) <= maxSocketPath {
-		return dataDir
-	}
-	sum := sha256.Sum256([]byte(dataDir))
-	return "/tmp/apg-" + hex.EncodeToString(sum[:6])
 }
 
 // DefaultDataDir is where attunectl keeps its embedded cluster:

@@ -150,3 +150,11 @@ func (r runAs) inGroup(gid int) bool {
 	}
 	return false
 }
+
+// ownerName is "name (uid N)" for a uid, or "uid N" when it has no name.
+func ownerName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}

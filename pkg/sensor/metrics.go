@@ -2,7 +2,10 @@ package sensor
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,4 +130,113 @@ func (s *Service) sinceLastBeat() time.Duration {
 		return s.clock.Now().Sub(s.started)
 	}
 	return s.clock.Now().Sub(s.lastBeat)
+}
+
+// MetricsLimits bound what a client of the metrics endpoint can hold: the
+// endpoint is often reachable by anyone on the network, and a scraper that
+// connects and never speaks, or keeps a connection idle forever, must not
+// pin goroutines and file descriptors in the sensor worker.
+type MetricsLimits struct {
+	// ReadHeader bounds reading a request's headers (and, on a new
+	// connection, waiting for the first byte of it).
+	ReadHeader time.Duration
+	// Read bounds reading a whole request.
+	Read time.Duration
+	// Write bounds writing a response, from the end of the request's headers.
+	Write time.Duration
+	// Idle closes a keep-alive connection with no request for this long.
+	Idle time.Duration
+	// MaxConns is the most connections served at once; Accept waits while
+	// that many are open (further clients queue in the kernel's backlog).
+	MaxConns int
+}
+
+// DefaultMetricsLimits are the metrics server's limits: generous for a
+// Prometheus scrape every few seconds, small enough that idle or silent
+// connections are gone within a minute.
+var DefaultMetricsLimits = MetricsLimits{
+	ReadHeader: 5 * time.Second,
+	Read:       10 * time.Second,
+	Write:      30 * time.Second,
+	Idle:       60 * time.Second,
+	MaxConns:   64,
+}
+
+// ListenMetrics listens on addr and returns the listener, limited to
+// limits.MaxConns open connections, and an HTTP server for h with the
+// timeouts of limits whose own errors (a panicking handler, accept
+// failures) are logged through log at warn level, never through Go's log
+// package. The caller runs server.Serve(listener) and shuts it down.
+func ListenMetrics(addr string, h http.Handler, log *slog.Logger, limits MetricsLimits) (net.Listener, *http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return limitListener(ln, limits.MaxConns), newMetricsServer(h, log, limits), nil
+}
+
+// newMetricsServer is the metrics endpoint's http.Server.
+func newMetricsServer(h http.Handler, log *slog.Logger, limits MetricsLimits) *http.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: limits.ReadHeader,
+		ReadTimeout:       limits.Read,
+		WriteTimeout:      limits.Write,
+		IdleTimeout:       limits.Idle,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "metrics").Handler(), slog.LevelWarn),
+	}
+}
+
+// limitListener lets at most n connections be open at once: Accept waits
+// for a slot, and closing a connection frees its slot (once, however often
+// Close is called). n <= 0 means no limit. golang.org/x/net/netutil's
+// LimitListener does the same; this avoids the dependency.
+func limitListener(ln net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return ln
+	}
+	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitedListener struct {
+	net.Listener
+	sem       chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitedListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
