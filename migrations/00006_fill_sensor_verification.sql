@@ -5,9 +5,10 @@
 -- here the other four get the same treatment. Every other key of
 -- distributions (Attune's own data) is kept.
 --
--- The refs filled in are recorded in attunectl_filled_verification, so that
--- the down step removes exactly the metadata this step added (when nobody has
--- changed it since) and nothing else. Rows are few: the update is one short
+-- The refs filled in are recorded in attunectl_filled_verification (dropped
+-- at once when there are none), so that the down step removes exactly the
+-- metadata this step added (when nobody has changed it since) and nothing
+-- else. Rows are few: the update is one short
 -- statement.
 
 -- +goose Up
@@ -41,9 +42,27 @@ INSERT INTO attunectl_filled_verification (ref, verification)
 SELECT ref, verification FROM filled;
 -- +goose StatementEnd
 
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM attunectl_filled_verification) THEN
+        DROP TABLE attunectl_filled_verification; -- nothing to remember
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
-UPDATE runtime r
-SET distributions = r.distributions - 'verification', updated = now()
-FROM attunectl_filled_verification f
-WHERE r.ref = f.ref AND r.distributions->'verification' = f.verification;
-DROP TABLE attunectl_filled_verification;
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF to_regclass(format('%I.attunectl_filled_verification', current_schema())) IS NOT NULL THEN
+        UPDATE runtime r
+        SET distributions = r.distributions - 'verification', updated = now()
+        FROM attunectl_filled_verification f
+        WHERE r.ref = f.ref AND r.distributions->'verification' = f.verification;
+        DROP TABLE attunectl_filled_verification;
+    END IF;
+END
+$$;
+-- +goose StatementEnd
