@@ -107,6 +107,8 @@ type era struct {
 	referenced, referencedBy string
 	// stale is a fixture worker that is stale (empty: none).
 	stale string
+	// noUniqueName: the era's worker table has no unique constraint on name.
+	noUniqueName bool
 }
 
 type check struct {
@@ -129,6 +131,7 @@ var eras = []era{
 		workers:        []string{"worker-exec-1", "worker-exec-2", "worker-ruby"},
 		noVerification: "acme.sensor.ruby",
 		referenced:     "acme.sensor.ruby", referencedBy: "worker-ruby",
+		noUniqueName: true,
 	},
 	{
 		name: "2025",
@@ -137,6 +140,8 @@ var eras = []era{
 			{3, []string{"worker", "stale", "--exit-code"}, `sensor-old-host`},
 			{0, []string{"runtime", "list"}, `(?m)^core\.python\s+Python\s`},
 			{3, []string{"runtime", "verify"}, `(?m)^COBOL\s+core\.cobol\s+no\s.*no verification metadata`},
+			{1, []string{"runtime", "add", "--ref", "test.sensor.early", "--name", "Early", "--always-available"},
+				`adding runtimes: schema "(attune|public)" is not migrated: runtime\.aliases column not found \(run ` + "`attunectl migrate up`"},
 			{0, []string{"migrate", "version"}, `version 0 of \d+`},
 		},
 		workers:        []string{"sensor-old-host", "worker-exec-1"},
@@ -185,6 +190,16 @@ func adoptEra(t *testing.T, e era, schema string) {
 	// Before migrate up: what can work works, the rest says to migrate.
 	for _, c := range e.before {
 		expect(t, environ, c.code, c.args, c.pattern)
+	}
+
+	// Up to the migration before the unique name: registration needs that
+	// constraint, and says so where the era has none.
+	expect(t, environ, 0, []string{"migrate", "up", "--to", "6"}, `is at version 6`)
+	once := []string{"sensor", "run", "--once", "--name", "sensor-early", "--runtimes", "shell"}
+	if e.noUniqueName {
+		expect(t, environ, 1, once, regexp.QuoteMeta(`registering sensor worker "sensor-early": schema "`+schema+`" is not migrated: unique constraint on worker.name (registration's INSERT … ON CONFLICT (name) needs it) not found (run `+"`attunectl migrate up`"))
+	} else {
+		expect(t, environ, 0, once)
 	}
 
 	// migrate up adopts the tables.
