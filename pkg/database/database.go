@@ -177,7 +177,7 @@ func (db *DB) RequireSchema() error {
 		missing = append(missing, "worker.worker_role column")
 	}
 	if len(missing) == 0 {
-		return nil
+		return db.Require(baseRequirements...)
 	}
 	return &SchemaError{Schema: db.Schema, Missing: missing}
 }

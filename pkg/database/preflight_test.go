@@ -136,3 +136,21 @@ func TestPreflightRefusesDuplicateNames(t *testing.T) {
 		t.Errorf("worker_name_key after refusal: %s", got)
 	}
 }
+
+// A table that lacks a column every command reads is named at connect time,
+// with what to do, instead of failing later with a raw SQL error.
+func TestRequireSchemaNamesMissingColumns(t *testing.T) {
+	ctx := context.Background()
+	tdb := dbtest.New(t)
+	if _, err := tdb.Pool.Exec(ctx, `ALTER TABLE attune.worker DROP COLUMN meta`); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, tdb.URL, "attune")
+	err := db.RequireSchema()
+	if err == nil || !strings.Contains(err.Error(), "worker.meta column not found (run `attunectl migrate up`") {
+		t.Fatalf("RequireSchema: %v", err)
+	}
+	if err := db.Require(database.UniqueColumn("worker", "name", "")); err != nil {
+		t.Errorf("unique worker.name of a migrated database: %v", err)
+	}
+}

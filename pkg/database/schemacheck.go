@@ -63,6 +63,20 @@ func (r Requirement) String() string {
 	return r.Table + "." + r.Column + " column"
 }
 
+// baseRequirements are the columns every command reads (runtime list and
+// detection; worker list, stale, prune, registration): every era of Attune's
+// tables has them, so that a table that lacks one is not Attune's as
+// attunectl knows it. RequireSchema checks them; what a command needs beyond
+// them (runtime.aliases to write, the unique worker.name to register) its
+// package checks with Require.
+var baseRequirements = []Requirement{
+	Column("runtime", "id"), Column("runtime", "ref"), Column("runtime", "pack_ref"), Column("runtime", "name"),
+	Column("runtime", "description"), Column("runtime", "distributions"), Column("runtime", "created"), Column("runtime", "updated"),
+	Column("worker", "id"), Column("worker", "name"), Column("worker", "worker_type"), Column("worker", "worker_role"),
+	Column("worker", "host"), Column("worker", "port"), Column("worker", "status"), Column("worker", "capabilities"),
+	Column("worker", "meta"), Column("worker", "last_heartbeat"), Column("worker", "created"), Column("worker", "updated"),
+}
+
 // Require checks reqs against what Introspect found. What is missing is a
 // *SchemaError that names it and says to run `attunectl migrate up`.
 func (db *DB) Require(reqs ...Requirement) error {
