@@ -1,8 +1,9 @@
 -- add_sensor_runtimes: the five sensor runtimes of the seed with their
 -- verification metadata (distributions->'verification'). Existing rows with
--- the same ref are kept as they are, except core.sensor.builtin, which gains
--- its verification metadata as in the seed. On a unified Attune database (no
--- runtime_type column) the rows are inserted without it.
+-- the same ref are kept as they are here; migration 00006 gives those without
+-- verification metadata the seed's (the seed did so for core.sensor.builtin),
+-- and records which, so that its down step takes back only that. On a unified
+-- Attune database (no runtime_type column) the rows are inserted without it.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -40,18 +41,17 @@ BEGIN
             ON CONFLICT (ref) DO NOTHING;
         END IF;
     END LOOP;
-
-    UPDATE runtime
-    SET distributions = distributions || '{"verification": {"always_available": true}}'::jsonb,
-        updated = now()
-    WHERE ref = 'core.sensor.builtin' AND NOT (distributions ? 'verification');
 END
 $$;
 -- +goose StatementEnd
 
 -- +goose Down
 -- Removes the seeded runtimes whose verification metadata is still the
--- seed's; a row someone has changed since is kept.
+-- seed's; a row someone has changed since is kept. Workers that point at a
+-- removed runtime keep their row with runtime set to NULL, in the same
+-- statement: the seed's era of Attune's worker table has a foreign key
+-- without ON DELETE SET NULL, checked at the end of the statement.
+WITH removed AS (
 DELETE FROM runtime
 WHERE (ref, distributions->'verification') IN (
     ('core.sensor.builtin', '{"always_available": true}'::jsonb),
@@ -62,4 +62,7 @@ WHERE (ref, distributions->'verification') IN (
         {"binary": "python", "args": ["--version"], "exit_code": 0, "pattern": "Python 3\\.", "priority": 2}]}'::jsonb),
     ('core.sensor.nodejs', '{"commands": [
         {"binary": "node", "args": ["--version"], "exit_code": 0, "pattern": "v\\d+\\.\\d+\\.\\d+", "priority": 1}]}'::jsonb)
-);
+)
+RETURNING id
+)
+UPDATE worker SET runtime = NULL WHERE runtime IN (SELECT id FROM removed);

@@ -35,6 +35,8 @@ type DB struct {
 	Schema  string
 	Runtime RuntimeColumns
 	Worker  WorkerColumns
+	// Facts: where the tables are, their columns and unique columns (schemacheck.go).
+	Facts SchemaFacts
 	// Target describes the server without credentials, e.g. "db.example:5432/attune".
 	Target string
 }
@@ -153,12 +155,18 @@ func (db *DB) Introspect(ctx context.Context) error {
 		}
 	}
 	db.Worker.HasRole = db.Worker.Columns["worker_role"]
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return db.introspectFacts(ctx)
 }
 
 // RequireSchema fails with what to do when the tables attunectl works on are
 // missing: the schema has not been migrated, or --schema names the wrong one.
 func (db *DB) RequireSchema() error {
+	if err := db.requireHome(); err != nil {
+		return err
+	}
 	var missing []string
 	if !db.Runtime.Exists {
 		missing = append(missing, "runtime table")
@@ -169,7 +177,7 @@ func (db *DB) RequireSchema() error {
 		missing = append(missing, "worker.worker_role column")
 	}
 	if len(missing) == 0 {
-		return nil
+		return db.Require(baseRequirements...)
 	}
 	return &SchemaError{Schema: db.Schema, Missing: missing}
 }

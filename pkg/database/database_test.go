@@ -179,10 +179,13 @@ func TestMigrationsAdoptAttuneTables(t *testing.T) {
 	if want := "worker-01 action true,worker-02 action false"; strings.Join(got, ",") != want {
 		t.Errorf("workers after migrate: %v, want %s", got, want)
 	}
-	// The pre-existing core.sensor.python row is kept as it was; the other four are added.
+	// The pre-existing core.sensor.python row keeps its keys and, having no
+	// verification metadata, gains the seed's (migration 00006); the other
+	// four are added.
 	var dist string
-	if err := db.Pool.QueryRow(ctx, "SELECT distributions::text FROM runtime WHERE ref = 'core.sensor.python'").Scan(&dist); err != nil || dist != `{"custom": 1}` {
-		t.Errorf("existing runtime row changed: %s %v", dist, err)
+	if err := db.Pool.QueryRow(ctx, "SELECT distributions::text FROM runtime WHERE ref = 'core.sensor.python'").Scan(&dist); err != nil ||
+		!strings.HasPrefix(dist, `{"custom": 1, "verification": {"commands": [{"args": ["--version"], "binary": "python3"`) {
+		t.Errorf("existing runtime row: %s %v", dist, err)
 	}
 	var n int
 	_ = db.Pool.QueryRow(ctx, "SELECT count(*) FROM runtime").Scan(&n)
@@ -199,6 +202,9 @@ func TestMigrationsAdoptAttuneTables(t *testing.T) {
 	}
 	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM runtime").Scan(&n); err != nil || n != 2 {
 		t.Errorf("after down, runtime rows = %d (%v), want the 2 Attune rows", n, err)
+	}
+	if err := db.Pool.QueryRow(ctx, "SELECT distributions::text FROM runtime WHERE ref = 'core.sensor.python'").Scan(&dist); err != nil || dist != `{"custom": 1}` {
+		t.Errorf("after down, core.sensor.python = %s (%v), want it as Attune wrote it", dist, err)
 	}
 	// Up again on the adopted database works.
 	if _, err := m.Up(ctx); err != nil {

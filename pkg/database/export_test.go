@@ -1,9 +1,16 @@
 package database
 
+import "context"
+
 // ForgetSecrets empties the secrets RememberSecrets collected, so that one
 // test's passwords do not mask text in another's.
 func ForgetSecrets() {
 	secrets.mu.Lock()
 	defer secrets.mu.Unlock()
 	secrets.list, secrets.seen = nil, nil
+}
+
+// Preflight runs the pre-flight of `migrate up` alone, for the tests.
+func (m *Migrator) Preflight(ctx context.Context, target int64) error {
+	return m.preflight(ctx, target)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -57,6 +58,9 @@ func (m *Migrator) Close() error { return m.sqlDB.Close() }
 
 // Up applies every pending migration.
 func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
+	if err := m.preflight(ctx, math.MaxInt64); err != nil {
+		return nil, err
+	}
 	res, err := m.provider.Up(ctx)
 	if ierr := m.db.Introspect(ctx); ierr != nil && err == nil {
 		err = ierr
@@ -66,6 +70,9 @@ func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 
 // UpTo applies pending migrations up to and including version.
 func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+	if err := m.preflight(ctx, version); err != nil {
+		return nil, err
+	}
 	res, err := m.provider.UpTo(ctx, version)
 	_ = m.db.Introspect(ctx)
 	return res, wrapMigrate("applying migrations", err)

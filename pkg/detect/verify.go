@@ -127,7 +127,8 @@ func (e *engine) verifyRuntime(ctx context.Context, rt runtimes.Runtime) Runtime
 		rr.Reason = rt.VerificationProblem
 		return rr
 	case rt.Verification == nil:
-		rr.Reason = "no verification metadata"
+		// Say how to add it: rows Attune or an older tool wrote often have none.
+		rr.Reason = "no verification metadata (add it: attunectl runtime list " + rt.Ref + " -o yaml > rt.yaml, add a verification: section, attunectl runtime add --update -f rt.yaml)"
 		return rr
 	case rt.Verification.Always():
 		rr.Available, rr.Via = true, "always"

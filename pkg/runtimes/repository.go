@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 )
@@ -53,14 +54,32 @@ type AddResult struct {
 	Updated []string `json:"updated"`
 }
 
+// Requirements are the runtime columns Add writes; `migrate up` adds those
+// an adopted table lacks (aliases: migration 00005). Reading needs none of
+// the optional ones: List reads a missing aliases column as empty.
+var Requirements = []database.Requirement{
+	database.Column("runtime", "ref"),
+	database.Column("runtime", "pack_ref"),
+	database.Column("runtime", "name"),
+	database.Column("runtime", "description"),
+	database.Column("runtime", "aliases"),
+	database.Column("runtime", "distributions"),
+	database.Column("runtime", "updated"),
+}
+
 // selectColumns names every column read; never SELECT *, because Attune's
-// own tables may have more columns than attunectl knows.
+// own tables may have more columns than attunectl knows. Columns an older
+// era of Attune's table lacks (aliases before unified runtimes) read as empty.
 func selectColumns(db *database.DB) string {
 	typ := "NULL::text"
 	if db.Runtime.HasType {
 		typ = "runtime_type::text"
 	}
-	return "id, ref, pack_ref, name, description, aliases, " + typ + ", distributions::text, created, updated"
+	aliases := "aliases"
+	if cols := db.Facts.Columns["runtime"]; cols != nil && !cols["aliases"] {
+		aliases = "'{}'::text[]"
+	}
+	return "id, ref, pack_ref, name, description, " + aliases + ", " + typ + ", distributions::text, created, updated"
 }
 
 // List returns the runtimes matching f, ordered by ref.
@@ -182,6 +201,9 @@ func Add(ctx context.Context, db *database.DB, rts []Runtime, update bool) (AddR
 	if err := Validate(rts); err != nil {
 		return res, err
 	}
+	if err := db.Require(Requirements...); err != nil {
+		return res, fmt.Errorf("adding runtimes: %w", err)
+	}
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("adding runtimes: starting a transaction: %w", err)
@@ -194,7 +216,7 @@ func Add(ctx context.Context, db *database.DB, rts []Runtime, update bool) (AddR
 			if errors.As(err, &ee) {
 				return AddResult{}, err
 			}
-			return AddResult{}, fmt.Errorf("adding runtime %s: %w (nothing was written)", r.Ref, err)
+			return AddResult{}, fmt.Errorf("adding runtime %s: %w (nothing was written)", r.Ref, explainCheck(err))
 		}
 		if created {
 			res.Created = append(res.Created, r.Ref)
@@ -267,8 +289,10 @@ func addOne(ctx context.Context, db *database.DB, tx pgx.Tx, r Runtime, update b
 // Remove deletes the runtimes with these refs in one transaction. When a
 // ref does not exist nothing is deleted and the error is a *NotFoundError
 // (errors.Is ErrNotFound). Workers pointing at a removed runtime keep
-// running: the foreign key sets worker.runtime to NULL. It returns the
-// removed refs, sorted.
+// running with worker.runtime set to NULL, in the same statement: Attune's
+// worker table of the seed's era has a foreign key without ON DELETE SET
+// NULL (checked at the end of the statement), later ones set it themselves.
+// It returns the removed refs, sorted.
 func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, error) {
 	if len(refs) == 0 {
 		return nil, nil
@@ -287,7 +311,13 @@ func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, erro
 		return nil, fmt.Errorf("removing runtimes: starting a transaction: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
-	rows, err := tx.Query(ctx, "DELETE FROM runtime WHERE ref = ANY($1) RETURNING ref", list)
+	del := "DELETE FROM runtime WHERE ref = ANY($1) RETURNING ref"
+	if db.Facts.Columns["worker"]["runtime"] {
+		del = `WITH removed AS (DELETE FROM runtime WHERE ref = ANY($1) RETURNING id, ref),
+			released AS (UPDATE worker SET runtime = NULL WHERE runtime IN (SELECT id FROM removed))
+			SELECT ref FROM removed`
+	}
+	rows, err := tx.Query(ctx, del, list)
 	if err != nil {
 		return nil, fmt.Errorf("removing runtimes: %w", err)
 	}
@@ -313,4 +343,20 @@ func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, erro
 	}
 	sort.Strings(removed)
 	return removed, nil
+}
+
+// explainCheck turns a check constraint of Attune's runtime table that
+// refuses a row (the seed's era requires refs of the form pack.action.name
+// or pack.sensor.name) into a message that names it, instead of the raw
+// SQLSTATE.
+func explainCheck(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23514" {
+		return err
+	}
+	hint := ""
+	if pgErr.ConstraintName == "runtime_ref_format" {
+		hint = ": this database's runtime table requires refs of the form PACK.sensor.NAME or PACK.action.NAME"
+	}
+	return fmt.Errorf("the runtime table's check constraint %s refuses the row%s", pgErr.ConstraintName, hint)
 }

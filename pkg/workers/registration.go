@@ -129,6 +129,15 @@ SELECT id, worker_role::text, coalesce(host, ''), coalesce(status::text, ''),
 	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("", "NULL") + `)
 FROM worker WHERE name = $1`
 
+// RegisterRequirements are what registerSQL relies on beyond the columns
+// every era of Attune's worker table has: the role column (migration 00002)
+// and the unique constraint on name that ON CONFLICT (name) needs
+// (migration 00007; the seed's era of Attune's table has none).
+var RegisterRequirements = []database.Requirement{
+	database.Column("worker", "worker_role"),
+	database.UniqueColumn("worker", "name", "registration's INSERT … ON CONFLICT (name) needs it"),
+}
+
 // maxRegisterAttempts bounds the retries when the holder changes between the
 // refused statement and the read that explains it.
 const maxRegisterAttempts = 4
@@ -144,6 +153,9 @@ const maxRegisterAttempts = 4
 // stale. The takeover is conditional on that dead instance's id, so it is
 // still decided atomically by the database.
 func (r *Registration) Register(ctx context.Context, opts RegisterOptions) (Registered, error) {
+	if err := r.db.Require(RegisterRequirements...); err != nil {
+		return Registered{}, fmt.Errorf("registering sensor worker %q: %w", r.name, err)
+	}
 	r.mu.Lock()
 	caps := r.caps
 	r.mu.Unlock()

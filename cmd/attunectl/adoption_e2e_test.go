@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/attune-automation/attunectl/migrations"
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+)
+
+// loadEra creates a fresh, unmigrated database and loads
+// testdata/eras/<era>/era.sql into schema: the tables and rows of a database
+// that Attune created in that era, before attunectl ever saw it.
+func loadEra(t *testing.T, era, schema string) *dbtest.DB {
+	t.Helper()
+	sql, err := os.ReadFile(filepath.Join("..", "..", "testdata", "eras", era, "era.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dbtest.NewEmpty(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s+"; SET search_path TO "+s+";\n"+string(sql)); err != nil {
+		t.Fatalf("loading era %s into schema %s: %v", era, schema, err)
+	}
+	return db
+}
+
+// noRawSQL fails when an operator would see PostgreSQL's raw error text.
+func noRawSQL(t *testing.T, what string, r result) {
+	t.Helper()
+	for _, m := range []string{"SQLSTATE", "panic", "goroutine "} {
+		if strings.Contains(r.Stderr, m) || strings.Contains(r.Stdout, m) {
+			t.Errorf("%s printed %q:\n%s%s", what, m, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+// expect runs attunectl and checks its exit status, and that stdout and
+// stderr together match every pattern.
+func expect(t *testing.T, environ []string, code int, args []string, patterns ...string) result {
+	t.Helper()
+	r := run(t, environ, args...)
+	noRawSQL(t, strings.Join(args, " "), r)
+	if r.Code != code {
+		t.Errorf("attunectl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.Code, code, r.Stdout, r.Stderr)
+		return r
+	}
+	for _, p := range patterns {
+		if !regexp.MustCompile(p).MatchString(r.Stdout + r.Stderr) {
+			t.Errorf("attunectl %s: no match for %s in\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), p, r.Stdout, r.Stderr)
+		}
+	}
+	return r
+}
+
+func queryString(t *testing.T, db *dbtest.DB, sql string, args ...any) string {
+	t.Helper()
+	var s string
+	if err := db.Pool.QueryRow(context.Background(), sql, args...).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
+// latestMigration is the highest embedded migration version.
+func latestMigration(t *testing.T) int64 {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v %v", files, err)
+	}
+	v, err := strconv.ParseInt(strings.SplitN(files[len(files)-1], "_", 2)[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// era is one published era of Attune's schema and what it holds.
+type era struct {
+	name string
+	// before: the read commands that work before `migrate up`, with their
+	// exit status and a pattern; the others must say to migrate.
+	before []check
+	// workers: the fixture's worker names.
+	workers []string
+	// noVerification is a fixture runtime without verification metadata.
+	noVerification string
+	// referenced is a fixture runtime a worker points at (worker.runtime),
+	// removed by `runtime remove`.
+	referenced, referencedBy string
+	// stale is a fixture worker that is stale (empty: none).
+	stale string
+	// noUniqueName: the era's worker table has no unique constraint on name.
+	noUniqueName bool
+}
+
+type check struct {
+	code    int
+	args    []string
+	pattern string
+}
+
+var migrateFirst = "run `attunectl migrate up`"
+
+var eras = []era{
+	{
+		name: "seed",
+		before: []check{
+			{1, []string{"worker", "list"}, regexp.QuoteMeta(migrateFirst)},
+			{1, []string{"runtime", "list"}, regexp.QuoteMeta(migrateFirst)},
+			{1, []string{"sensor", "run", "--dry-run"}, regexp.QuoteMeta(migrateFirst)},
+			{0, []string{"migrate", "status"}, `(?m)^00001\s+00001_base\.sql\s+pending`},
+		},
+		workers:        []string{"worker-exec-1", "worker-exec-2", "worker-ruby"},
+		noVerification: "acme.sensor.ruby",
+		referenced:     "acme.sensor.ruby", referencedBy: "worker-ruby",
+		noUniqueName: true,
+	},
+	{
+		name: "2025",
+		before: []check{
+			{0, []string{"worker", "list"}, `(?m)^sensor-old-host\s+sensor\s+stale\s`},
+			{3, []string{"worker", "stale", "--exit-code"}, `sensor-old-host`},
+			{0, []string{"runtime", "list"}, `(?m)^core\.python\s+Python\s`},
+			{3, []string{"runtime", "verify"}, `(?m)^COBOL\s+core\.cobol\s+no\s.*no verification metadata`},
+			{1, []string{"runtime", "add", "--ref", "test.sensor.early", "--name", "Early", "--always-available"},
+				`adding runtimes: schema "(attune|public)" is not migrated: runtime\.aliases column not found \(run ` + "`attunectl migrate up`"},
+			{0, []string{"migrate", "version"}, `version 0 of \d+`},
+		},
+		workers:        []string{"sensor-old-host", "worker-exec-1"},
+		noVerification: "core.cobol",
+		referenced:     "core.python", referencedBy: "worker-exec-1",
+		stale: "sensor-old-host",
+	},
+	{
+		name: "today",
+		before: []check{
+			{0, []string{"worker", "list", "-o", "wide"}, `(?m)^sensor-attune-1\s+sensor\s+active\s`},
+			{0, []string{"worker", "stale"}, ``},
+			{0, []string{"runtime", "list", "core.python", "-o", "yaml"}, `(?m)^  - python3$|aliases:`},
+			{3, []string{"runtime", "verify"}, `(?m)^Go\s+core\.go\s+no\s.*no verification metadata`},
+			{0, []string{"migrate", "status", "-o", "json"}, `"applied": false`},
+		},
+		workers:        []string{"sensor-attune-1", "worker-exec-1"},
+		noVerification: "core.go",
+		referenced:     "core.python", referencedBy: "worker-exec-1",
+	},
+}
+
+// TestAdoptEveryEra loads each era of Attune's schema into `attune` and into
+// `public`, runs the read commands that can work before `migrate up`, then
+// `migrate up` and every command, and checks exit statuses and output.
+func TestAdoptEveryEra(t *testing.T) {
+	t.Parallel()
+	for _, e := range eras {
+		for _, schema := range []string{"attune", "public"} {
+			t.Run(e.name+"/"+schema, func(t *testing.T) {
+				t.Parallel()
+				adoptEra(t, e, schema)
+			})
+		}
+	}
+}
+
+func adoptEra(t *testing.T, e era, schema string) {
+	db := loadEra(t, e.name, schema)
+	environ := dbEnv(t, db, "ATTUNE__DATABASE__SCHEMA="+schema)
+	workerRows := func() string {
+		return queryString(t, db, `SELECT string_agg(name, ',' ORDER BY name) FROM worker WHERE name = ANY($1)`, e.workers)
+	}
+	wantWorkers := strings.Join(e.workers, ",")
+
+	// Before migrate up: what can work works, the rest says to migrate.
+	for _, c := range e.before {
+		expect(t, environ, c.code, c.args, c.pattern)
+	}
+
+	// Up to the migration before the unique name: registration needs that
+	// constraint, and says so where the era has none.
+	expect(t, environ, 0, []string{"migrate", "up", "--to", "6"}, `is at version 6`)
+	once := []string{"sensor", "run", "--once", "--name", "sensor-early", "--runtimes", "shell"}
+	if e.noUniqueName {
+		expect(t, environ, 1, once, regexp.QuoteMeta(`registering sensor worker "sensor-early": schema "`+schema+`" is not migrated: unique constraint on worker.name (registration's INSERT … ON CONFLICT (name) needs it) not found (run `+"`attunectl migrate up`"))
+	} else {
+		expect(t, environ, 0, once)
+	}
+
+	// migrate up adopts the tables.
+	latest := strconv.FormatInt(latestMigration(t), 10)
+	atLatest := `schema "` + schema + `" is at version ` + latest
+	expect(t, environ, 0, []string{"migrate", "up"}, `applied\s+00007 00007_worker_name_unique\.sql`, atLatest)
+	if got := workerRows(); got != wantWorkers {
+		t.Fatalf("workers after migrate up: %s, want %s", got, wantWorkers)
+	}
+	expect(t, environ, 0, []string{"migrate", "version"}, `version `+latest+` of `+latest)
+	r := expect(t, environ, 0, []string{"migrate", "status", "-o", "json"})
+	var st []struct {
+		Applied bool `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || len(st) != migrationCount(t) || strings.Contains(r.Stdout, `"applied": false`) {
+		t.Errorf("migrate status -o json: %v\n%s", err, r.Stdout)
+	}
+
+	// Runtimes: the seed's five with their metadata beside the era's own rows.
+	expect(t, environ, 0, []string{"runtime", "list"}, `(?m)^core\.sensor\.python\s+Python\s`, `(?m)^`+regexp.QuoteMeta(e.noVerification)+`\s`)
+	r = expect(t, environ, 3, []string{"runtime", "verify", "-o", "json"})
+	var v verifyJSON
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
+		t.Fatalf("runtime verify -o json: %v\n%s", err, r.Stdout)
+	}
+	for _, want := range []string{"built-in sensor", "native", "node.js", "python", "shell"} {
+		if !slices.Contains(v.Available, want) {
+			t.Errorf("runtime verify: %q not available: %v", want, v.Available)
+		}
+	}
+	for _, rt := range v.Runtimes {
+		if rt.Ref == e.noVerification && (rt.Available || !strings.Contains(rt.Reason, "no verification metadata (add it: attunectl runtime list "+e.noVerification)) {
+			t.Errorf("runtime verify: %s: available=%v reason %q", rt.Ref, rt.Available, rt.Reason)
+		}
+		if rt.Ref == "core.python2" {
+			t.Errorf("runtime verify considered the retired core.python2")
+		}
+	}
+	expect(t, environ, 0, []string{"runtime", "verify", "core.sensor.python", "core.sensor.builtin"})
+	expect(t, environ, 0, []string{"runtime", "add", "--ref", "test.sensor.bash", "--name", "Bash", "--alias", "bash5",
+		"--command", "bash --version", "--pattern", "GNU bash"}, `runtime test.sensor.bash created`)
+	expect(t, environ, 0, []string{"runtime", "list", "test.sensor.bash", "-o", "yaml"}, `(?m)^\s+- bash5$`)
+	expect(t, environ, 0, []string{"runtime", "remove", e.referenced}, `runtime `+regexp.QuoteMeta(e.referenced)+` removed`)
+	if got := queryString(t, db, `SELECT coalesce(runtime::text, 'null') FROM worker WHERE name = $1`, e.referencedBy); got != "null" {
+		t.Errorf("worker %s still points at removed runtime %s: runtime = %s", e.referencedBy, e.referenced, got)
+	}
+
+	// Workers.
+	r = expect(t, environ, 0, []string{"worker", "list", "-o", "json"})
+	for _, w := range e.workers {
+		if !strings.Contains(r.Stdout, `"name": "`+w+`"`) {
+			t.Errorf("worker list -o json lacks %s:\n%s", w, r.Stdout)
+		}
+	}
+	if e.stale != "" {
+		expect(t, environ, 3, []string{"worker", "stale", "--exit-code"}, `(?m)^`+e.stale+`\s`)
+		expect(t, environ, 0, []string{"worker", "prune", "--dry-run"}, e.stale)
+		expect(t, environ, 0, []string{"worker", "prune", "--yes"}, `marked inactive 1 stale worker`)
+		if got := queryString(t, db, `SELECT status::text FROM worker WHERE name = $1`, e.stale); got != "inactive" {
+			t.Errorf("after prune, %s is %s", e.stale, got)
+		}
+	} else {
+		expect(t, environ, 0, []string{"worker", "stale", "--exit-code"})
+		expect(t, environ, 0, []string{"worker", "prune", "--yes"})
+	}
+
+	// The sensor worker: dry run, a smoke run, a real run stopped by a signal.
+	r = expect(t, environ, 0, []string{"sensor", "run", "--dry-run"})
+	if !strings.Contains(r.Stdout, `"python"`) || !strings.Contains(r.Stdout, `"built-in sensor"`) {
+		t.Errorf("sensor run --dry-run:\n%s", r.Stdout)
+	}
+	expect(t, environ, 0, []string{"sensor", "run", "--once", "--name", "sensor-adopt-once", "--runtimes", "shell"})
+	p := start(t, environ, "sensor", "run", "--name", "sensor-adopt", "--heartbeat-interval", "200ms")
+	waitRegistered(t, p, db.Pool, "sensor-adopt")
+	stopSensor(t, p, db.Pool, "sensor-adopt")
+	expect(t, environ, 0, []string{"worker", "list", "--role", "sensor"}, `(?m)^sensor-adopt\s+sensor\s+inactive\s`)
+
+	// Down one step and up again; then everything attunectl created goes,
+	// and Attune's rows stay.
+	expect(t, environ, 0, []string{"migrate", "down"}, `rolled back`)
+	expect(t, environ, 0, []string{"migrate", "up"}, atLatest)
+	// A worker pointing at a runtime attunectl seeded does not stop the
+	// rollback (the seed's era has a foreign key without ON DELETE).
+	execSQL(t, db.Pool, `UPDATE worker SET runtime = (SELECT id FROM runtime WHERE ref = 'core.sensor.shell') WHERE name = $1`, e.workers[0])
+	expect(t, environ, 0, []string{"migrate", "down", "--to", "0"}, `schema "`+schema+`" is at version 0`)
+	if got := workerRows(); got != wantWorkers {
+		t.Errorf("workers after migrate down --to 0: %s, want %s", got, wantWorkers)
+	}
+	if got := queryString(t, db, `SELECT count(*)::text FROM runtime WHERE ref LIKE 'core.sensor.%' AND distributions ? 'verification'`); got != "0" {
+		t.Errorf("after migrate down --to 0, %s core.sensor.* rows still carry the seed's verification metadata", got)
+	}
+	expect(t, environ, 0, []string{"migrate", "up"}, atLatest)
+	expect(t, environ, 0, []string{"worker", "list"})
+}
+
+// TestAdoptRefusesDuplicateWorkerNames: a seed-era worker table where two
+// rows share a name cannot get its unique constraint; `migrate up` refuses
+// before changing anything, names the rows and says what to do.
+func TestAdoptRefusesDuplicateWorkerNames(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "seed", "attune")
+	execSQL(t, db.Pool, `INSERT INTO worker (name, worker_type, host, status, last_heartbeat)
+		VALUES ('worker-exec-1', 'remote', 'exec-1-old.internal', 'inactive', now() - interval '90 days')`)
+	environ := dbEnv(t, db)
+	snapshot := func() string {
+		return queryString(t, db, `SELECT concat_ws(E'\n',
+			(SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'attune'),
+			(SELECT string_agg(indexname || ':' || indexdef, E'\n' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'attune'),
+			(SELECT string_agg(table_name || '.' || column_name, ',' ORDER BY table_name, column_name) FROM information_schema.columns WHERE table_schema = 'attune'),
+			(SELECT string_agg(typname, ',' ORDER BY typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'attune'),
+			(SELECT json_agg(w ORDER BY id)::text FROM worker w),
+			(SELECT json_agg(r ORDER BY id)::text FROM runtime r))`)
+	}
+	before := snapshot()
+	r := expect(t, environ, 1, []string{"migrate", "up"},
+		`migrate up refused: 1 worker names are each held by several rows`,
+		`(?m)^\s+worker-exec-1\s+4\s+exec-1-old\.internal\s+inactive\s+\d{4}-`,
+		`(?m)^\s+worker-exec-1\s+1\s+exec-1\.internal\s+active\s+\d{4}-`,
+		`nothing was changed`,
+		`DELETE FROM "attune"\."worker" WHERE id IN`,
+		"run `attunectl migrate up` again")
+	if strings.Contains(r.Stdout, "applied") {
+		t.Errorf("migrate up applied something:\n%s", r.Stdout)
+	}
+	if after := snapshot(); after != before {
+		t.Errorf("migrate up changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// Resolved as the message says, it goes through.
+	execSQL(t, db.Pool, `DELETE FROM worker WHERE id = 4`)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	if got := queryString(t, db, `SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'worker_name_key'`); !strings.HasPrefix(got, "attunectl:") {
+		t.Errorf("worker_name_key: %q", got)
+	}
+}
+
+// TestAdoptTablesInAnotherSchema: Attune's tables in public while attunectl
+// looks in attune (the default). Commands say where the tables are and which
+// --schema to pass; `migrate up` refuses instead of creating an empty second
+// set beside them.
+func TestAdoptTablesInAnotherSchema(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "today", "public")
+	environ := dbEnv(t, db)
+	where := `schema "attune" has no worker and runtime tables, but schema "public" has them: pass --schema public`
+	for _, args := range [][]string{{"worker", "list"}, {"runtime", "list"}, {"runtime", "verify"}, {"sensor", "run", "--dry-run"}} {
+		expect(t, environ, 1, args, regexp.QuoteMeta(where))
+	}
+	expect(t, environ, 1, []string{"migrate", "up"}, regexp.QuoteMeta(where))
+	if got := queryString(t, db, `SELECT count(*)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'attune'`); got != "0" {
+		t.Errorf("migrate up created %s relations in schema attune", got)
+	}
+	// With the schema named, it works.
+	expect(t, environ, 0, []string{"--schema", "public", "migrate", "up"}, `schema "public" is at version \d+`)
+	expect(t, environ, 0, []string{"--schema", "public", "worker", "list"}, `(?m)^sensor-attune-1\s`)
+
+	// A schema that is not on search_path is found too.
+	db2 := loadEra(t, "2025", "attune_prod")
+	expect(t, dbEnv(t, db2), 1, []string{"worker", "list"}, regexp.QuoteMeta(`but schema "attune_prod" has them: pass --schema attune_prod`))
+	expect(t, dbEnv(t, db2), 1, []string{"migrate", "up"}, regexp.QuoteMeta(`pass --schema attune_prod`))
+	expect(t, dbEnv(t, db2), 0, []string{"--schema", "attune_prod", "migrate", "up"}, `is at version \d+`)
+}

@@ -1,0 +1,238 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SchemaFacts is what Introspect learns, once per connection, about the
+// tables attunectl works on beyond their columns: where search_path found
+// them, which single columns carry a unique constraint or index, and which
+// other schemas hold tables of the same names. Commands check their
+// Requirements against it without another round trip, so that a database
+// Attune created in an older era gives "run `attunectl migrate up`" or the
+// name of what is missing, never a raw SQLSTATE.
+type SchemaFacts struct {
+	// Found maps "runtime" and "worker" to the schema search_path resolved
+	// them to; a missing table has no entry.
+	Found map[string]string
+	// Columns maps a table to its columns.
+	Columns map[string]map[string]bool
+	// Unique holds "table.column" for every column with a unique constraint
+	// or a valid, non-partial unique index on exactly that column.
+	Unique map[string]bool
+	// Elsewhere maps a schema other than the configured one to the
+	// attunectl tables ("runtime", "worker") it holds that attunectl did not
+	// create (Attune's own tables), in the order of the schema names.
+	Elsewhere map[string][]string
+}
+
+// Requirement is a column, or a unique constraint on one column, that a
+// command relies on. Each service package lists its own (e.g.
+// runtimes.Requirements) and checks them with DB.Require before its first
+// statement.
+type Requirement struct {
+	Table  string
+	Column string
+	// Unique: a unique constraint (or unique index) on exactly Column.
+	Unique bool
+	// Why says what needs it, for the message ("registration's ON CONFLICT (name)").
+	Why string
+}
+
+// Column is a Requirement on table.column existing.
+func Column(table, column string) Requirement { return Requirement{Table: table, Column: column} }
+
+// UniqueColumn is a Requirement on a unique constraint on table.column.
+func UniqueColumn(table, column, why string) Requirement {
+	return Requirement{Table: table, Column: column, Unique: true, Why: why}
+}
+
+func (r Requirement) String() string {
+	if r.Unique {
+		s := "unique constraint on " + r.Table + "." + r.Column
+		if r.Why != "" {
+			s += " (" + r.Why + ")"
+		}
+		return s
+	}
+	return r.Table + "." + r.Column + " column"
+}
+
+// baseRequirements are the columns every command reads (runtime list and
+// detection; worker list, stale, prune, registration): every era of Attune's
+// tables has them, so that a table that lacks one is not Attune's as
+// attunectl knows it. RequireSchema checks them; what a command needs beyond
+// them (runtime.aliases to write, the unique worker.name to register) its
+// package checks with Require.
+var baseRequirements = []Requirement{
+	Column("runtime", "id"), Column("runtime", "ref"), Column("runtime", "pack_ref"), Column("runtime", "name"),
+	Column("runtime", "description"), Column("runtime", "distributions"), Column("runtime", "created"), Column("runtime", "updated"),
+	Column("worker", "id"), Column("worker", "name"), Column("worker", "worker_type"), Column("worker", "worker_role"),
+	Column("worker", "host"), Column("worker", "port"), Column("worker", "status"), Column("worker", "capabilities"),
+	Column("worker", "meta"), Column("worker", "last_heartbeat"), Column("worker", "created"), Column("worker", "updated"),
+}
+
+// Require checks reqs against what Introspect found. What is missing is a
+// *SchemaError that names it and says to run `attunectl migrate up`.
+func (db *DB) Require(reqs ...Requirement) error {
+	if err := db.requireHome(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, r := range reqs {
+		cols := db.Facts.Columns[r.Table]
+		switch {
+		case cols == nil:
+			missing = append(missing, r.Table+" table")
+		case !cols[r.Column]:
+			missing = append(missing, r.String())
+		case r.Unique && !db.Facts.Unique[r.Table+"."+r.Column]:
+			missing = append(missing, r.String())
+		default:
+			continue
+		}
+	}
+	missing = slices.Compact(missing)
+	if len(missing) == 0 {
+		return nil
+	}
+	return &SchemaError{Schema: db.Schema, Missing: missing}
+}
+
+// requireHome fails when search_path found attunectl's tables in another
+// schema than the configured one (they live in public while --schema says
+// attune), or found none while another schema holds Attune's: the operator
+// most likely means that schema. It names where they are and the flag.
+func (db *DB) requireHome() error {
+	var away []string
+	for _, t := range []string{"runtime", "worker"} {
+		if s, ok := db.Facts.Found[t]; ok && s != db.Schema {
+			away = append(away, s)
+		}
+	}
+	if len(away) > 0 {
+		return &ElsewhereError{Schema: db.Schema, Found: slices.Compact(away), Visible: true}
+	}
+	if len(db.Facts.Found) == 0 && len(db.Facts.Elsewhere) > 0 {
+		return &ElsewhereError{Schema: db.Schema, Found: sortedKeys(db.Facts.Elsewhere)}
+	}
+	return nil
+}
+
+// ElsewhereError says that attunectl's tables are not in the configured
+// schema but in another one, and how to point attunectl there.
+type ElsewhereError struct {
+	Schema string
+	Found  []string
+	// Visible: search_path reaches them (public), so that a command would
+	// silently work on them while `migrate up` would create a second,
+	// empty set in Schema.
+	Visible bool
+}
+
+func (e *ElsewhereError) Error() string {
+	where := "schema " + quoteList(e.Found)
+	if len(e.Found) > 1 {
+		where = "schemas " + quoteList(e.Found)
+	}
+	return fmt.Sprintf("schema %q has no worker and runtime tables, but %s has them: pass --schema %s (or set database.schema, ATTUNE__DATABASE__SCHEMA) to use those; attunectl will not work on tables outside its schema, nor create an empty second set beside them",
+		e.Schema, where, e.Found[0])
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// introspectFacts fills db.Facts. Introspect calls it.
+func (db *DB) introspectFacts(ctx context.Context) error {
+	f := SchemaFacts{Found: map[string]string{}, Columns: map[string]map[string]bool{}, Unique: map[string]bool{}, Elsewhere: map[string][]string{}}
+	rows, err := db.Pool.Query(ctx, `
+		SELECT c.relname, n.nspname, a.attname,
+			EXISTS (SELECT 1 FROM pg_index i
+			        WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+			          AND i.indexprs IS NULL AND i.indnatts = 1 AND i.indkey[0] = a.attnum)
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE c.oid IN (to_regclass('runtime'), to_regclass('worker'))`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var table, schema, col string
+		var unique bool
+		if err := rows.Scan(&table, &schema, &col, &unique); err != nil {
+			rows.Close()
+			return err
+		}
+		f.Found[table] = schema
+		if f.Columns[table] == nil {
+			f.Columns[table] = map[string]bool{}
+		}
+		f.Columns[table][col] = true
+		if unique {
+			f.Unique[table+"."+col] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	others, err := attuneTablesElsewhere(ctx, db.Pool, db.Schema)
+	if err != nil {
+		return err
+	}
+	f.Elsewhere = others
+	db.Facts = f
+	return nil
+}
+
+// querier is what attuneTablesElsewhere needs of a pool or connection.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// attuneTablesElsewhere returns the schemas other than schema that hold a
+// runtime or worker table attunectl did not create (no "attunectl:" mark):
+// Attune's own tables, which `--schema` should name. Schemas where attunectl
+// created its tables are another deployment of attunectl and not reported.
+func attuneTablesElsewhere(ctx context.Context, q querier, schema string) (map[string][]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, c.relname
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname IN ('runtime', 'worker') AND c.relkind IN ('r', 'p')
+		  AND n.nspname <> $1 AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+		  AND coalesce(obj_description(c.oid, 'pg_class'), '') NOT LIKE 'attunectl:%'
+		ORDER BY 1, 2`, schema)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			return nil, err
+		}
+		out[s] = append(out[s], t)
+	}
+	return out, rows.Err()
+}
