@@ -130,6 +130,7 @@ func startShared() {
 }
 
 func stopShared() error {
+	stopBouncer()
 	if shared.admin != nil {
 		shared.admin.Close()
 	}
@@ -213,6 +214,9 @@ type DB struct {
 	// Pool is connected with search_path = attune, public.
 	Pool   *pgxpool.Pool
 	Schema string
+	// PoolerURL reaches the same database through the shared PgBouncer
+	// (NewPgBouncer, NewPgBouncerEmpty); empty otherwise.
+	PoolerURL string
 }
 
 // New gives the test a fresh database with the migrations applied, cloned
