@@ -382,3 +382,11 @@ func freePort(listen string) (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Admin is a pool on the shared server's "postgres" database as the
+// superuser, for what spans databases (roles, pg_stat_activity).
+func Admin(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	Server(t)
+	return shared.admin
+}
