@@ -194,5 +194,11 @@ func wrapMigrate(what string, err error) error {
 	if err == nil {
 		return nil
 	}
+	// goose wraps a failed lock in "failed to initialize"; the lock's own
+	// message says everything.
+	var lockErr *MigrationLockError
+	if errors.As(err, &lockErr) {
+		return fmt.Errorf("%s: %w", what, lockErr)
+	}
 	return fmt.Errorf("%s: %w", what, RedactError(err))
 }

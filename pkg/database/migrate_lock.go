@@ -144,7 +144,7 @@ type MigrationLockError struct {
 func (e *MigrationLockError) Error() string {
 	todo := "another `attunectl migrate` is running: wait for it to finish and try again"
 	if e.Holder != nil && e.Holder.State == "idle" {
-		todo = "that session is idle, so it is a session lock left behind (an older attunectl through a connection pooler leaks them): end it with SELECT pg_terminate_backend(" + fmt.Sprint(e.Holder.PID) + ")"
+		todo = "that session is idle: a session lock left behind, as older attunectl releases leaked them through connection poolers; end it with SELECT pg_terminate_backend(" + fmt.Sprint(e.Holder.PID) + ")"
 	} else if e.Holder != nil {
 		todo += ", or if it is stuck end it with SELECT pg_terminate_backend(" + fmt.Sprint(e.Holder.PID) + ")"
 	}

@@ -237,5 +237,6 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 		if d := time.Since(begin); d > 10*time.Second {
 			t.Errorf("gave up after %v, want about 2s", d)
 		}
+		t.Logf("%s", err)
 	}
 }
