@@ -210,3 +210,28 @@ func TestPgBouncerSensorRunThroughTableLock(t *testing.T) {
 		t.Errorf("after SIGTERM the row is %q (%v), want inactive", status, err)
 	}
 }
+
+// TestReadOnlyCommandsCreateNothing: `--schema typo worker list` says the
+// schema is not migrated and creates nothing; `migrate status` and `migrate
+// version` on a database never migrated create neither the schema nor
+// goose's version table — directly and through the pooler.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewPgBouncerEmpty(t)
+	for _, e := range [][]string{dbEnv(t, db), poolerEnv(t, db)} {
+		res := run(t, e, "--schema", "atune", "worker", "list")
+		if res.Code == 0 || !strings.Contains(res.Stderr, `schema "atune" is not migrated`) {
+			t.Errorf("worker list with a mistyped schema: exit %d\n%s", res.Code, res.Stderr)
+		}
+		for _, args := range [][]string{{"migrate", "status"}, {"migrate", "version"}} {
+			if res := run(t, e, args...); res.Code != 0 {
+				t.Errorf("attunectl %s on a database never migrated: exit %d\n%s", strings.Join(args, " "), res.Code, res.Stderr)
+			}
+		}
+	}
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname IN ('atune', 'attune'))
+		+ (SELECT count(*) FROM pg_class WHERE relname = 'goose_db_version')`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("read-only commands created %d schemas or tables (%v)", n, err)
+	}
+}
