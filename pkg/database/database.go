@@ -82,7 +82,8 @@ type WorkerColumns struct {
 }
 
 // PoolConfig parses the URL and applies search_path, application_name and
-// the timeouts. Errors are redacted and say what to do.
+// the timeouts: as startup parameters, or per transaction with
+// Options.Pooler = PoolerTransaction. Errors are redacted and say what to do.
 func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	if opts.Schema == "" {
 		opts.Schema = "attune"
@@ -123,10 +124,12 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 // Open connects, pings and introspects. The pool is closed again on error.
 //
 // With Options.Pooler unset it finds out whether a transaction pooler is in
-// the way without costing a direct connection anything: the first statement
-// (the introspection) goes out with the usual startup parameters; a pooler
-// that refuses them ("unsupported startup parameter") or drops them
-// (search_path is not what was asked for) makes Open reconnect in pooler mode.
+// the way at the cost of one small query on a direct connection: the first
+// connection goes out with the usual startup parameters; a pooler that
+// refuses them ("unsupported startup parameter") or drops them (search_path
+// is not what was asked for) makes Open reconnect in pooler mode (see
+// pooler.go). A direct connection then runs exactly as before: startup
+// parameters, pgx's statement cache, nothing added to its statements.
 func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.Schema == "" {
 		opts.Schema = "attune"
@@ -168,8 +171,8 @@ func open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	if err := db.Introspect(pctx); err != nil {
 		pool.Close()
-		if isUnsupportedStartupParameter(err) {
-			return nil, err
+		if opts.Pooler == PoolerAuto && isUnsupportedStartupParameter(err) {
+			return nil, err // Open retries in pooler mode
 		}
 		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
 	}
