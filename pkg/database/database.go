@@ -27,7 +27,30 @@ type Options struct {
 	StatementTimeout time.Duration // 0: the server's default
 	MaxConns         int32
 	AppName          string // default AppName
+	// Pooler says whether a transaction pooler (PgBouncer with
+	// pool_mode = transaction) stands between attunectl and the server:
+	// PoolerAuto (the default) finds out at connect time.
+	Pooler PoolerMode
+	// MigrationLockTimeout bounds how long `migrate` waits for another
+	// `migrate` holding the migration lock; 0: DefaultMigrationLockTimeout.
+	MigrationLockTimeout time.Duration
 }
+
+// PoolerMode is how Open treats a connection pooler.
+type PoolerMode string
+
+const (
+	// PoolerAuto connects as to a server and switches to PoolerTransaction
+	// when the other end refuses attunectl's startup parameters
+	// ("unsupported startup parameter", a stock PgBouncer) or accepts them
+	// and then ignores them (PgBouncer with ignore_startup_parameters).
+	PoolerAuto PoolerMode = ""
+	// PoolerNone: a direct connection; session settings are startup parameters.
+	PoolerNone PoolerMode = "none"
+	// PoolerTransaction: every transaction sets search_path, statement_timeout
+	// and jit itself, and statements are never prepared on the server.
+	PoolerTransaction PoolerMode = "transaction"
+)
 
 // DB is an open pool plus what attunectl learned about the schema.
 type DB struct {
@@ -39,6 +62,11 @@ type DB struct {
 	Facts SchemaFacts
 	// Target describes the server without credentials, e.g. "db.example:5432/attune".
 	Target string
+	// Pooler is true when Open found (or was told of) a transaction pooler:
+	// settings travel with every transaction, nothing with the session.
+	Pooler bool
+	// MigrationLockTimeout is Options.MigrationLockTimeout with its default.
+	MigrationLockTimeout time.Duration
 }
 
 // RuntimeColumns says which optional columns the runtime table has.
@@ -56,7 +84,8 @@ type WorkerColumns struct {
 }
 
 // PoolConfig parses the URL and applies search_path, application_name and
-// the timeouts. Errors are redacted and say what to do.
+// the timeouts: as startup parameters, or per transaction with
+// Options.Pooler = PoolerTransaction. Errors are redacted and say what to do.
 func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	if opts.Schema == "" {
 		opts.Schema = "attune"
@@ -78,6 +107,9 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	if opts.StatementTimeout > 0 {
 		rp["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	}
+	if opts.Pooler == PoolerTransaction {
+		usePooler(cfg, opts.Schema, opts)
+	}
 	if opts.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	}
@@ -92,7 +124,34 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 }
 
 // Open connects, pings and introspects. The pool is closed again on error.
+//
+// With Options.Pooler unset it finds out whether a transaction pooler is in
+// the way at the cost of one small query on a direct connection: the first
+// connection goes out with the usual startup parameters; a pooler that
+// refuses them ("unsupported startup parameter") or drops them (search_path
+// is not what was asked for) makes Open reconnect in pooler mode (see
+// pooler.go). A direct connection then runs exactly as before: startup
+// parameters, pgx's statement cache, nothing added to its statements.
 func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Schema == "" {
+		opts.Schema = "attune"
+	}
+	db, err := open(ctx, opts)
+	if opts.Pooler != PoolerAuto {
+		return db, err
+	}
+	switch {
+	case err != nil && isUnsupportedStartupParameter(err):
+	case err == nil && !db.sessionSettingsKept(ctx):
+		db.Close()
+	default:
+		return db, err
+	}
+	opts.Pooler = PoolerTransaction
+	return open(ctx, opts)
+}
+
+func open(ctx context.Context, opts Options) (*DB, error) {
 	cfg, err := PoolConfig(opts)
 	if err != nil {
 		return nil, err
@@ -101,9 +160,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
 	}
-	db := &DB{Pool: pool, Schema: opts.Schema, Target: target(cfg)}
-	if db.Schema == "" {
-		db.Schema = "attune"
+	db := &DB{Pool: pool, Schema: opts.Schema, Target: target(cfg), Pooler: opts.Pooler == PoolerTransaction,
+		MigrationLockTimeout: opts.MigrationLockTimeout}
+	if db.MigrationLockTimeout <= 0 {
+		db.MigrationLockTimeout = DefaultMigrationLockTimeout
 	}
 	pctx := ctx
 	if t := cfg.ConnConfig.ConnectTimeout; t > 0 {
@@ -113,9 +173,24 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	if err := db.Introspect(pctx); err != nil {
 		pool.Close()
+		if opts.Pooler == PoolerAuto && isUnsupportedStartupParameter(err) {
+			return nil, err // Open retries in pooler mode
+		}
 		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
 	}
 	return db, nil
+}
+
+// sessionSettingsKept reports whether the search_path sent as a startup
+// parameter is in effect; a pooler told to ignore startup parameters accepts
+// the connection and drops them. An error counts as kept: the statements
+// that follow will say what is wrong.
+func (db *DB) sessionSettingsKept(ctx context.Context) bool {
+	var sp string
+	if err := db.Pool.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&sp); err != nil {
+		return true
+	}
+	return sp == pgx.Identifier{db.Schema}.Sanitize()+", public"
 }
 
 // Close closes the pool.

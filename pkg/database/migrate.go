@@ -5,45 +5,36 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 
 	"github.com/attune-automation/attunectl/migrations"
 )
 
 // Migrator applies the embedded migrations with goose's Provider and a
-// Postgres session (advisory) lock, so that several `migrate up` at once
-// apply each migration exactly once. goose's version table lands in the
-// configured schema, beside the tables it describes.
+// transaction-scoped advisory lock (see migrationLocker), so that several
+// `migrate up` at once — directly or through a transaction pooler — apply
+// each migration exactly once and leave no lock behind. goose's version
+// table lands in the configured schema, beside the tables it describes.
+//
+// Status and Version only read: they run no DDL, so they work for a role
+// without CREATE and on a hot standby.
 type Migrator struct {
 	db       *DB
 	sqlDB    *sql.DB
 	provider *goose.Provider
 }
 
-// NewMigrator creates the configured schema when it is missing and prepares
-// the provider. Close releases it.
+// NewMigrator prepares the provider; it changes nothing in the database (the
+// schema is created by Up when missing). Close releases it.
 func NewMigrator(ctx context.Context, db *DB) (*Migrator, error) {
-	if _, err := db.Pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.Schema}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("creating schema %q: %w (ask for CREATE privilege on the database, or create the schema yourself)", db.Schema, RedactError(err))
-	}
-	h := fnv.New64a()
-	h.Write([]byte("attunectl-migrate:" + db.Schema))
-	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(int64(h.Sum64()>>1)),
-		lock.WithLockTimeout(1, 300), // wait up to 5 minutes for another migrate
-	)
-	if err != nil {
-		return nil, fmt.Errorf("creating migration lock: %w", err)
-	}
 	sqlDB := stdlib.OpenDBFromPool(db.Pool)
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS,
-		goose.WithSessionLocker(locker),
+		goose.WithSessionLocker(newMigrationLocker(db)),
 		goose.WithDisableGlobalRegistry(true),
 	)
 	if err != nil {
@@ -56,9 +47,27 @@ func NewMigrator(ctx context.Context, db *DB) (*Migrator, error) {
 // Close releases the *sql.DB wrapper; the pool stays open.
 func (m *Migrator) Close() error { return m.sqlDB.Close() }
 
+// ensureSchema creates the configured schema when it is missing.
+func (m *Migrator) ensureSchema(ctx context.Context) error {
+	var exists bool
+	if err := m.db.Pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", m.db.Schema).Scan(&exists); err != nil {
+		return fmt.Errorf("looking for schema %q: %w", m.db.Schema, RedactError(err))
+	}
+	if exists {
+		return nil
+	}
+	if _, err := m.db.Pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.db.Schema}.Sanitize()); err != nil {
+		return fmt.Errorf("creating schema %q: %w (ask for CREATE privilege on the database, or create the schema yourself)", m.db.Schema, RedactError(err))
+	}
+	return nil
+}
+
 // Up applies every pending migration.
 func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 	if err := m.preflight(ctx, math.MaxInt64); err != nil {
+		return nil, err
+	}
+	if err := m.ensureSchema(ctx); err != nil {
 		return nil, err
 	}
 	res, err := m.provider.Up(ctx)
@@ -71,6 +80,9 @@ func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 // UpTo applies pending migrations up to and including version.
 func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
 	if err := m.preflight(ctx, version); err != nil {
+		return nil, err
+	}
+	if err := m.ensureSchema(ctx); err != nil {
 		return nil, err
 	}
 	res, err := m.provider.UpTo(ctx, version)
@@ -98,16 +110,76 @@ func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*goose.Migratio
 	return res, wrapMigrate("rolling back", err)
 }
 
-// Status lists every migration with whether and when it was applied.
+// Status lists every migration with whether and when it was applied. It
+// reads goose's version table and changes nothing: on a schema never
+// migrated (no version table) every migration is pending.
 func (m *Migrator) Status(ctx context.Context) ([]*goose.MigrationStatus, error) {
-	st, err := m.provider.Status(ctx)
-	return st, wrapMigrate("reading migration status", err)
+	applied, err := m.applied(ctx)
+	if err != nil {
+		return nil, wrapMigrate("reading migration status", err)
+	}
+	var st []*goose.MigrationStatus
+	for _, src := range m.provider.ListSources() {
+		s := &goose.MigrationStatus{Source: src, State: goose.StatePending}
+		if at, ok := applied[src.Version]; ok {
+			s.State, s.AppliedAt = goose.StateApplied, at
+		}
+		st = append(st, s)
+	}
+	return st, nil
 }
 
-// Version returns the current database version and the latest available.
+// Version returns the current database version and the latest available,
+// reading only: 0 when the schema was never migrated.
 func (m *Migrator) Version(ctx context.Context) (current, latest int64, err error) {
-	current, latest, err = m.provider.GetVersions(ctx)
-	return current, latest, wrapMigrate("reading migration version", err)
+	applied, err := m.applied(ctx)
+	if err != nil {
+		return 0, 0, wrapMigrate("reading migration version", err)
+	}
+	for v := range applied {
+		current = max(current, v)
+	}
+	for _, src := range m.provider.ListSources() {
+		latest = max(latest, src.Version)
+	}
+	return current, latest, nil
+}
+
+// versionTable is goose's default table name.
+const versionTable = "goose_db_version"
+
+// applied reads which versions are applied and when, from goose's version
+// table in the configured schema; none when the table does not exist. The
+// latest row of a version decides (older goose releases recorded a rollback
+// as a row with is_applied = false; newer ones delete the row).
+func (m *Migrator) applied(ctx context.Context) (map[int64]time.Time, error) {
+	tbl := pgx.Identifier{m.db.Schema, versionTable}.Sanitize()
+	var exists bool
+	if err := m.db.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", tbl).Scan(&exists); err != nil {
+		return nil, err
+	}
+	out := map[int64]time.Time{}
+	if !exists {
+		return out, nil
+	}
+	rows, err := m.db.Pool.Query(ctx, `SELECT DISTINCT ON (version_id) version_id, is_applied, tstamp
+		FROM `+tbl+` WHERE version_id > 0 ORDER BY version_id, id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int64
+		var ok bool
+		var at time.Time
+		if err := rows.Scan(&v, &ok, &at); err != nil {
+			return nil, err
+		}
+		if ok {
+			out[v] = at
+		}
+	}
+	return out, rows.Err()
 }
 
 // Sources lists the embedded migrations.
@@ -128,6 +200,12 @@ func MigrateUp(ctx context.Context, db *DB) error {
 func wrapMigrate(what string, err error) error {
 	if err == nil {
 		return nil
+	}
+	// goose wraps a failed lock in "failed to initialize"; the lock's own
+	// message says everything.
+	var lockErr *MigrationLockError
+	if errors.As(err, &lockErr) {
+		return fmt.Errorf("%s: %w", what, lockErr)
 	}
 	return fmt.Errorf("%s: %w", what, RedactError(err))
 }

@@ -130,6 +130,7 @@ func startShared() {
 }
 
 func stopShared() error {
+	stopBouncer()
 	if shared.admin != nil {
 		shared.admin.Close()
 	}
@@ -201,6 +202,9 @@ type DB struct {
 	// Pool is connected with search_path = attune, public.
 	Pool   *pgxpool.Pool
 	Schema string
+	// PoolerURL reaches the same database through the shared PgBouncer
+	// (NewPgBouncer, NewPgBouncerEmpty); empty otherwise.
+	PoolerURL string
 }
 
 // New gives the test a fresh database with the migrations applied, cloned
@@ -365,4 +369,12 @@ func freePort(listen string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Admin is a pool on the shared server's "postgres" database as the
+// superuser, for what spans databases (roles, pg_stat_activity).
+func Admin(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	Server(t)
+	return shared.admin
 }

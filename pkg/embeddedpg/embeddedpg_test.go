@@ -161,6 +161,11 @@ func TestStartConnectReuseStop(t *testing.T) {
 	if again.PID() != srv.PID() {
 		t.Fatalf("second Start: pid %d, want the running server's %d", again.PID(), srv.PID())
 	}
+	// Only the Start that created the database says so: the embedded
+	// default migrates then, and never again by itself.
+	if !srv.CreatedDatabase() || again.CreatedDatabase() {
+		t.Errorf("CreatedDatabase: first Start %v, second %v; want true, false", srv.CreatedDatabase(), again.CreatedDatabase())
+	}
 
 	st, err := StatusOf(opts)
 	if err != nil {

@@ -34,6 +34,9 @@ type Server struct {
 	socketDir string
 	listen    string // the server's first listen address, "" for socket only
 	child     *child
+
+	// createdDB is set when this Start created the database "attune".
+	createdDB bool
 }
 
 // child is a postgres process this process spawned (Options.Foreground).
@@ -159,7 +162,22 @@ func (s *Server) ensureDatabase(ctx context.Context) error {
 	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P04") { // duplicate_database
 		return fmt.Errorf("creating database %q on the embedded server: %w", DefaultDatabase, err)
 	}
+	s.mu.Lock()
+	s.createdDB = err == nil
+	s.mu.Unlock()
 	return nil
+}
+
+// CreatedDatabase reports whether this Start created the database "attune"
+// (a new cluster, or one whose database was dropped): the one moment the
+// embedded default migrates by itself. Later invocations leave the schema
+// to `attunectl migrate`, so that a read-only command never changes it —
+// not after `migrate down`, not for a mistyped --schema. Of several
+// processes starting at once, exactly one sees true.
+func (s *Server) CreatedDatabase() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.createdDB
 }
 
 // Command prepares one of the PostgreSQL programs of BinDir (for example

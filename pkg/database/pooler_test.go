@@ -1,0 +1,242 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+)
+
+// TestPgBouncerStockTransactionMode: with the plain URL of a stock PgBouncer
+// in transaction mode, Open detects the pooler, and every transaction — on
+// whichever server connection the pooler lends — sees attunectl's
+// search_path, statement_timeout and jit, while several clients run at once.
+func TestPgBouncerStockTransactionMode(t *testing.T) {
+	t.Parallel()
+	tdb := dbtest.NewPgBouncer(t)
+	ctx := context.Background()
+
+	// What a stock PgBouncer does with attunectl's startup parameters.
+	_, err := pgx.Connect(ctx, tdb.PoolerURL+"&search_path=attune")
+	if err == nil || !strings.Contains(err.Error(), "unsupported startup parameter") {
+		t.Fatalf("PgBouncer accepted search_path at startup (%v): the harness must run a stock configuration", err)
+	}
+
+	db, err := database.Open(ctx, database.Options{URL: tdb.PoolerURL, Schema: "attune", StatementTimeout: 1500 * time.Millisecond, MaxConns: 4})
+	if err != nil {
+		t.Fatalf("Open through PgBouncer: %v", err)
+	}
+	defer db.Close()
+	if !db.Pooler {
+		t.Fatal("Open did not detect the transaction pooler")
+	}
+	if !db.Runtime.Exists || !db.Worker.HasRole {
+		t.Fatalf("introspection through the pooler found %+v %+v", db.Runtime, db.Worker)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				var sp, st, jit string
+				var n int
+				err := db.Pool.QueryRow(ctx, `SELECT current_setting('search_path'), current_setting('statement_timeout'),
+					current_setting('jit'), (SELECT count(*) FROM runtime WHERE ref LIKE $1)`, "core.sensor.%").Scan(&sp, &st, &jit, &n)
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d query %d: %w", g, i, err)
+					return
+				}
+				if sp != `"attune", public` || st != "1500ms" || jit != "off" || n != 5 {
+					errs <- fmt.Errorf("goroutine %d query %d: search_path %q statement_timeout %q jit %q runtimes %d", g, i, sp, st, jit, n)
+					return
+				}
+				// No arguments: pgx sends a simple query.
+				if _, err := db.Pool.Exec(ctx, "UPDATE runtime SET updated = updated WHERE ref = 'core.sensor.shell'"); err != nil {
+					errs <- fmt.Errorf("goroutine %d exec %d: %w", g, i, err)
+					return
+				}
+				// An explicit transaction keeps its settings to the end.
+				err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, "SELECT 1 FROM worker LIMIT 1"); err != nil {
+						return err
+					}
+					return tx.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&sp)
+				})
+				if err != nil || sp != `"attune", public` {
+					errs <- fmt.Errorf("goroutine %d tx %d: %v (search_path %q)", g, i, err, sp)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// A failed transaction still rolls back (the settings are not put in
+	// front of ROLLBACK) and the connection stays usable.
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT no_such_column FROM worker"); err == nil {
+		t.Fatal("expected an error")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatalf("rollback of a failed transaction through the pooler: %v", err)
+	}
+
+	// statement_timeout still bounds a statement.
+	begin := time.Now()
+	_, err = db.Pool.Exec(ctx, "SELECT pg_sleep(10)")
+	if !database.IsTimeout(err) || time.Since(begin) > 5*time.Second {
+		t.Fatalf("pg_sleep(10) through the pooler with statement_timeout 1.5s: %v after %v", err, time.Since(begin))
+	}
+}
+
+// TestDirectConnectionKeepsSessionSettings: a direct connection is not
+// mistaken for a pooler and keeps its startup parameters.
+func TestDirectConnectionKeepsSessionSettings(t *testing.T) {
+	t.Parallel()
+	tdb := dbtest.New(t)
+	db, err := database.Open(context.Background(), database.Options{URL: tdb.URL, Schema: "attune", StatementTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Pooler {
+		t.Fatal("a direct connection was taken for a pooler")
+	}
+	if m := db.Pool.Config().ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
+		t.Errorf("direct connection query exec mode = %v, want the statement cache", m)
+	}
+}
+
+// TestPgBouncerConcurrentMigrateUp: eight `migrate up` at once through the
+// pooler all succeed, each migration is applied once, and no advisory lock
+// is left behind.
+func TestPgBouncerConcurrentMigrateUp(t *testing.T) {
+	t.Parallel()
+	tdb := dbtest.NewPgBouncerEmpty(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := database.Open(ctx, database.Options{URL: tdb.PoolerURL, Schema: "attune", MaxConns: 2})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			errs[i] = database.MigrateUp(ctx, db)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("migrate up %d through the pooler: %v", i, err)
+		}
+	}
+	rows, err := tdb.Pool.Query(ctx, "SELECT version_id, count(*) FROM attune.goose_db_version GROUP BY 1 ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]int64, error) {
+		var v [2]int64
+		return v, r.Scan(&v[0], &v[1])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != 5 { // version 0 and the four migrations
+		t.Errorf("goose_db_version has versions %v, want 0..4", counts)
+	}
+	for _, c := range counts {
+		if c[1] != 1 {
+			t.Errorf("version %d recorded %d times", c[0], c[1])
+		}
+	}
+	var locks int
+	if err := tdb.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").Scan(&locks); err != nil {
+		t.Fatal(err)
+	}
+	if locks != 0 {
+		t.Errorf("%d advisory locks held after the migrations", locks)
+	}
+	// A direct `migrate status` right after does not wait.
+	db, err := database.Open(ctx, database.Options{URL: tdb.URL, Schema: "attune", MigrationLockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Pool.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := database.NewMigrator(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if res, err := m.Up(ctx); err != nil || len(res) != 0 {
+		t.Errorf("a direct migrate up after them: %v, %d applied", err, len(res))
+	}
+}
+
+// TestMigrationLockHeldSaysWho: a migration lock held elsewhere (here a
+// session lock, as older releases leaked through a pooler) makes `migrate
+// up` give up after its bound with the holder's pid and application_name.
+func TestMigrationLockHeldSaysWho(t *testing.T) {
+	t.Parallel()
+	tdb := dbtest.NewPgBouncerEmpty(t)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, tdb.URL+"&application_name=leaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", database.MigrationLockID("attune")); err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{tdb.PoolerURL, tdb.URL} {
+		db, err := database.Open(ctx, database.Options{URL: url, Schema: "attune", MigrationLockTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		err = database.MigrateUp(ctx, db)
+		db.Close()
+		var lockErr *database.MigrationLockError
+		if !errors.As(err, &lockErr) {
+			t.Fatalf("migrate up while the lock is held: %v, want a MigrationLockError", err)
+		}
+		for _, want := range []string{fmt.Sprintf("pid %d", pid), `application_name "leaky"`, "pg_terminate_backend", "gave up after 2s"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err, want)
+			}
+		}
+		if d := time.Since(begin); d > 10*time.Second {
+			t.Errorf("gave up after %v, want about 2s", d)
+		}
+		t.Logf("%s", err)
+	}
+}
