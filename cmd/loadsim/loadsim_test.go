@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
@@ -33,6 +34,9 @@ func TestShortRun(t *testing.T) {
 	var rep struct {
 		Workers    int                `json:"workers"`
 		Heartbeats int                `json:"heartbeats"`
+		After      int                `json:"after_window"`
+		Missed     int                `json:"missed"`
+		LateMS     map[string]float64 `json:"late_ms"`
 		Errors     int                `json:"errors"`
 		Updates    int64              `json:"updates"`
 		HOTUpdates int64              `json:"hot_updates"`
@@ -56,7 +60,7 @@ func TestShortRun(t *testing.T) {
 		t.Errorf("heartbeats = %d with %d errors, want about 900 and none\n%s", rep.Heartbeats, rep.Errors, stderr.String())
 	}
 	// Every heartbeat is exactly one update of the worker table.
-	if rep.Updates != int64(rep.Heartbeats) {
+	if rep.Updates != int64(rep.Heartbeats+rep.After) {
 		t.Errorf("n_tup_upd grew by %d for %d heartbeats: the statistics are not read right", rep.Updates, rep.Heartbeats)
 	}
 	// The migrations' fillfactor leaves room on every page: the heartbeats
@@ -165,5 +169,54 @@ func TestHeartbeatCommitDurability(t *testing.T) {
 	}
 	if durable < 0.3 {
 		t.Errorf("%.3f WAL fsyncs per heartbeat with attunectl.heartbeat_synchronous_commit = on: the setting is not honoured", durable)
+	}
+}
+
+// TestReportJudgesTheWindow: heartbeats completed after the window, or due
+// in it and never started, do not count toward the rate, and a p99
+// lateness over --max-late-p99 fails the run.
+func TestReportJudgesTheWindow(t *testing.T) {
+	o := options{Workers: 100, Interval: time.Second, Duration: 10 * time.Second, MaxP99: time.Second, MaxLateP99: time.Second, MaxGrowth: 1}
+	judge := func(fill func(*recorder)) *report {
+		rec := newRecorder()
+		fill(rec)
+		rep := &report{Options: o, TargetPerSecond: 100}
+		rep.Start.TableBytes, rep.End.TableBytes = 1, 1
+		rep.Start.Updates, rep.End.Updates, rep.End.HOTUpdates = 0, 1000, 1000
+		rep.finish(rec, 12*time.Second)
+		return rep
+	}
+	ok := judge(func(r *recorder) {
+		for range 1000 {
+			r.add(time.Millisecond, 10*time.Millisecond, nil, true)
+		}
+	})
+	if !ok.Passed || ok.Heartbeats != 1000 || ok.AchievedPerSecond != 100 {
+		t.Fatalf("a run on schedule: passed %v, %d heartbeats, %.0f/s: %+v", ok.Passed, ok.Heartbeats, ok.AchievedPerSecond, ok.Checks)
+	}
+	late := judge(func(r *recorder) {
+		for i := range 1000 {
+			switch {
+			case i < 900:
+				r.add(time.Millisecond, 10*time.Millisecond, nil, true)
+			case i < 950:
+				r.add(time.Millisecond, 3*time.Second, nil, false) // finished after the window
+			default:
+				r.miss(4 * time.Second)
+			}
+		}
+	})
+	if late.Passed || late.Heartbeats != 900 || late.AfterWindow != 50 || late.Missed != 50 || late.AchievedPerSecond != 90 {
+		t.Fatalf("a run 10%% short and late: passed %v, %d in the window, %d after, %d missed, %.0f/s", late.Passed,
+			late.Heartbeats, late.AfterWindow, late.Missed, late.AchievedPerSecond)
+	}
+	var missed []string
+	for _, c := range late.Checks {
+		if !c.OK {
+			missed = append(missed, c.What)
+		}
+	}
+	if strings.Join(missed, ",") != "heartbeats/s,lateness p99" {
+		t.Errorf("missed checks %v, want the rate and the lateness", missed)
 	}
 }

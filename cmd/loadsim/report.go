@@ -29,7 +29,10 @@ type report struct {
 	RegisterPerSecond float64 `json:"register_per_second"`
 
 	ElapsedSeconds    float64            `json:"elapsed_seconds"`
+	WindowSeconds     float64            `json:"window_seconds"`
 	Heartbeats        int                `json:"heartbeats"`
+	AfterWindow       int                `json:"after_window"`
+	Missed            int                `json:"missed"`
 	Errors            int                `json:"errors"`
 	Timeouts          int                `json:"timeouts"`
 	ErrorMessages     map[string]int     `json:"error_messages,omitempty"`
@@ -79,13 +82,19 @@ func (r *report) finish(rec *recorder, elapsed time.Duration) {
 		r.ErrorMessages = rec.errs
 	}
 	r.Timeouts = rec.timeouts
+	inWindow, after, missed := rec.inWindow, rec.outside, rec.missed
 	rec.mu.Unlock()
 	slices.Sort(all)
 	slices.Sort(lags)
 
+	// Only the heartbeats that completed inside the window [start, start +
+	// duration] count toward the rate; those the senders finished after
+	// it, or never started in it, do not.
+	window := min(elapsed, o.Duration)
 	r.ElapsedSeconds = elapsed.Seconds()
-	r.Heartbeats = len(all)
-	r.AchievedPerSecond = float64(len(all)) / elapsed.Seconds()
+	r.WindowSeconds = window.Seconds()
+	r.Heartbeats, r.AfterWindow, r.Missed = inWindow, after, missed
+	r.AchievedPerSecond = float64(inWindow) / window.Seconds()
 	r.LatencyMS = map[string]float64{
 		"p50": msf(percentile(all, 0.50)), "p90": msf(percentile(all, 0.90)), "p99": msf(percentile(all, 0.99)),
 		"p99.9": msf(percentile(all, 0.999)), "max": msf(percentile(all, 1)),
@@ -103,17 +112,18 @@ func (r *report) finish(rec *recorder, elapsed time.Duration) {
 	if r.Start.IndexBytes > 0 {
 		r.IndexGrowth = float64(r.End.IndexBytes-r.Start.IndexBytes) / float64(r.Start.IndexBytes)
 	}
-	if r.Heartbeats > 0 {
-		r.WALBytesPerHB = float64(r.End.WALBytes-r.Start.WALBytes) / float64(r.Heartbeats)
+	if n := r.Heartbeats + r.AfterWindow; n > 0 {
+		r.WALBytesPerHB = float64(r.End.WALBytes-r.Start.WALBytes) / float64(n)
 	}
 	r.WALSyncsPerSec = float64(r.End.WALSyncs-r.Start.WALSyncs) / elapsed.Seconds()
 	r.Autovacuums = r.End.Autovacuums - r.Start.Autovacuums
 
 	// The target rate counts only the heartbeats due within the elapsed
 	// time (an interrupted run is judged on what it ran).
-	due := r.TargetPerSecond * min(elapsed, o.Duration).Seconds()
+	due := r.TargetPerSecond * window.Seconds()
 	r.Checks = []check{
 		{What: "heartbeats/s", Target: fmt.Sprintf(">= 99%% of %.0f", r.TargetPerSecond), Got: fmt.Sprintf("%.0f", r.AchievedPerSecond), OK: float64(r.Heartbeats) >= 0.99*due},
+		{What: "lateness p99", Target: "<= " + o.MaxLateP99.String(), Got: fmt.Sprintf("%.0fms", r.LateMS["p99"]), OK: percentile(lags, 0.99) <= o.MaxLateP99},
 		{What: "errors", Target: "0", Got: fmt.Sprint(r.Errors), OK: r.Errors == 0},
 		{What: "latency p99", Target: "< " + o.MaxP99.String(), Got: fmt.Sprintf("%.2fms", r.LatencyMS["p99"]), OK: percentile(all, 0.99) < o.MaxP99},
 		{What: "HOT updates", Target: fmt.Sprintf(">= %.0f%%", 100*o.MinHOT), Got: fmt.Sprintf("%.1f%%", 100*r.HOTShare), OK: r.HOTShare >= o.MinHOT},
@@ -156,11 +166,11 @@ func (r *report) writeText(w io.Writer) error {
 	p("register: %d workers in %.1fs (%.0f/s)\n", o.Workers, r.RegisterSeconds, r.RegisterPerSecond)
 	p("machine load average (1 min): %s before, %s after\n\n", r.LoadAverage[0], r.LoadAverage[1])
 
-	p("heartbeats    %d in %.1fs: %.0f/s (target %.0f/s), %d errors (%d timeouts)\n",
-		r.Heartbeats, r.ElapsedSeconds, r.AchievedPerSecond, r.TargetPerSecond, r.Errors, r.Timeouts)
+	p("heartbeats    %d completed in the %.1fs window: %.0f/s (target %.0f/s); %d completed after it, %d due in it never started in it; %d errors (%d timeouts)\n",
+		r.Heartbeats, r.WindowSeconds, r.AchievedPerSecond, r.TargetPerSecond, r.AfterWindow, r.Missed, r.Errors, r.Timeouts)
 	p("latency       p50 %.2fms  p90 %.2fms  p99 %.2fms  p99.9 %.2fms  max %.2fms\n",
 		r.LatencyMS["p50"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyMS["p99.9"], r.LatencyMS["max"])
-	p("late start    p50 %.2fms  p99 %.2fms  max %.2fms (how far behind its schedule a heartbeat started)\n",
+	p("late start    p50 %.2fms  p99 %.2fms  max %.2fms (how far behind its schedule a heartbeat started; a missed one counts as late as when it was dropped)\n",
 		r.LateMS["p50"], r.LateMS["p99"], r.LateMS["max"])
 	p("HOT updates   %d of %d (%.1f%%)\n", r.HOTUpdates, r.Updates, 100*r.HOTShare)
 	p("table         %s -> %s (%+.1f%%)\n", mb(r.Start.TableBytes), mb(r.End.TableBytes), 100*r.TableGrowth)

@@ -265,13 +265,21 @@ func heartbeat(ctx context.Context, o options, regs []*workers.Registration, rec
 			defer wg.Done()
 			for j := range jobs {
 				started := time.Now()
+				if !started.Before(end) {
+					// Due inside the window, but the senders reached it
+					// only after the window closed: a missed heartbeat,
+					// as late as it is now.
+					rec.miss(started.Sub(j.at))
+					continue
+				}
 				hctx, cancel := context.WithTimeout(ctx, timeout)
 				_, err := regs[j.worker].Heartbeat(hctx)
 				cancel()
 				if ctx.Err() != nil {
 					continue // interrupted: not a result
 				}
-				rec.add(time.Since(started), started.Sub(j.at), err)
+				finished := time.Now()
+				rec.add(finished.Sub(started), started.Sub(j.at), err, finished.Before(end))
 			}
 		}()
 	}
@@ -321,6 +329,10 @@ type recorder struct {
 	lags     []time.Duration
 	errs     map[string]int
 	timeouts int
+	// inWindow counts the heartbeats that completed inside the measured
+	// window; outside those that completed after it; missed those due
+	// inside it that never started in it.
+	inWindow, outside, missed int
 }
 
 func newRecorder() *recorder { return &recorder{errs: map[string]int{}} }
@@ -331,9 +343,20 @@ func (r *recorder) begin(t time.Time) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) add(latency, lag time.Duration, err error) {
+// miss records a heartbeat due in the window that was not started in it.
+func (r *recorder) miss(lag time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.missed++
+	r.lags = append(r.lags, lag)
+	r.winLag = append(r.winLag, lag)
+}
+
+func (r *recorder) add(latency, lag time.Duration, err error, inWindow bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lags = append(r.lags, lag) // lateness counts for every heartbeat started, failed or not
+	r.winLag = append(r.winLag, lag)
 	if err != nil {
 		r.winErrs++
 		if database.IsTimeout(err) {
@@ -346,9 +369,12 @@ func (r *recorder) add(latency, lag time.Duration, err error) {
 		return
 	}
 	r.win = append(r.win, latency)
-	r.winLag = append(r.winLag, lag)
 	r.all = append(r.all, latency)
-	r.lags = append(r.lags, lag)
+	if inWindow {
+		r.inWindow++
+	} else {
+		r.outside++
+	}
 }
 
 // windowStats summarizes the heartbeats since the last call.

@@ -70,9 +70,14 @@ type options struct {
 	Keep         bool
 	SkipStale    bool
 	SkipPrune    bool
+	SkipList     bool
+	ListRuns     int
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "stream" {
+		os.Exit(streamMain(os.Args[2:]))
+	}
 	var o options
 	flag.StringVar(&o.URL, "database-url", "", "PostgreSQL URL to benchmark on (default: start a server of its own)")
 	flag.StringVar(&o.Schema, "schema", "workerbench", "schema to work in: dropped first, and at the end unless --keep")
@@ -89,6 +94,8 @@ func main() {
 	flag.BoolVar(&o.Keep, "keep", false, "keep the schema (and the own server's directory) at the end")
 	flag.BoolVar(&o.SkipStale, "skip-stale", false, "skip the worker stale benchmark")
 	flag.BoolVar(&o.SkipPrune, "skip-prune", false, "skip the prune benchmark")
+	flag.BoolVar(&o.SkipList, "skip-list", false, "skip the worker list (streaming) and --runtime benchmarks")
+	flag.IntVar(&o.ListRuns, "list-runs", 3, "timed runs of each full listing (they take seconds each at 1,000,000 rows)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -281,10 +288,11 @@ func (b *bench) setIndex(ctx context.Context, variant string) error {
 }
 
 // fill replaces the table's rows. Workers are sensors but every tenth, an
-// action worker; they advertise two or three runtimes and a 60 s heartbeat
-// interval (a grace of 3 minutes, so that the live workers stay live while
-// the benchmark runs without anyone heartbeating for them), and carry an
-// instance id in meta, like rows sensor run writes.
+// action worker; they advertise two or three runtimes (every hundredth
+// ruby, which no other worker has) and a 60 s heartbeat interval, and carry
+// an instance id in meta, like rows sensor run writes. Callers set the live
+// workers' heartbeats in the future and the dead ones' days in the past, so
+// that no worker changes state during a slow run, EXPLAINs included.
 func (b *bench) fill(ctx context.Context, rows int, heartbeat, status string) error {
 	begin := time.Now()
 	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY"); err != nil {
@@ -296,8 +304,9 @@ func (b *bench) fill(ctx context.Context, rows int, heartbeat, status string) er
 		       CASE WHEN i % 10 = 4 THEN 'action' ELSE 'sensor' END::worker_role_enum,
 		       'local', (`+status+`)::worker_status_enum, 'host-' || (i % 1000),
 		       jsonb_build_object(
-		           'runtimes', CASE i % 3 WHEN 0 THEN '["built-in sensor", "python", "shell"]'::jsonb
-		                                  WHEN 1 THEN '["built-in sensor", "node.js", "shell"]'::jsonb
+		           'runtimes', CASE WHEN i % 100 = 17 THEN '["built-in sensor", "ruby", "shell"]'::jsonb
+		                                  WHEN i % 3 = 0 THEN '["built-in sensor", "python", "shell"]'::jsonb
+		                                  WHEN i % 3 = 1 THEN '["built-in sensor", "node.js", "shell"]'::jsonb
 		                                  ELSE '["built-in sensor", "shell"]'::jsonb END,
 		           'max_concurrent_sensors', 10, 'sensor_version', '0.1.0', 'heartbeat_interval', 60,
 		           'runtime_versions', '{"python": "3.11.7", "node.js": "v20.11.1"}'::jsonb),
@@ -328,10 +337,14 @@ type staleCase struct {
 func (b *bench) staleBench(ctx context.Context, variant string) error {
 	o := b.o
 	every := int(100 / o.StalePercent)
-	// Every `every`-th worker stopped heartbeating between 1 and 4 hours
-	// ago; the others heartbeat within the last 30 s.
-	hb := fmt.Sprintf(`CASE WHEN i %% %d = 0 THEN now() - interval '1 hour' - (i %% 10000) * interval '1 second'
-	                   ELSE now() - (i %% 30) * interval '1 second' END`, every)
+	// Every `every`-th worker stopped heartbeating between 10 and 10.1
+	// days ago; the others' heartbeats are a day ahead (as if the clock of
+	// the database had been set back), so that none of them can age into
+	// staleness however slow the run: --older-than 5m and the per-worker
+	// grace both select exactly the dead ones, from the first statement to
+	// the last EXPLAIN.
+	hb := fmt.Sprintf(`CASE WHEN i %% %d = 0 THEN now() - interval '10 days' - (i %% 10000) * interval '1 second'
+	                   ELSE now() + interval '1 day' - (i %% 30) * interval '1 second' END`, every)
 	if err := b.fill(ctx, o.Rows, hb, "'active'"); err != nil {
 		return err
 	}
@@ -365,7 +378,14 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 			ms(median(ta)), ms(slices.Min(ta)), ms(median(tp)), ms(slices.Min(tp)), float64(median(ta))/float64(median(tp)))
 	}
 	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends, "+
-		"with the parameters written as literals (`psql -X -c 'SET search_path …' -c '<statement>'`).\n\n", o.Runs)
+		"with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
+		"(`psql -X -A -t -c 'SET jit = off' -c 'SET search_path …' -c '<statement>'`). Ratio: median over median, same run.\n\n", o.Runs)
+
+	if !o.SkipList {
+		if err := b.listBench(ctx); err != nil {
+			return err
+		}
+	}
 
 	if err := b.hotBench(ctx, variant); err != nil {
 		return err
@@ -380,6 +400,8 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 	}
 	q, args := workers.ListQuery(workers.ListOptions{Status: "active", Selector: workers.Selector{Roles: []string{"sensor"}, Runtime: "python"}})
 	plans = append(plans, plan{"worker list --role sensor --runtime python --status active (the seed's first query)", inline(q, args)})
+	q, args = streamQueryOf("table", workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}})
+	plans = append(plans, plan{"worker list --runtime ruby (1% of the fleet; the streaming statement of the table)", inline(q, args)})
 	q, args = workers.PruneQuery(workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}})
 	plans = append(plans, plan{"worker prune: first batch (mark inactive, 5000 rows; rolled back)", inline(q, args)})
 	for _, p := range plans {
@@ -426,8 +448,7 @@ func (b *bench) timePair(ctx context.Context, args []string, sql string) (ta, tp
 	for i := -1; i < b.o.Runs; i++ {
 		a := exec.CommandContext(ctx, b.o.Attunectl, args...)
 		a.Env = env
-		p := exec.CommandContext(ctx, b.o.Psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", b.url,
-			"-c", "SET search_path = "+pgx.Identifier{b.o.Schema}.Sanitize()+", public", "-c", sql)
+		p := b.psql(ctx, sql)
 		da, err := timeCmd(a)
 		if err != nil {
 			return nil, nil, err
@@ -441,6 +462,14 @@ func (b *bench) timePair(ctx context.Context, args []string, sql string) (ta, tp
 		}
 	}
 	return ta, tp, nil
+}
+
+// psql runs sql as the fair floor: no psqlrc, unaligned, tuples only, with
+// the session settings attunectl's connections have (jit off, the schema
+// first on the search_path).
+func (b *bench) psql(ctx context.Context, sql string) *exec.Cmd {
+	return exec.CommandContext(ctx, b.o.Psql, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", b.url,
+		"-c", "SET jit = off", "-c", "SET search_path = "+pgx.Identifier{b.o.Schema}.Sanitize()+", public", "-c", sql)
 }
 
 // explain returns EXPLAIN (ANALYZE, BUFFERS) of sql, run in a transaction
@@ -684,7 +713,7 @@ func (b *bench) pruneBench(ctx context.Context, variant string) error {
 	total := 2 * o.DeleteRows
 	// Odd ids: inactive sensor workers silent for 40 days (the prune deletes
 	// them); even ids: live workers.
-	hb := `CASE WHEN i % 2 = 1 THEN now() - interval '40 days' ELSE now() - (i % 30) * interval '1 second' END`
+	hb := `CASE WHEN i % 2 = 1 THEN now() - interval '40 days' ELSE now() + interval '1 day' - (i % 30) * interval '1 second' END`
 	status := `CASE WHEN i % 2 = 1 THEN 'inactive' ELSE 'active' END`
 	if err := b.fill(ctx, total, hb, status); err != nil {
 		return err
@@ -770,4 +799,165 @@ func median(d []time.Duration) time.Duration {
 
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
+}
+
+// ---------------------------------------------------------------- worker list, streamed
+
+// timed is one command's runs.
+type timed struct {
+	d   []time.Duration
+	rss []int64 // peak resident set, KiB
+}
+
+func (t timed) median() time.Duration { return median(t.d) }
+func (t timed) maxRSS() int64         { return slices.Max(t.rss) }
+
+// timeAlternately runs each command of mk once untimed, then runs times
+// each, alternately, with stdout to /dev/null, and returns their wall times
+// and peak RSS.
+func (b *bench) timeAlternately(ctx context.Context, runs int, mk ...func() *exec.Cmd) ([]timed, error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	out := make([]timed, len(mk))
+	for i := -1; i < runs; i++ {
+		for j, m := range mk {
+			cmd := m()
+			var stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = devnull, &stderr
+			begin := time.Now()
+			err := cmd.Run()
+			d := time.Since(begin)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w\n%s", cmd.Args[0], strings.Join(redactArgs(cmd.Args[1:2]), " "), err, database.Redact(stderr.String()))
+			}
+			if i >= 0 {
+				out[j].d = append(out[j].d, d)
+				var rss int64
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+					rss = ru.Maxrss
+				}
+				out[j].rss = append(out[j].rss, rss)
+			}
+		}
+	}
+	return out, nil
+}
+
+// streamCmd runs `workerbench stream`, the streaming listing, on the bench's schema.
+func (b *bench) streamCmd(ctx context.Context, format string, extra ...string) func() *exec.Cmd {
+	self, _ := os.Executable()
+	return func() *exec.Cmd {
+		args := append([]string{"stream", "--database-url", b.url, "--schema", b.o.Schema, "-o", format}, extra...)
+		return exec.CommandContext(ctx, self, args...)
+	}
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
+
+// listBench times the streaming listings of every worker (-o name, table,
+// json) against psql running their statements, and --runtime ruby with and
+// without the GIN index on the runtimes, with the HOT share of heartbeats
+// without it (the share with it is the staleBench's).
+func (b *bench) listBench(ctx context.Context) error {
+	o := b.o
+	b.printf("### worker list, streamed: %d workers\n\n", o.Rows)
+	b.printf("`workerbench stream -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows) "+
+		"and formats each row as it arrives, connected as attunectl connects (jit off, search_path, statement_timeout 30s); "+
+		"psql runs the statement its cursor is declared for. %d timed runs each, alternately, after one untimed run.\n\n",
+		workers.DefaultStreamBatchSize, o.ListRuns)
+	b.printf("| listing | rows | streamed median (min) | peak RSS | psql median (min) | psql peak RSS | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, format := range []string{"name", "table", "json"} {
+		q, args := streamQueryOf(format, workers.ListOptions{})
+		sql := inline(q, args)
+		res, err := b.timeAlternately(ctx, o.ListRuns, b.streamCmd(ctx, format), func() *exec.Cmd { return b.psql(ctx, sql) })
+		if err != nil {
+			return err
+		}
+		s, p := res[0], res[1]
+		b.printf("| `worker list -o %s` | %d | %s (%s) | %s | %s (%s) | %s | %.2f |\n", format, o.Rows,
+			ms(s.median()), ms(slices.Min(s.d)), mib(s.maxRSS()), ms(p.median()), ms(slices.Min(p.d)), mib(p.maxRSS()),
+			float64(s.median())/float64(p.median()))
+	}
+	b.printf("\n")
+	return b.runtimeBench(ctx)
+}
+
+// runtimeBench times `worker list --runtime ruby` (1%% of the fleet) with
+// the GIN index of migration 00012 and without it (today's plan: every row
+// read), through attunectl's binary (List, today's printers), the
+// streaming path and psql; then measures the HOT share of heartbeats
+// without the index, and builds it again.
+func (b *bench) runtimeBench(ctx context.Context) error {
+	o := b.o
+	opts := workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}}
+	q, args := streamQueryOf("table", opts)
+	streamSQL := inline(q, args)
+	q, args = workers.ListQuery(opts)
+	listSQL := inline(q, args)
+	env := append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+o.Schema, "NO_COLOR=1")
+	attunectl := func() *exec.Cmd {
+		c := exec.CommandContext(ctx, o.Attunectl, "worker", "list", "--runtime", "ruby")
+		c.Env = env
+		return c
+	}
+	cmds := []func() *exec.Cmd{attunectl, b.streamCmd(ctx, "table", "--runtime", "ruby"),
+		func() *exec.Cmd { return b.psql(ctx, listSQL) }, func() *exec.Cmd { return b.psql(ctx, streamSQL) }}
+	titles := []string{"`attunectl worker list --runtime ruby` (List, today's printer)", "`workerbench stream -o table --runtime ruby`",
+		"psql, List's statement", "psql, the streaming statement"}
+	var n int64
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+listSQL+") s").Scan(&n); err != nil {
+		return err
+	}
+	with, err := b.timeAlternately(ctx, o.Runs, cmds...)
+	if err != nil {
+		return err
+	}
+	planWith, err := b.explain(ctx, streamSQL)
+	if err != nil {
+		return err
+	}
+	if err := b.exec(ctx, "DROP INDEX idx_worker_capabilities_runtimes"); err != nil {
+		return err
+	}
+	without, err := b.timeAlternately(ctx, o.Runs, cmds...)
+	if err != nil {
+		return err
+	}
+	planWithout, err := b.explain(ctx, streamSQL)
+	if err != nil {
+		return err
+	}
+	b.printf("### worker list --runtime ruby: %d of %d workers\n\n", n, o.Rows)
+	b.printf("| command | with idx_worker_capabilities_runtimes, median (min) | without (today's plan), median (min) | without / with |\n|---|---:|---:|---:|\n")
+	for i, t := range titles {
+		b.printf("| %s | %s (%s) | %s (%s) | %.2f |\n", t, ms(with[i].median()), ms(slices.Min(with[i].d)),
+			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
+	}
+	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.1f× faster "+
+		"(%s → %s, medians of the same run). Server time (EXPLAIN ANALYZE of the streaming statement): %s with the index, %s without.\n\n",
+		float64(without[0].median())/float64(with[1].median()), ms(without[0].median()), ms(with[1].median()),
+		executionTime(planWith), executionTime(planWithout))
+	b.printf("EXPLAIN with the index:\n\n```\n%s```\n\nEXPLAIN without:\n\n```\n%s```\n\n", planWith, planWithout)
+	if err := b.hotBench(ctx, "the migrations' without idx_worker_capabilities_runtimes (before migration 00012)"); err != nil {
+		return err
+	}
+	begin := time.Now()
+	if err := b.exec(ctx, "CREATE INDEX idx_worker_capabilities_runtimes ON worker USING gin ((capabilities->'runtimes'))"); err != nil {
+		return err
+	}
+	b.printf("Building idx_worker_capabilities_runtimes again on %d rows took %s.\n\n", o.Rows, ms(time.Since(begin)))
+	return nil
+}
+
+// executionTime is the "Execution Time" line of an EXPLAIN ANALYZE.
+func executionTime(plan string) string {
+	for _, l := range strings.Split(plan, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "Execution Time:") {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "Execution Time:"))
+		}
+	}
+	return "?"
 }

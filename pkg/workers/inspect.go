@@ -214,9 +214,28 @@ func inspectColumns(stale string) string {
 // ListQuery returns the statement List runs for opts and its arguments; the
 // benchmark runs the same text through psql.
 func ListQuery(opts ListOptions) (string, []any) {
+	p := listParts(opts)
+	return p.finish("SELECT " + inspectColumns(p.stale) + "\nFROM worker" + p.tail)
+}
+
+// listQuery is what the statements of List and Stream share: the
+// conditions and order of opts, and the staleness test and grace the state
+// column derives with. Those refer to the grace override as graceHole,
+// which finish numbers as the last parameter if the statement uses it (a
+// statement selecting names only may not).
+type listQuery struct {
+	tail  string // WHERE … ORDER BY …
+	stale string // staleSQL with the grace override
+	grace string // graceSQL with the grace override
+	args  sqlArgs
+	over  any // the grace override's argument
+}
+
+const graceHole = "\x00grace\x00"
+
+func listParts(opts ListOptions) listQuery {
 	var a sqlArgs
-	grace := a.add(graceArg(opts.OlderThan))
-	stale := staleSQL("", grace)
+	stale := staleSQL("", graceHole)
 	where := selectorSQL(opts.Selector, &a)
 	switch {
 	case opts.StaleOnly || opts.Status == StateStale:
@@ -226,7 +245,7 @@ func ListQuery(opts ListOptions) (string, []any) {
 	case opts.Status != "":
 		where = append(where, "status = "+a.add(opts.Status)+"::text::worker_status_enum")
 	}
-	q := "SELECT " + inspectColumns(stale) + "\nFROM worker"
+	var q string
 	if len(where) > 0 {
 		q += "\nWHERE " + strings.Join(where, "\n  AND ")
 	}
@@ -235,18 +254,34 @@ func ListQuery(opts ListOptions) (string, []any) {
 	} else {
 		q += "\nORDER BY name"
 	}
+	return listQuery{tail: q, stale: stale, grace: graceSQL("", graceHole), args: a, over: graceArg(opts.OlderThan)}
+}
+
+// finish numbers the grace override in q and returns q with its arguments.
+func (p listQuery) finish(q string) (string, []any) {
+	a := p.args
+	if strings.Contains(q, graceHole) {
+		q = strings.ReplaceAll(q, graceHole, a.add(p.over))
+	}
 	return q, a
 }
 
 // List returns the workers opts selects, with their derived state.
 func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
-	if opts.SortBy != "" && opts.SortBy != SortByName && opts.SortBy != SortByHeartbeat {
-		return Listing{}, fmt.Errorf("unknown sort order %q: use %s or %s", opts.SortBy, SortByName, SortByHeartbeat)
+	if err := opts.validate(); err != nil {
+		return Listing{}, err
 	}
 	q, args := ListQuery(opts)
 	l, err := queryListing(ctx, pool, q, args...)
 	l.OlderThan = opts.OlderThan
 	return l, err
+}
+
+func (opts ListOptions) validate() error {
+	if opts.SortBy != "" && opts.SortBy != SortByName && opts.SortBy != SortByHeartbeat {
+		return fmt.Errorf("unknown sort order %q: use %s or %s", opts.SortBy, SortByName, SortByHeartbeat)
+	}
+	return nil
 }
 
 // Stale returns the stale workers opts selects: active, but silent for

@@ -92,21 +92,23 @@ func (o PruneOptions) batchSize() int {
 	return o.BatchSize
 }
 
-// pruneWhere is the condition a worker must meet to be pruned, and the
-// staleness expression to derive its state with. It is evaluated by the
-// database when the statement runs, with its clock.
-func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale string) {
+// pruneWhere is the condition a worker must meet to be pruned, the
+// staleness expression to derive its state with, and the grace it is
+// judged by. It is evaluated by the database when the statement runs, with
+// its clock.
+func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale, grace string) {
 	conds := selectorSQL(o.Selector, a)
 	if o.Delete {
-		stale = staleSQL("", "NULL")
+		stale, grace = staleSQL("", "NULL"), graceSQL("", "NULL")
 		conds = append(conds,
 			"(status = 'inactive' OR (status = 'active' AND "+stale+"))",
 			"coalesce(last_heartbeat, updated) < now() - "+a.add(o.OlderThan)+"::interval")
 	} else {
-		stale = staleSQL("", a.add(graceArg(o.OlderThan)))
+		p := a.add(graceArg(o.OlderThan))
+		stale, grace = staleSQL("", p), graceSQL("", p)
 		conds = append(conds, "status = 'active'", stale)
 	}
-	return strings.Join(conds, "\n\t  AND "), stale
+	return strings.Join(conds, "\n\t  AND "), stale, grace
 }
 
 // PruneQuery returns one batch's statement and its arguments. The last two
@@ -126,7 +128,7 @@ func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale string) {
 // could wait for are held for one short statement only.
 func PruneQuery(o PruneOptions) (string, []any) {
 	var a sqlArgs
-	where, _ := pruneWhere(o, &a)
+	where, _, _ := pruneWhere(o, &a)
 	last := a.add(int64(0))
 	limit := a.add(o.batchSize())
 	change := `UPDATE worker w SET status = 'inactive', updated = now()
@@ -228,7 +230,7 @@ func PrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (List
 		return Listing{}, err
 	}
 	var a sqlArgs
-	where, stale := pruneWhere(o, &a)
+	where, stale, _ := pruneWhere(o, &a)
 	q := "SELECT " + inspectColumns(stale) + "\nFROM worker\nWHERE " + where + "\nORDER BY name"
 	l, err := queryListing(ctx, pool, q, a...)
 	if !o.Delete {
@@ -243,7 +245,7 @@ func PruneCount(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (int64,
 		return 0, err
 	}
 	var a sqlArgs
-	where, _ := pruneWhere(o, &a)
+	where, _, _ := pruneWhere(o, &a)
 	var n int64
 	err := pool.QueryRow(ctx, "SELECT count(*) FROM worker WHERE "+where, a...).Scan(&n)
 	return n, err

@@ -151,18 +151,29 @@ type Worker struct {
 // list, stale, prune and register share. alias qualifies the columns ("w"
 // inside ON CONFLICT, where a bare last_heartbeat is ambiguous; "" for
 // none). graceParam (an interval parameter such as "$3", or "NULL" for "per
-// worker") overrides the advertised interval. A heartbeat_interval that is
-// not a number (another tool wrote it) counts as absent rather than failing
-// the query.
+// worker") overrides the worker's own grace.
+//
+// The worker's own grace is the plain column heartbeat_grace, which a
+// trigger sets whenever capabilities are written (migration 00010), so the
+// test reads one interval per row instead of evaluating jsonb; a row the
+// backfill (migration 00011) has not reached yet falls back to
+// attunectl_worker_grace(capabilities), the SQL definition of the grace
+// (three advertised heartbeat intervals, 90 s when none is advertised, as
+// Capabilities.Grace). Neither is written by a heartbeat, so neither costs
+// a heartbeat its HOT update.
 func staleSQL(alias, graceParam string) string {
-	col := func(c string) string {
-		if alias == "" {
-			return c
-		}
-		return alias + "." + c
+	return `(` + col(alias, "last_heartbeat") + ` IS NULL OR ` + col(alias, "last_heartbeat") + ` < now() - ` + graceSQL(alias, graceParam) + `)`
+}
+
+// graceSQL is the grace staleSQL judges a worker by, as an interval.
+func graceSQL(alias, graceParam string) string {
+	return `coalesce(` + graceParam + `::interval, ` + col(alias, "heartbeat_grace") + `, attunectl_worker_grace(` + col(alias, "capabilities") + `))`
+}
+
+// col qualifies column c with alias, when there is one.
+func col(alias, c string) string {
+	if alias == "" {
+		return c
 	}
-	return `(` + col("last_heartbeat") + ` IS NULL OR ` + col("last_heartbeat") + ` < now() - coalesce(` + graceParam + `::interval,
-		make_interval(secs => ` + fmt.Sprint(GraceIntervals) + ` * CASE WHEN jsonb_typeof(` + col("capabilities") + `->'heartbeat_interval') = 'number'
-			AND (` + col("capabilities") + `->>'heartbeat_interval')::float8 > 0
-			THEN (` + col("capabilities") + `->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END)))`
+	return alias + "." + c
 }

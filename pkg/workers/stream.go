@@ -1,0 +1,481 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Fields select the parts of each worker that Stream reads and decodes.
+// The name is always read. A printer asks for what its format shows and no
+// more: the name printer reads names only, the table printer never decodes
+// capabilities or meta whole.
+type Fields uint
+
+const (
+	// FieldState reads ID, Type, Role, Status, the derived State, Host,
+	// Port, LastHeartbeat, Silence, Created, Updated and Row.Grace.
+	FieldState Fields = 1 << iota
+	// FieldRuntimes reads Capabilities.Runtimes and
+	// Capabilities.HeartbeatInterval (what the table shows, and what
+	// Row.Late needs) as two small values, without the rest of the
+	// capabilities.
+	FieldRuntimes
+	// FieldCapabilities reads and decodes the whole capabilities object
+	// (once), which includes FieldRuntimes.
+	FieldCapabilities
+	// FieldInstance reads meta.instance_id into Row.InstanceID, without
+	// decoding meta.
+	FieldInstance
+	// FieldMeta reads and decodes the whole meta object into Worker.Meta.
+	FieldMeta
+)
+
+// The field sets of attunectl's formats.
+const (
+	// FieldsName is -o name: names only.
+	FieldsName Fields = 0
+	// FieldsTable is the table of worker list and worker stale.
+	FieldsTable = FieldState | FieldRuntimes
+	// FieldsWide is -o wide: the table plus runtime versions and the instance.
+	FieldsWide = FieldState | FieldCapabilities | FieldInstance
+	// FieldsAll is -o json and -o yaml: everything List returns.
+	FieldsAll = FieldState | FieldCapabilities | FieldInstance | FieldMeta
+)
+
+// DefaultStreamBatchSize is how many rows one FETCH of Stream asks for:
+// enough that the round trips cost little, few enough that a batch decoded
+// in memory stays well under a megabyte or two, and that producing it is a
+// small fraction of any statement timeout.
+const DefaultStreamBatchSize = 1000
+
+// MaxStreamBatchSize bounds StreamOptions.BatchSize.
+const MaxStreamBatchSize = 100_000
+
+// StreamOptions say what Stream reads and how much at a time.
+type StreamOptions struct {
+	// Fields to read; FieldsName (0) reads names only.
+	Fields Fields
+	// BatchSize is the rows per FETCH (DefaultStreamBatchSize when 0).
+	BatchSize int
+}
+
+func (so StreamOptions) batchSize() int {
+	if so.BatchSize <= 0 {
+		return DefaultStreamBatchSize
+	}
+	return so.BatchSize
+}
+
+// Row is one worker of a stream, with what a printer needs beside it.
+type Row struct {
+	Worker
+	// At is the database's now() for the whole stream: every row's State
+	// and Silence were derived against it (as Listing.At).
+	At time.Time
+	// Grace is the grace the database judged this worker by: the
+	// --older-than override, or the worker's own (FieldState).
+	Grace time.Duration
+	// InstanceID is meta.instance_id when it is a string (FieldInstance).
+	InstanceID string
+}
+
+// Late reports whether the worker is active and has missed at least one
+// heartbeat but is still within its grace (as Listing.Late; needs
+// FieldState and FieldRuntimes or FieldCapabilities).
+func (r Row) Late() bool {
+	return r.State == StatusActive && r.LastHeartbeat != nil && r.Silence > IntervalOf(r.Worker)
+}
+
+// StreamResult says what a stream delivered.
+type StreamResult struct {
+	// At is the database's now() for the stream, also when it had no rows.
+	At      time.Time
+	Rows    int64
+	Batches int
+}
+
+// Stream runs the statement List runs for opts and calls fn with each
+// worker, in List's order, as the batches arrive: memory holds two batches
+// at most, whatever the number of rows.
+//
+// The statement is a cursor (DECLARE … NO SCROLL CURSOR) in a read-only
+// transaction of its own connection, read with FETCH so.BatchSize at a
+// time. So every row comes from one snapshot and is judged against one
+// now(), exactly as List's one statement, and each FETCH is a statement of
+// its own: database.statement_timeout bounds the server's work for one
+// batch, never the time fn takes. Each batch is read whole and decoded
+// before fn sees its first row, so a consumer that stops reading (a pager
+// waiting for a key) never leaves the server blocked inside a statement;
+// the next batch is fetched while fn works through the current one.
+//
+// The transaction is open for as long as the stream is: an operator who
+// leaves a paged listing open holds a snapshot, as a psql with FETCH_COUNT
+// would (see StreamError for the server's idle_in_transaction_session_timeout).
+//
+// When fn returns an error, the stream stops, closes its cursor, and
+// Stream returns that error as it is. Database errors are a *StreamError
+// that says which step failed and why, in the operator's terms.
+func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
+	if err := opts.validate(); err != nil {
+		return StreamResult{}, err
+	}
+	if err := so.validate(); err != nil {
+		return StreamResult{}, err
+	}
+	q, args := StreamQuery(opts, so.Fields)
+	return streamQuery(ctx, pool, q, args, so, fn)
+}
+
+// Rows is Stream as an iterator: for row, err := range Rows(…). A non-nil
+// error ends the sequence; breaking out of the loop closes the cursor.
+func Rows(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions) iter.Seq2[Row, error] {
+	return func(yield func(Row, error) bool) {
+		errStop := errors.New("stop")
+		_, err := Stream(ctx, pool, opts, so, func(r Row) error {
+			if !yield(r, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			yield(Row{}, err)
+		}
+	}
+}
+
+// StreamPrunePreview streams exactly the workers Prune would change if it
+// ran now, as PrunePreview lists them: the dry run of a big prune.
+func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
+	if err := o.Validate(); err != nil {
+		return StreamResult{}, err
+	}
+	if err := so.validate(); err != nil {
+		return StreamResult{}, err
+	}
+	var a sqlArgs
+	where, stale, grace := pruneWhere(o, &a)
+	q := "SELECT " + streamColumns(so.Fields, stale, grace) + "\nFROM worker\nWHERE " + where + "\nORDER BY name"
+	return streamQuery(ctx, pool, q, a, so, fn)
+}
+
+func (so StreamOptions) validate() error {
+	if so.BatchSize < 0 || so.BatchSize > MaxStreamBatchSize {
+		return fmt.Errorf("stream batch size %d: must be between 1 and %d", so.BatchSize, MaxStreamBatchSize)
+	}
+	if so.Fields > FieldsAll {
+		return fmt.Errorf("stream fields %#x: unknown field bits", uint(so.Fields))
+	}
+	return nil
+}
+
+// StreamQuery returns the statement Stream declares its cursor for: List's
+// conditions and order, with the columns of fields only. The benchmark runs
+// the same text through psql.
+func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
+	p := listParts(opts)
+	return p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
+}
+
+// streamColumns are the columns a stream with fields reads, in the order
+// scanRow expects them.
+func streamColumns(f Fields, stale, grace string) string {
+	cols := []string{"name"}
+	if f&FieldState != 0 {
+		cols = append(cols, `id, worker_type::text, worker_role::text, coalesce(status::text, ''),
+		CASE WHEN status = 'active' AND `+stale+` THEN 'stale' ELSE coalesce(status::text, 'unknown') END,
+		coalesce(host, ''), port, last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
+		extract(epoch FROM `+grace+`)::float8, created, updated`)
+	}
+	switch {
+	case f&FieldCapabilities != 0:
+		cols = append(cols, "capabilities")
+	case f&FieldRuntimes != 0:
+		// Capabilities.UnmarshalJSON reads a number into HeartbeatInterval
+		// and a list of strings into Runtimes; anything else is left out.
+		cols = append(cols, `capabilities->'runtimes',
+		CASE WHEN jsonb_typeof(capabilities->'heartbeat_interval') = 'number' THEN (capabilities->>'heartbeat_interval')::float8 END`)
+	}
+	if f&FieldInstance != 0 {
+		cols = append(cols, `CASE WHEN jsonb_typeof(meta->'instance_id') = 'string' THEN meta->>'instance_id' ELSE '' END`)
+	}
+	if f&FieldMeta != 0 {
+		cols = append(cols, "meta")
+	}
+	return strings.Join(cols, ", ")
+}
+
+// streamCursor is the cursor's name; one per transaction, so it never clashes.
+const streamCursor = "attunectl_workers"
+
+// batch is one FETCH, decoded.
+type batch struct {
+	rows []Row
+	err  error
+}
+
+func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
+	size := so.batchSize()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return res, &StreamError{Step: "connecting", Err: err}
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return res, &StreamError{Step: "starting the read", Err: err}
+	}
+	defer func() {
+		// ctx may be cancelled: end the transaction regardless, briefly.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := tx.Rollback(rctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
+			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
+		}
+	}()
+	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&res.At); err != nil {
+		return res, &StreamError{Step: "starting the read", Err: err}
+	}
+	res.At = res.At.UTC()
+	if _, err := tx.Exec(ctx, "DECLARE "+streamCursor+" NO SCROLL CURSOR FOR "+q, args...); err != nil {
+		return res, &StreamError{Step: "opening the cursor", Err: err, locks: lockHolders(ctx, pool)}
+	}
+
+	// The fetcher reads and decodes batch n+1 while fn consumes batch n.
+	// free recycles the row slices, so the stream holds two batches at most.
+	// quit stops it between FETCHes: a FETCH in flight is finished (it is
+	// one batch) rather than cancelled, so that the transaction ends with
+	// a clean ROLLBACK and the connection goes back to the pool.
+	fetch := "FETCH FORWARD " + fmt.Sprint(size) + " FROM " + streamCursor
+	full := make(chan batch, 1)
+	free := make(chan []Row, 2)
+	free <- make([]Row, 0, size)
+	free <- make([]Row, 0, size)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(full)
+		for n := 1; ; n++ {
+			var buf []Row
+			select {
+			case buf = <-free:
+			case <-quit:
+				return
+			}
+			rows, err := fetchBatch(ctx, tx, fetch, so.Fields, res.At, buf[:0])
+			if err != nil {
+				err = &StreamError{Step: "reading batch " + fmt.Sprint(n), Batch: n, BatchSize: size, Err: err}
+			}
+			select {
+			case full <- batch{rows: rows, err: err}:
+			case <-quit:
+				return
+			}
+			if err != nil || len(rows) < size {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(quit)
+		<-done // the fetcher no longer uses tx
+	}()
+	for b := range full {
+		if b.err != nil {
+			var se *StreamError
+			if errors.As(b.err, &se) {
+				se.Delivered = res.Rows
+			}
+			return res, b.err
+		}
+		if len(b.rows) > 0 {
+			res.Batches++
+		}
+		for i := range b.rows {
+			if err := fn(b.rows[i]); err != nil {
+				return res, err
+			}
+			res.Rows++
+			b.rows[i] = Row{} // let the batch's maps go
+		}
+		free <- b.rows
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// fetchBatch runs one FETCH and decodes its rows into buf.
+func fetchBatch(ctx context.Context, tx pgx.Tx, fetch string, f Fields, at time.Time, buf []Row) ([]Row, error) {
+	// The columns of a FETCH depend on the cursor, not on its text: never
+	// use a description cached for another stream's cursor.
+	rows, err := tx.Query(ctx, fetch, pgx.QueryExecModeDescribeExec)
+	if err != nil {
+		return buf, err
+	}
+	defer rows.Close()
+	var s rowScanner
+	s.init(f)
+	for rows.Next() {
+		r, err := s.scan(rows, at)
+		if err != nil {
+			return buf, err
+		}
+		buf = append(buf, r)
+	}
+	return buf, rows.Err()
+}
+
+// rowScanner scans the columns of streamColumns(f) into a Row.
+type rowScanner struct {
+	f    Fields
+	dest []any
+
+	name, typ, role, status, state, host, instance string
+	id                                             int64
+	port                                           *int32
+	hb                                             *time.Time
+	silence, grace, interval                       *float64
+	created, updated                               time.Time
+	caps, runtimes, meta                           []byte
+}
+
+func (s *rowScanner) init(f Fields) {
+	s.f = f
+	s.dest = []any{&s.name}
+	if f&FieldState != 0 {
+		s.dest = append(s.dest, &s.id, &s.typ, &s.role, &s.status, &s.state, &s.host, &s.port, &s.hb, &s.silence, &s.grace, &s.created, &s.updated)
+	}
+	switch {
+	case f&FieldCapabilities != 0:
+		s.dest = append(s.dest, &s.caps)
+	case f&FieldRuntimes != 0:
+		s.dest = append(s.dest, &s.runtimes, &s.interval)
+	}
+	if f&FieldInstance != 0 {
+		s.dest = append(s.dest, &s.instance)
+	}
+	if f&FieldMeta != 0 {
+		s.dest = append(s.dest, &s.meta)
+	}
+}
+
+// scan decodes one row as scanInspected does, so that a stream with
+// FieldsAll yields the workers List returns.
+func (s *rowScanner) scan(rows pgx.Rows, at time.Time) (Row, error) {
+	s.caps, s.runtimes, s.meta, s.interval = nil, nil, nil, nil
+	if err := rows.Scan(s.dest...); err != nil {
+		return Row{}, fmt.Errorf("reading a worker row: %w", err)
+	}
+	r := Row{At: at, InstanceID: s.instance}
+	w := &r.Worker
+	w.Name = s.name
+	if s.f&FieldState != 0 {
+		w.ID, w.Type, w.Role, w.Status, w.State, w.Host = s.id, s.typ, s.role, s.status, s.state, s.host
+		if s.port != nil {
+			p := int(*s.port)
+			w.Port = &p
+		}
+		if s.hb != nil {
+			t := s.hb.UTC()
+			w.LastHeartbeat = &t
+		}
+		if s.silence != nil {
+			w.Silence = time.Duration(*s.silence * float64(time.Second))
+		}
+		if s.grace != nil {
+			r.Grace = time.Duration(*s.grace * float64(time.Second))
+		}
+		w.Created, w.Updated = s.created.UTC(), s.updated.UTC()
+	}
+	if len(s.caps) > 0 {
+		_ = json.Unmarshal(s.caps, &w.Capabilities)
+	}
+	if len(s.runtimes) > 0 {
+		var rt []string
+		if json.Unmarshal(s.runtimes, &rt) == nil {
+			w.Capabilities.Runtimes = rt
+		}
+	}
+	if s.interval != nil {
+		w.Capabilities.HeartbeatInterval = *s.interval
+	}
+	if len(s.meta) > 0 {
+		_ = json.Unmarshal(s.meta, &w.Meta)
+	}
+	return r, nil
+}
+
+// StreamError is a database error of a stream, with the step that failed.
+// Its message says what happened in the operator's terms: a statement
+// timeout while opening the cursor is a wait (for a lock on the worker
+// table, when someone holds one), a statement timeout on a batch is the
+// server taking too long to produce that batch — the time the output took
+// to be read or printed never counts — and a connection the server ended
+// for idling in a transaction is a consumer that read too slowly.
+type StreamError struct {
+	Step      string // "opening the cursor", "reading batch 3", …
+	Batch     int    // 1-based; 0 before the first FETCH
+	BatchSize int
+	Delivered int64 // rows handed to the consumer before the error
+	Err       error
+	locks     string // who holds a lock that blocks reading the worker table
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+func (e *StreamError) Error() string {
+	var pgErr *pgconn.PgError
+	code := ""
+	if errors.As(e.Err, &pgErr) {
+		code = pgErr.Code
+	}
+	switch {
+	case code == "57014" && e.Batch == 0:
+		msg := "streaming workers: " + e.Step + ": the statement timeout ran out before the server could start the query"
+		if e.locks != "" {
+			return msg + ": the worker table is locked by " + e.locks + " (wait for it to finish, or end that session)"
+		}
+		return msg + " (no lock on the worker table was found: the server is overloaded; retry, or raise database.statement_timeout)"
+	case code == "57014":
+		return fmt.Sprintf("streaming workers: %s: the server took longer than the statement timeout to produce %d rows (after %d were delivered); "+
+			"the time spent printing does not count, so the server is overloaded or the query scans far more rows than it returns: "+
+			"narrow the filters, or raise database.statement_timeout", e.Step, e.BatchSize, e.Delivered)
+	case code == "25P03":
+		return fmt.Sprintf("streaming workers: %s: the server closed the connection because the output was read too slowly "+
+			"(idle_in_transaction_session_timeout; %d rows were delivered): write the output to a file, or raise that setting for this role", e.Step, e.Delivered)
+	}
+	return fmt.Sprintf("streaming workers: %s: %v", e.Step, e.Err)
+}
+
+// lockHolders describes the sessions that hold or wait for a lock on the
+// worker table that a read must wait for (ACCESS EXCLUSIVE), for messages;
+// "" when there are none or they cannot be read.
+func lockHolders(ctx context.Context, pool *pgxpool.Pool) string {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	rows, err := pool.Query(lctx, `
+		SELECT format('pid %s (%s, %s for %s: %s)', l.pid, l.mode, coalesce(a.state, '?'),
+			coalesce(date_trunc('second', now() - a.xact_start)::text, '?'), left(coalesce(a.query, ''), 60))
+		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.relation = to_regclass('worker') AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+		ORDER BY l.pid LIMIT 3`)
+	if err != nil {
+		return ""
+	}
+	holders, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return ""
+	}
+	return strings.Join(holders, ", ")
+}
