@@ -49,10 +49,14 @@ func TestEligible(t *testing.T) {
 		{"selector value differs", base, req(func(r *placement.Requirement) { r.Selector = map[string]string{"zone": "us-1"} }), placement.ReasonSelector},
 		{"selector label missing", base, req(func(r *placement.Requirement) { r.Selector = map[string]string{"gpu": "yes"} }), placement.ReasonSelector},
 		{"taint not tolerated", with(func(w *placement.WorkerInfo) { w.Taints = []placement.Taint{{Key: "gpu", Value: "true"}} }), py, placement.ReasonTaint},
-		{"taint tolerated (equal)", with(func(w *placement.WorkerInfo) { w.Taints = []placement.Taint{{Key: "gpu", Value: "true", Effect: "NoSchedule"}} }),
+		{"taint tolerated (equal)", with(func(w *placement.WorkerInfo) {
+			w.Taints = []placement.Taint{{Key: "gpu", Value: "true", Effect: "NoSchedule"}}
+		}),
 			req(func(r *placement.Requirement) { r.Tolerations = []placement.Toleration{{Key: "gpu", Value: "true"}} }), placement.ReasonOK},
 		{"taint tolerated (exists)", with(func(w *placement.WorkerInfo) { w.Taints = []placement.Taint{{Key: "gpu", Value: "a100"}} }),
-			req(func(r *placement.Requirement) { r.Tolerations = []placement.Toleration{{Key: "gpu", Operator: "exists"}} }), placement.ReasonOK},
+			req(func(r *placement.Requirement) {
+				r.Tolerations = []placement.Toleration{{Key: "gpu", Operator: "exists"}}
+			}), placement.ReasonOK},
 		{"toleration of another value", with(func(w *placement.WorkerInfo) { w.Taints = []placement.Taint{{Key: "gpu", Value: "a100"}} }),
 			req(func(r *placement.Requirement) { r.Tolerations = []placement.Toleration{{Key: "gpu", Value: "t4"}} }), placement.ReasonTaint},
 		{"toleration of another effect", with(func(w *placement.WorkerInfo) { w.Taints = []placement.Taint{{Key: "gpu", Value: "x"}} }),
@@ -64,7 +68,9 @@ func TestEligible(t *testing.T) {
 		}), py, placement.ReasonOK},
 		{"one of two taints tolerated", with(func(w *placement.WorkerInfo) {
 			w.Taints = []placement.Taint{{Key: "gpu", Value: "x"}, {Key: "pci", Value: "y"}}
-		}), req(func(r *placement.Requirement) { r.Tolerations = []placement.Toleration{{Key: "gpu", Operator: "exists"}} }), placement.ReasonTaint},
+		}), req(func(r *placement.Requirement) {
+			r.Tolerations = []placement.Toleration{{Key: "gpu", Operator: "exists"}}
+		}), placement.ReasonTaint},
 		{"capacity left", with(func(w *placement.WorkerInfo) { w.Held = 1 }), py, placement.ReasonOK},
 		{"capacity full", with(func(w *placement.WorkerInfo) { w.Held = 2 }), py, placement.ReasonFull},
 		{"default capacity 10", with(func(w *placement.WorkerInfo) { w.Capacity = 0; w.Held = 10 }), py, placement.ReasonFull},
