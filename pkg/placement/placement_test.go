@@ -1,0 +1,201 @@
+package placement_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/attune-automation/attunectl/pkg/placement"
+	"github.com/attune-automation/attunectl/pkg/sensors"
+)
+
+// Three workers with different runtimes, versions, labels and taints place
+// six sensors only where they fit; a seventh that nobody fits is
+// unschedulable with the reason.
+func TestPlaceOnlyWhereTheyFit(t *testing.T) {
+	e := newEnv(t, 300*time.Millisecond)
+	a := e.worker(spec{name: "a", runtimes: []string{"python", "native"}, versions: map[string]string{"python": "3.12.4"}, labels: map[string]string{"zone": "eu"}})
+	b := e.worker(spec{name: "b", runtimes: []string{"python", "node.js", "native"}, versions: map[string]string{"python": "3.10.2", "node.js": "20.1.0"}, labels: map[string]string{"zone": "us"}})
+	c := e.worker(spec{name: "c", runtimes: []string{"shell"}, taints: []placement.Taint{{Key: "gpu", Value: "true", Effect: "no_schedule"}}})
+	e.addSensors(
+		sensors.Sensor{Ref: "t.py312", Runtime: "core.sensor.python", RuntimeVersion: ">=3.12", Entrypoint: "x.py"},
+		sensors.Sensor{Ref: "t.pyany", Runtime: "core.sensor.python", Entrypoint: "x.py"},
+		sensors.Sensor{Ref: "t.node", Runtime: "core.sensor.nodejs", RuntimeVersion: "^20", Entrypoint: "x.js"},
+		sensors.Sensor{Ref: "t.shellgpu", Runtime: "core.sensor.shell", Entrypoint: "x.sh",
+			Placement: sensors.Placement{Tolerations: []placement.Toleration{{Key: "gpu", Operator: "exists"}}}},
+		sensors.Sensor{Ref: "t.native_us", Runtime: "core.sensor.native", Entrypoint: "x",
+			Placement: sensors.Placement{Selector: map[string]string{"zone": "us"}}},
+		sensors.Sensor{Ref: "t.py_eu", Runtime: "core.sensor.python", Entrypoint: "x.py",
+			Placement: sensors.Placement{Selector: map[string]string{"zone": "eu"}}},
+		sensors.Sensor{Ref: "t.shell_plain", Runtime: "core.sensor.shell", Entrypoint: "x.sh"},
+		sensors.Sensor{Ref: "t.py313", Runtime: "core.sensor.python", RuntimeVersion: ">=3.13", Entrypoint: "x.py"},
+	)
+	// Fair shares are counted by runtime and selector; a sensor that only
+	// one worker can run and that is above that worker's share is taken
+	// once it has waited two intervals.
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		e.tick(a, b, c)
+		n := 0
+		for _, o := range e.owners() {
+			if o != "" {
+				n++
+			}
+		}
+		if n == 6 {
+			break
+		}
+		time.Sleep(e.interval)
+	}
+	t.Logf("six sensors placed in %s", time.Since(start).Round(time.Millisecond))
+	allowed := map[string][]string{
+		"t.py312": {"a"}, "t.pyany": {"a", "b"}, "t.node": {"b"}, "t.shellgpu": {"c"},
+		"t.native_us": {"b"}, "t.py_eu": {"a"}, "t.shell_plain": {""}, "t.py313": {""},
+	}
+	own := e.owners()
+	for ref, ok := range allowed {
+		if !slices.Contains(ok, own[ref]) {
+			t.Errorf("%s is owned by %q, want one of %q", ref, own[ref], ok)
+		}
+	}
+	l, err := sensors.List(ctxT(t), e.pool, sensors.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{
+		"t.py313":       {"unschedulable", "no live worker advertises python satisfying >=3.13"},
+		"t.shell_plain": {"unschedulable", "every live worker with shell has a taint the sensor does not tolerate (gpu=true:no_schedule)"},
+		"t.py312":       {"assigned", ""},
+	}
+	for _, s := range l.Sensors {
+		if w, ok := want[s.Ref]; ok && (s.State != w[0] || s.Reason != w[1]) {
+			t.Errorf("%s: state %q reason %q, want %q %q", s.Ref, s.State, s.Reason, w[0], w[1])
+		}
+		if s.State == "assigned" && (s.Worker == nil || s.LeaseExpires == nil || s.Generation != 1) {
+			t.Errorf("%s: assigned without worker, lease or generation 1: %+v", s.Ref, s)
+		}
+	}
+}
+
+// An owner that stops renewing loses its sensors to another worker once
+// its lease expires; the ledger says "expired", and the old owner's next
+// renewal drops them at once.
+func TestOwnerExpiry(t *testing.T) {
+	e := newEnv(t, 300*time.Millisecond)
+	a := e.worker(spec{name: "a", runtimes: []string{"shell"}})
+	e.addSensors(shellSensors(4)...)
+	e.tick(a)
+	if got := e.loads(a); got[0] != 4 {
+		t.Fatalf("a holds %v, want 4", got)
+	}
+	b := e.worker(spec{name: "b", runtimes: []string{"shell"}})
+	// a goes silent (a kill -9, a SIGSTOP); b ticks on.
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		e.tick(b)
+		if e.loads(b)[0] == 4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	moved := time.Since(start)
+	if got := e.loads(b); got[0] != 4 {
+		t.Fatalf("b holds %v after %s, want 4", got, moved)
+	}
+	grace := 3 * e.interval
+	if moved > grace+e.interval+500*time.Millisecond {
+		t.Errorf("sensors moved after %s, want within grace %s + one interval", moved, grace)
+	}
+	t.Logf("owned elsewhere %s after the owner went silent (grace %s)", moved.Round(time.Millisecond), grace)
+	if r := e.ledgerReasons(); r["expired"] != 4 {
+		t.Errorf("ledger reasons %v, want 4 expired", r)
+	}
+	// a wakes up: its renewal fails, it drops everything at once. (Its
+	// worker row is stale; its heartbeat still succeeds: it is ours.)
+	held, err := a.p.Tick(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held.Leases) != 0 || len(held.Dropped) != 4 {
+		t.Fatalf("after waking, a holds %d and dropped %d, want 0 and 4", len(held.Leases), len(held.Dropped))
+	}
+	for _, d := range held.Dropped {
+		if d.Reason != "lost" {
+			t.Errorf("dropped %s with reason %q, want lost", d.SensorRef, d.Reason)
+		}
+	}
+	e.assertLedgerNeverOverlaps()
+}
+
+// Every write on behalf of a sensor carries the fence: renew, release,
+// state and event writes of a stale generation or instance fail.
+func TestFence(t *testing.T) {
+	e := newEnv(t, 300*time.Millisecond)
+	a := e.worker(spec{name: "a", runtimes: []string{"shell"}})
+	e.addSensors(sensors.Sensor{Ref: "t.one", Runtime: "core.sensor.shell", Entrypoint: "x.sh", Triggers: []sensors.Trigger{{Ref: "t.fired"}}})
+	e.tick(a)
+	held := a.p.Held()
+	if len(held) != 1 || held[0].Generation != 1 {
+		t.Fatalf("a holds %+v, want one lease of generation 1", held)
+	}
+	f := held[0].Fence
+	ctx := ctxT(t)
+	if _, err := placement.InsertEvent(ctx, e.pool, f, "t.fired", []byte(`{"n":1}`)); err != nil {
+		t.Fatalf("event under the current fence: %v", err)
+	}
+	if err := placement.WriteState(ctx, e.pool, f, placement.ProcessState{State: "running"}); err != nil {
+		t.Fatalf("state under the current fence: %v", err)
+	}
+	stale := f
+	stale.Generation = 0
+	if _, err := placement.InsertEvent(ctx, e.pool, stale, "t.fired", nil); !errorsIsStale(err) {
+		t.Errorf("event under generation 0: %v, want a stale fence", err)
+	}
+	if err := placement.Release(ctx, e.pool, stale, placement.EndReleased); !errorsIsStale(err) {
+		t.Errorf("release under generation 0: %v, want a stale fence", err)
+	}
+	other := f
+	other.Instance = placement.InstanceUUID("another-instance")
+	if err := placement.WriteState(ctx, e.pool, other, placement.ProcessState{State: "running"}); !errorsIsStale(err) {
+		t.Errorf("state from another instance: %v, want a stale fence", err)
+	}
+
+	// The lease runs out and b takes the sensor (generation 2): every write
+	// under a's fence now fails, and a's renewal drops it.
+	b := e.worker(spec{name: "b", runtimes: []string{"shell"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.p.Held()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		e.tick(b)
+	}
+	if bh := b.p.Held(); len(bh) != 1 || bh[0].Generation != 2 {
+		t.Fatalf("b holds %+v, want the sensor at generation 2", bh)
+	}
+	if _, err := placement.InsertEvent(ctx, e.pool, f, "t.fired", nil); !errorsIsStale(err) {
+		t.Errorf("event from the old owner: %v, want a stale fence", err)
+	}
+	if err := placement.Release(ctx, e.pool, f, placement.EndReleased); !errorsIsStale(err) {
+		t.Errorf("release by the old owner: %v, want a stale fence", err)
+	}
+	if err := placement.CheckFence(ctx, e.pool, f); !errorsIsStale(err) {
+		t.Errorf("CheckFence of the old owner: %v, want a stale fence", err)
+	}
+	ah, err := a.p.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ah.Leases) != 0 || len(ah.Dropped) != 1 {
+		t.Errorf("a's renewal kept %d and dropped %d, want 0 and 1", len(ah.Leases), len(ah.Dropped))
+	}
+	var events int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM event`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 {
+		t.Errorf("%d events written, want only the one under the current fence", events)
+	}
+	// b's writes succeed.
+	if _, err := placement.InsertEvent(ctx, e.pool, b.p.Held()[0].Fence, "t.fired", nil); err != nil {
+		t.Errorf("event from the new owner: %v", err)
+	}
+}

@@ -1,0 +1,597 @@
+package placement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/workers"
+)
+
+// Config is one worker instance's placement settings.
+type Config struct {
+	// WorkerID is the worker row's id; InstanceID its meta.instance_id
+	// (mapped to Attune's uuid by InstanceUUID).
+	WorkerID   int64
+	InstanceID string
+	// Interval is the heartbeat interval: Tick is called once per interval.
+	Interval time.Duration
+	// Lease is how long a claim or renewal holds (default: the worker's
+	// grace, three intervals, so a dead worker's sensors move within one
+	// grace plus one interval).
+	Lease time.Duration
+	// Budget is how many sensors a worker hands over per interval when it
+	// rebalances or drains (default 2).
+	Budget int
+	// BalanceEvery is how many ticks pass between balance checks when
+	// nothing is waiting to be claimed (default 5).
+	BalanceEvery int
+	// Heartbeat folds the worker's heartbeat into the renewal statement, so
+	// a tick costs one statement in steady state. The statement then also
+	// proves the worker row is still this instance's; when it is not, Tick
+	// returns an error matching workers.ErrTakenOver.
+	Heartbeat bool
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = workers.DefaultHeartbeatInterval
+	}
+	if c.Lease <= 0 {
+		c.Lease = workers.GraceIntervals * c.Interval
+	}
+	if c.Budget <= 0 {
+		c.Budget = 2
+	}
+	if c.BalanceEvery <= 0 {
+		c.BalanceEvery = 5
+	}
+}
+
+// Lease is one sensor this worker owns, with the fence its writes carry.
+type Lease struct {
+	Fence
+	SensorID  int64     `json:"sensor"`
+	SensorRef string    `json:"sensor_ref"`
+	ExpiresAt time.Time `json:"lease_expires_at"`
+}
+
+// Dropped is a sensor that stopped being this worker's during a tick.
+type Dropped struct {
+	Lease
+	// Reason: lost (renewal failed: someone else holds it or the lease
+	// expired), released (disabled or shutdown), drained, rebalanced.
+	Reason string
+}
+
+// Held is what Tick returns: the sensors this worker owns after the tick,
+// those it claimed in it (start them) and those it dropped (stop them at
+// once; their fences are already stale or about to be).
+type Held struct {
+	Leases     []Lease
+	Claimed    []Lease
+	Dropped    []Dropped
+	Statements int // statements the tick sent, for the benchmark
+}
+
+// Placer owns one worker instance's leases. Tick, ReleaseAll and Held are
+// safe for concurrent use (calls are serialised).
+type Placer struct {
+	pool     *pgxpool.Pool
+	cfg      Config
+	instance string // uuid
+
+	mu       sync.Mutex
+	held     map[int64]Lease
+	ticks    int
+	lastSig  string
+	seed     uint64
+	shutdown bool
+}
+
+// New prepares a Placer; nothing is written until Tick.
+func New(pool *pgxpool.Pool, cfg Config) *Placer {
+	cfg.defaults()
+	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64()}
+}
+
+// Instance is the uuid this worker instance holds assignments under.
+func (p *Placer) Instance() string { return p.instance }
+
+// Held returns the leases owned after the last tick, by workload.
+func (p *Placer) Held() []Lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sortedHeld()
+}
+
+func (p *Placer) sortedHeld() []Lease {
+	out := make([]Lease, 0, len(p.held))
+	for _, l := range p.held {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return int(a.Workload - b.Workload) })
+	return out
+}
+
+// renewSQL renews every lease of this instance in one statement, and
+// reports in the same row what the tick needs next: whether anything is
+// waiting to be claimed (and a signature of it, so a worker that found
+// nothing it may run does not ask again until it changes), and this
+// worker's cordon and drain. $1 worker, $2 instance uuid, $3 lease seconds,
+// $4 heartbeat too, $5 the instance id in worker.meta.
+const renewSQL = `
+WITH durability AS MATERIALIZED (
+	SELECT set_config('synchronous_commit',
+		coalesce(nullif(current_setting('attunectl.heartbeat_synchronous_commit', true), ''), 'off'), true)),
+hb AS (
+	UPDATE worker SET last_heartbeat = now(), status = 'active'
+	FROM durability
+	WHERE $4::boolean AND id = $1 AND meta->>'instance_id' = $5
+	RETURNING 1),
+renewed AS (
+	UPDATE sensor_workload_assignment a
+	SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::float8), renewed_at = clock_timestamp()
+	FROM sensor_workload sw JOIN sensor s ON s.id = sw.sensor
+	WHERE a.worker = $1 AND a.worker_instance = $2::uuid AND a.lease_expires_at > clock_timestamp()
+	  AND sw.id = a.workload
+	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, s.enabled),
+-- Three index-backed parts rather than one OR, which would scan every
+-- assignment on every tick of every worker.
+waiting_rows AS (
+	SELECT a.workload, a.updated FROM sensor_workload_assignment a WHERE a.worker IS NULL
+	UNION ALL
+	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
+	UNION ALL
+	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid),
+waiting AS (
+	SELECT count(*) AS n, coalesce(max(wr.workload), 0) AS top, coalesce(max(extract(epoch FROM wr.updated)), 0) AS changed
+	FROM waiting_rows wr
+	JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled)
+SELECT
+	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
+	(SELECT count(*) FROM hb),
+	waiting.n, waiting.n || ':' || waiting.top || ':' || waiting.changed,
+	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
+	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
+FROM waiting
+LEFT JOIN worker w ON w.id = $1
+LEFT JOIN worker_drain d ON d.worker = $1 AND d.finished_at IS NULL`
+
+type renewedRow struct {
+	Workload   int64     `json:"workload"`
+	Generation int64     `json:"generation"`
+	Expires    time.Time `json:"lease_expires_at"`
+	Sensor     int64     `json:"sensor"`
+	Ref        string    `json:"ref"`
+	Enabled    bool      `json:"enabled"`
+}
+
+// Tick is what the sensor service loop calls once per heartbeat interval
+// (and when a notification says sensors were released). In steady state it
+// is one statement: renew every lease (and, with Config.Heartbeat, the
+// heartbeat). Then, only when needed: release disabled sensors, hand over
+// sensors while draining, claim what is waiting up to this worker's fair
+// share, and every BalanceEvery ticks compare its load with its peers' and
+// hand over a budget of sensors when it holds two or more above the least
+// loaded peer that could run them.
+//
+// A lease the renewal did not return is dropped at once (in Held.Dropped,
+// reason "lost"): the caller must stop that sensor without waiting.
+func (p *Placer) Tick(ctx context.Context) (Held, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out Held
+	if p.shutdown {
+		return out, errors.New("placement: Tick after ReleaseAll")
+	}
+	p.ticks++
+	var (
+		renewedJSON                 []byte
+		hbRows                      int
+		waiting                     int64
+		sig                         string
+		cordoned, pastDeadline, due bool
+		deadline                    *time.Time
+		budget                      *int32
+	)
+	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
+		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9).
+		Scan(&renewedJSON, &hbRows, &waiting, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
+	out.Statements++
+	if err != nil {
+		// The leases stand until they expire; the caller retries next tick.
+		// A sensor is dropped only when the database says so, or when its
+		// lease has run out by this host's clock.
+		p.dropExpiredLocally(&out)
+		out.Leases = p.sortedHeld()
+		return out, fmt.Errorf("renewing sensor leases: %w", err)
+	}
+	var renewed []renewedRow
+	if err := json.Unmarshal(renewedJSON, &renewed); err != nil {
+		return out, fmt.Errorf("renewing sensor leases: reading the result: %w", err)
+	}
+	next := make(map[int64]Lease, len(renewed))
+	var disabled []Lease
+	for _, r := range renewed {
+		l := Lease{Fence: Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
+			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires}
+		if old, ok := p.held[r.Workload]; ok && old.Generation != r.Generation {
+			out.Dropped = append(out.Dropped, Dropped{Lease: old, Reason: "lost"})
+			continue
+		}
+		if _, ok := p.held[r.Workload]; !ok {
+			// Ours in the database but not in memory: an earlier claim whose
+			// answer was lost. Adopt it: the fence is ours.
+			out.Claimed = append(out.Claimed, l)
+		}
+		if !r.Enabled {
+			disabled = append(disabled, l)
+			continue
+		}
+		next[r.Workload] = l
+	}
+	for w, l := range p.held {
+		if _, ok := next[w]; !ok && !slices.ContainsFunc(disabled, func(d Lease) bool { return d.Workload == w }) &&
+			!slices.ContainsFunc(out.Dropped, func(d Dropped) bool { return d.Workload == w }) {
+			out.Dropped = append(out.Dropped, Dropped{Lease: l, Reason: "lost"})
+		}
+	}
+	p.held = next
+	if p.cfg.Heartbeat && hbRows == 0 {
+		out.Leases = p.sortedHeld()
+		return out, fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
+	}
+	if len(disabled) > 0 {
+		if _, err := p.release(ctx, &out, disabled, EndReleased); err != nil {
+			return p.finish(out), err
+		}
+	}
+
+	draining := deadline != nil
+	switch {
+	case draining && pastDeadline:
+		if _, err := p.release(ctx, &out, p.sortedHeld(), EndDrained); err != nil {
+			return p.finish(out), err
+		}
+		if err := p.finishDrain(ctx, &out); err != nil {
+			return p.finish(out), err
+		}
+	case draining && due && len(p.held) > 0:
+		b := p.cfg.Budget
+		if budget != nil && *budget > 0 {
+			b = int(*budget)
+		}
+		give := p.pickToShed(b)
+		n, err := p.release(ctx, &out, give, EndDrained)
+		if err != nil {
+			return p.finish(out), err
+		}
+		if _, err := p.pool.Exec(ctx, `UPDATE worker_drain SET last_handoff_at = now(), handed_over = handed_over + $2 WHERE worker = $1 AND finished_at IS NULL`, p.cfg.WorkerID, n); err != nil {
+			return p.finish(out), fmt.Errorf("recording a drain handoff: %w", err)
+		}
+		out.Statements++
+	case draining && len(p.held) == 0:
+		if err := p.finishDrain(ctx, &out); err != nil {
+			return p.finish(out), err
+		}
+	}
+
+	balanceDue := p.ticks%p.cfg.BalanceEvery == 1 || p.cfg.BalanceEvery == 1
+	if !cordoned && !draining && ((waiting > 0 && sig != p.lastSig) || balanceDue) {
+		if err := p.balance(ctx, &out, waiting > 0); err != nil {
+			return p.finish(out), err
+		}
+		if waiting > 0 {
+			p.lastSig = sig
+		}
+	}
+	return p.finish(out), nil
+}
+
+func (p *Placer) finish(out Held) Held {
+	out.Leases = p.sortedHeld()
+	return out
+}
+
+// dropExpiredLocally drops leases that have run out even by this host's
+// clock when the database cannot be asked: another worker may own them by now.
+func (p *Placer) dropExpiredLocally(out *Held) {
+	now := time.Now()
+	for w, l := range p.held {
+		if !l.ExpiresAt.After(now) {
+			out.Dropped = append(out.Dropped, Dropped{Lease: l, Reason: "lost"})
+			delete(p.held, w)
+		}
+	}
+}
+
+func (p *Placer) finishDrain(ctx context.Context, out *Held) error {
+	_, err := p.pool.Exec(ctx, `UPDATE worker_drain SET finished_at = now() WHERE worker = $1 AND finished_at IS NULL`, p.cfg.WorkerID)
+	out.Statements++
+	if err != nil {
+		return fmt.Errorf("finishing the drain: %w", err)
+	}
+	return nil
+}
+
+// release gives up ls with reason, forgets them, and reports them dropped.
+func (p *Placer) release(ctx context.Context, out *Held, ls []Lease, reason string) (int, error) {
+	if len(ls) == 0 {
+		return 0, nil
+	}
+	fs := make([]Fence, len(ls))
+	for i, l := range ls {
+		fs[i] = l.Fence
+	}
+	n, err := releaseFenced(ctx, p.pool, fs, reason)
+	out.Statements++
+	for _, l := range ls {
+		// Released or not (a failed release leaves a lease that expires),
+		// the sensor is no longer treated as ours.
+		delete(p.held, l.Workload)
+		out.Dropped = append(out.Dropped, Dropped{Lease: l, Reason: reason})
+	}
+	return n, err
+}
+
+// pickToShed chooses n held sensors to hand over: the most recently
+// claimed ones (highest workload id among equals), so long-running ones stay.
+func (p *Placer) pickToShed(n int) []Lease {
+	hs := p.sortedHeld()
+	slices.SortStableFunc(hs, func(a, b Lease) int { return int(b.Workload - a.Workload) })
+	if n > len(hs) {
+		n = len(hs)
+	}
+	return hs[:n]
+}
+
+// ReleaseAll gives up every lease (shutdown), so that other workers claim
+// the sensors at once: the release notifies attunectl_placement. After it,
+// Tick fails.
+func (p *Placer) ReleaseAll(ctx context.Context) ([]Dropped, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shutdown = true
+	var out Held
+	_, err := p.release(ctx, &out, p.sortedHeld(), EndReleased)
+	return out.Dropped, err
+}
+
+// ErrNoWorker: the worker row is gone.
+var ErrNoWorker = errors.New("placement: the worker row does not exist")
+
+// self reads this worker as eligibility sees it, and its peers' load.
+type selfView struct {
+	WorkerInfo
+	Candidates  int // enabled sensors whose runtime and selector fit
+	Peers       int // live, uncordoned sensor workers sharing one of those runtimes (including this one)
+	MinPeerHeld int // least load among the other peers (-1: none)
+	TotalHeld   int // leases held by all peers
+}
+
+// balanceSQL reads, in one statement, this worker's capabilities, liveness
+// and cordon, how many enabled sensors it could run by runtime and
+// selector, and the load of its peers (live, uncordoned sensor workers that
+// advertise one of the same sensors' runtimes).
+var balanceSQL = `
+WITH me AS (
+	SELECT id, worker_role::text AS role, capabilities, coalesce(cordoned, false) AS cordoned,
+		status = 'active' AND NOT ` + workers.StaleSQL("worker") + ` AS live,
+		CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
+		CASE WHEN jsonb_typeof(capabilities->'labels') = 'object' THEN capabilities->'labels' ELSE '{}' END AS labels
+	FROM worker WHERE id = $1),
+names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x),
+rts AS (
+	SELECT r.id, array_append(array(SELECT lower(al) FROM unnest(r.aliases) al), lower(r.name)) AS names
+	FROM runtime r
+	WHERE lower(r.name) IN (SELECT n FROM names)
+	   OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names))),
+cand AS (
+	SELECT s.id, s.runtime FROM sensor s, me
+	WHERE s.enabled AND s.runtime IN (SELECT id FROM rts) AND s.worker_selector <@ me.labels),
+cand_names AS (SELECT DISTINCT unnest(rts.names) AS n FROM rts WHERE rts.id IN (SELECT runtime FROM cand)),
+peers AS (
+	SELECT p.id, (SELECT count(*) FROM sensor_workload_assignment a
+	              WHERE a.worker = p.id AND a.lease_expires_at > clock_timestamp()) AS held
+	FROM worker p
+	WHERE p.worker_role IN ('sensor', 'hybrid') AND p.status = 'active' AND NOT coalesce(p.cordoned, false)
+	  AND NOT ` + workers.StaleSQL("p") + `
+	  AND NOT EXISTS (SELECT 1 FROM worker_drain d WHERE d.worker = p.id AND d.finished_at IS NULL)
+	  AND jsonb_typeof(p.capabilities->'runtimes') = 'array'
+	  AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(p.capabilities->'runtimes') x WHERE lower(x) IN (SELECT n FROM cand_names)))
+SELECT me.role, me.capabilities, me.cordoned, me.live,
+	(SELECT count(*) FROM cand),
+	(SELECT count(*) FROM peers WHERE id <> $1) + 1,
+	coalesce((SELECT min(held) FROM peers WHERE id <> $1), -1),
+	coalesce((SELECT sum(held) FROM peers WHERE id <> $1), 0)
+FROM me`
+
+func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
+	var (
+		v    selfView
+		caps []byte
+		role *string
+	)
+	err := p.pool.QueryRow(ctx, balanceSQL, p.cfg.WorkerID).Scan(&role, &caps, &v.Cordoned, &v.Live,
+		&v.Candidates, &v.Peers, &v.MinPeerHeld, &v.TotalHeld)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, ErrNoWorker
+	}
+	if err != nil {
+		return v, fmt.Errorf("reading this worker's placement view: %w", err)
+	}
+	info := WorkerInfoFromCapabilities(caps)
+	info.ID, info.Live, info.Cordoned = p.cfg.WorkerID, v.Live, v.Cordoned
+	if role != nil {
+		info.Role = *role
+	}
+	info.Held = len(p.held)
+	v.WorkerInfo = info
+	v.TotalHeld += info.Held
+	return v, nil
+}
+
+// balance claims up to the fair share and hands over what is above it.
+//
+// Fair share: target = ceil(candidates / peers), capped by capacity. A
+// worker claims freely while it is below target and no peer holds less
+// than it does; otherwise it claims only sensors that have waited more than
+// two intervals (so a sensor is never left unowned because of balance).
+// It hands over (reason rebalanced, at most Budget per balance check) when
+// it holds at least two more than the least loaded peer, down to
+// floor(total / peers) — so 3 identical workers with 9 sensors hold 3 each,
+// and a 4th joining ends at 3/2/2/2.
+func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
+	v, err := p.readSelf(ctx)
+	out.Statements++
+	if err != nil {
+		return err
+	}
+	if !v.Live || v.Cordoned || (v.Role != workers.RoleSensor && v.Role != workers.RoleHybrid) {
+		return nil
+	}
+	capacity := v.Capacity
+	if capacity <= 0 {
+		capacity = DefaultCapacity
+	}
+	held := len(p.held)
+	target := min((v.Candidates+v.Peers-1)/max(v.Peers, 1), capacity)
+	least := v.MinPeerHeld < 0 || held <= v.MinPeerHeld
+
+	// Hand over.
+	if v.MinPeerHeld >= 0 && held >= v.MinPeerHeld+2 {
+		floor := v.TotalHeld / v.Peers
+		n := min(p.cfg.Budget, held-max(floor, v.MinPeerHeld+1))
+		if n > 0 {
+			_, err := p.release(ctx, out, p.pickToShed(n), EndRebalanced)
+			return err
+		}
+	}
+	if !waiting {
+		return nil
+	}
+	want := 0
+	agedOnly := false
+	switch {
+	case held < target && least:
+		want = target - held
+	case held < capacity:
+		want, agedOnly = capacity-held, true
+	}
+	if want <= 0 {
+		return nil
+	}
+	return p.claim(ctx, out, v.WorkerInfo, want, agedOnly)
+}
+
+// candidatesSQL lists claimable workloads this worker may run by runtime
+// and selector (the version constraint and tolerations are checked in Go),
+// in an order of its own ($5 seeds it) so that workers claiming at once
+// rarely want the same rows. $1 worker, $2 instance, $3 limit, $4 only
+// those waiting more than $6 seconds.
+var candidatesSQL = `
+WITH me AS (
+	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
+		CASE WHEN jsonb_typeof(capabilities->'labels') = 'object' THEN capabilities->'labels' ELSE '{}' END AS labels
+	FROM worker WHERE id = $1),
+names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x)
+SELECT a.workload, s.id, s.ref, r.name, r.aliases, coalesce(s.runtime_version_constraint, ''),
+	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
+	s.worker_selector
+FROM sensor_workload_assignment a
+JOIN sensor_workload sw ON sw.id = a.workload
+JOIN sensor s ON s.id = sw.sensor AND s.enabled
+JOIN runtime r ON r.id = s.runtime
+CROSS JOIN me
+WHERE (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid))
+  AND (lower(r.name) IN (SELECT n FROM names) OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names)))
+  AND s.worker_selector <@ me.labels
+  AND (NOT $4::boolean OR coalesce(a.lease_expires_at, a.updated) <= clock_timestamp() - make_interval(secs => $6::float8))
+ORDER BY (a.workload * 2654435761 + $5::bigint) % 4294967291
+LIMIT $3`
+
+// claimSQL takes the chosen workloads: each row is locked and re-checked
+// (unowned, expired, or held by an older instance of this worker), rows
+// another claimer holds locked are skipped, and the claim bumps the
+// generation: a claim starts a process.
+const claimSQL = `
+WITH pick AS (
+	SELECT a.workload FROM sensor_workload_assignment a
+	WHERE a.workload = ANY($3::bigint[])
+	  AND (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid))
+	ORDER BY a.workload
+	LIMIT $5
+	FOR UPDATE OF a SKIP LOCKED)
+UPDATE sensor_workload_assignment a
+SET worker = $1, worker_instance = $2::uuid, generation = a.generation + 1,
+	lease_expires_at = clock_timestamp() + make_interval(secs => $4::float8),
+	assigned_at = clock_timestamp(), renewed_at = clock_timestamp(), updated = now()
+FROM pick, sensor_workload sw JOIN sensor s ON s.id = sw.sensor
+WHERE a.workload = pick.workload AND sw.id = a.workload
+RETURNING a.workload, a.generation, a.lease_expires_at, s.id, s.ref`
+
+func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, agedOnly bool) error {
+	p.seed = p.seed*6364136223846793005 + 1442695040888963407
+	rows, err := p.pool.Query(ctx, candidatesSQL, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
+		int64(p.seed>>33), (2 * p.cfg.Interval).Seconds())
+	out.Statements++
+	if err != nil {
+		return fmt.Errorf("finding sensors to claim: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var (
+			workload, sensor           int64
+			ref, rtName, constraint    string
+			aliases                    []string
+			tolerationsRaw, selectorRw []byte
+		)
+		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw, &selectorRw); err != nil {
+			rows.Close()
+			return fmt.Errorf("finding sensors to claim: %w", err)
+		}
+		req := Requirement{RuntimeName: rtName, RuntimeAliases: aliases, Constraint: constraint}
+		_ = json.Unmarshal(tolerationsRaw, &req.Tolerations)
+		_ = json.Unmarshal(selectorRw, &req.Selector)
+		me.Held = 0 // capacity is accounted by want
+		if Eligible(me, req) == ReasonOK {
+			ids = append(ids, workload)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("finding sensors to claim: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err = p.pool.Query(ctx, claimSQL, p.cfg.WorkerID, p.instance, ids, p.cfg.Lease.Seconds(), want)
+	out.Statements++
+	if err != nil {
+		return fmt.Errorf("claiming sensors: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		l := Lease{Fence: Fence{Worker: p.cfg.WorkerID, Instance: p.instance}}
+		if err := rows.Scan(&l.Workload, &l.Generation, &l.ExpiresAt, &l.SensorID, &l.SensorRef); err != nil {
+			return fmt.Errorf("claiming sensors: %w", err)
+		}
+		p.held[l.Workload] = l
+		out.Claimed = append(out.Claimed, l)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("claiming sensors: %w", err)
+	}
+	return nil
+}
