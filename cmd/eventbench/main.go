@@ -58,6 +58,8 @@ type options struct {
 	TimerSecs int
 	Ephemeral bool
 	PoolSize  int
+	Writer    string
+	Async     bool
 }
 
 func main() {
@@ -70,6 +72,8 @@ func main() {
 	flag.IntVar(&o.TimerSecs, "timer-seconds", 30, "how long the timers run before memory is read")
 	flag.BoolVar(&o.Ephemeral, "ephemeral", false, "start the embedded server with fsync off (not durable)")
 	flag.IntVar(&o.PoolSize, "pool", 20, "connections of the worker's pool")
+	flag.StringVar(&o.Writer, "writer", "batch", "event writer: batch (group commit, what sensor run uses) or single (one transaction per event)")
+	flag.BoolVar(&o.Async, "async", false, "batches commit with synchronous_commit off (sensor.event_commit: async)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -107,8 +111,8 @@ func run(ctx context.Context, o options) error {
 	if err := database.MigrateUp(ctx, db); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
-	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs, durable: %v\n", runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		time.Duration(o.Seconds)*time.Second, !o.Ephemeral)
+	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs, server fsync: %v, writer: %s, async commit: %v\n", runtime.NumCPU(), runtime.GOMAXPROCS(0),
+		time.Duration(o.Seconds)*time.Second, !o.Ephemeral, o.Writer, o.Async)
 
 	counts := []int{}
 	for _, s := range strings.Split(o.Sensors, ",") {
@@ -226,7 +230,13 @@ func heartbeats(ctx context.Context, url, schema string, worker int64, d time.Du
 }
 
 func eventLoad(ctx context.Context, o options, url string, pool *pgxpool.Pool, fx fixture, n int) error {
-	ep := supervise.NewEndpoint(events.Writer{Pool: pool}, supervise.EndpointOptions{RatePerSecond: 1e9, Burst: 1 << 30,
+	var writer supervise.EventWriter = events.Writer{Pool: pool}
+	if o.Writer == "batch" {
+		bw := events.NewBatchWriter(pool, 2, o.Async)
+		defer bw.Close()
+		writer = bw
+	}
+	ep := supervise.NewEndpoint(writer, supervise.EndpointOptions{RatePerSecond: 1e9, Burst: 1 << 30,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := ep.Start(); err != nil {
 		return err

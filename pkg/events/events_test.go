@@ -90,8 +90,22 @@ func (f fixture) event(payload string) supervise.Event {
 
 func TestWriteEventOnlyUnderTheCurrentFence(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 1}`)
-	w := Writer{Pool: f.pool}
+	for _, name := range []string{"writer", "batch writer", "async batch writer"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 1}`)
+			var w supervise.EventWriter = Writer{Pool: f.pool}
+			if name != "writer" {
+				bw := NewBatchWriter(f.pool, 2, name == "async batch writer")
+				t.Cleanup(bw.Close)
+				w = bw
+			}
+			testFencedWrites(t, f, w)
+		})
+	}
+}
+
+func testFencedWrites(t *testing.T, f fixture, w supervise.EventWriter) {
 	ctx := context.Background()
 
 	id, err := w.WriteEvent(ctx, f.event(`{"n": 1}`))
@@ -278,5 +292,45 @@ func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 		return nil
 	}); err != nil || !strings.Contains(buf.String(), "demo.tick") {
 		t.Fatalf("List = %v, %q", err, buf.String())
+	}
+}
+
+// TestBatchWriterChecksEachFence sends events of a current and of a stale
+// fence at once: the batch they share writes only the current ones.
+func TestBatchWriterChecksEachFence(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 1}`)
+	bw := NewBatchWriter(f.pool, 1, false)
+	t.Cleanup(bw.Close)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	okN, staleN := 0, 0
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := f.event(fmt.Sprintf(`{"i": %d}`, i))
+			if i%2 == 1 {
+				ev.Fence.Generation = 7
+			}
+			_, err := bw.WriteEvent(context.Background(), ev)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && i%2 == 0:
+				okN++
+			case errors.Is(err, supervise.ErrFenceStale) && i%2 == 1:
+				staleN++
+			default:
+				t.Errorf("event %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if okN != 100 || staleN != 100 {
+		t.Fatalf("%d written, %d refused; want 100 and 100", okN, staleN)
+	}
+	if n := f.count(t, "source_generation = 1"); n != 100 {
+		t.Fatalf("%d events in the table, want 100", n)
 	}
 }
