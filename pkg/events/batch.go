@@ -1,0 +1,195 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/supervise"
+)
+
+// BatchWriter records events like Writer, but gathers the events that
+// arrive while a batch commits into the next one: one statement and one
+// commit (one WAL flush) for up to MaxBatch events of any number of
+// sensors, each still checked against its own fence. A sensor process
+// waits for the commit of the batch its event is in, so an accepted event
+// is as durable as the commit setting says.
+type BatchWriter struct {
+	pool  *pgxpool.Pool
+	async bool
+	reqs  chan *batchReq
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// MaxBatch bounds the events of one batch.
+const MaxBatch = 256
+
+type batchReq struct {
+	ev   supervise.Event
+	id   int64
+	err  error
+	done chan struct{}
+}
+
+// NewBatchWriter starts a writer with workers concurrent batches (each on a
+// connection of the pool). With async, batches commit with
+// synchronous_commit off: much faster on a slow disk, but a server crash
+// can lose the last fraction of a second of accepted events (never an
+// event written without its fence).
+func NewBatchWriter(pool *pgxpool.Pool, workers int, async bool) *BatchWriter {
+	if workers <= 0 {
+		workers = 2
+	}
+	w := &BatchWriter{pool: pool, async: async, reqs: make(chan *batchReq, MaxBatch*workers), stop: make(chan struct{})}
+	for range workers {
+		w.wg.Add(1)
+		go w.loop()
+	}
+	return w
+}
+
+// Close stops the writer once the queued events are written.
+func (w *BatchWriter) Close() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+// WriteEvent queues ev and waits for its batch to commit.
+func (w *BatchWriter) WriteEvent(ctx context.Context, ev supervise.Event) (int64, error) {
+	r := &batchReq{ev: ev, done: make(chan struct{})}
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-w.stop:
+		return 0, errors.New("the event writer is stopping")
+	}
+	select {
+	case <-r.done:
+		return r.id, r.err
+	case <-ctx.Done():
+		// The batch may still commit the event; the caller is gone.
+		return 0, ctx.Err()
+	}
+}
+
+func (w *BatchWriter) loop() {
+	defer w.wg.Done()
+	for {
+		var first *batchReq
+		select {
+		case first = <-w.reqs:
+		case <-w.stop:
+			// Drain what is queued.
+			for {
+				select {
+				case r := <-w.reqs:
+					w.write([]*batchReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*batchReq{first}
+	fill:
+		for len(batch) < MaxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.write(batch)
+	}
+}
+
+const batchSQL = `
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[],
+                         $7::jsonb[], $8::jsonb[], $9::bigint[], $10::text[])
+        WITH ORDINALITY AS r(workload, worker, instance, generation, trig, trigger_ref, config, payload, sensor, sensor_ref, ord)
+), fenced AS (
+    SELECT nextval(pg_get_serial_sequence('event', 'id')) AS id, req.*
+    FROM req JOIN sensor_workload_assignment a
+      ON a.workload = req.workload AND a.worker = req.worker AND a.worker_instance = req.instance
+     AND a.generation = req.generation AND a.lease_expires_at > clock_timestamp()
+    FOR SHARE OF a
+), ins AS (
+    INSERT INTO event (id, trigger, trigger_ref, config, payload, source, source_ref, source_workload, source_generation)
+    SELECT id, trig, trigger_ref, config, payload, sensor, sensor_ref, workload, generation FROM fenced
+    RETURNING id
+)
+SELECT f.ord, f.id, pg_notify('` + Channel + `', f.id::text) FROM fenced f JOIN ins ON ins.id = f.id`
+
+func (w *BatchWriter) write(batch []*batchReq) {
+	n := len(batch)
+	workload, worker, gen := make([]int64, n), make([]int64, n), make([]int64, n)
+	inst, tref, sref := make([]string, n), make([]string, n), make([]string, n)
+	trig, sensor := make([]*int64, n), make([]*int64, n)
+	cfg, payload := make([]*string, n), make([]string, n)
+	for i, r := range batch {
+		e := r.ev
+		workload[i], worker[i], inst[i], gen[i] = e.Fence.Workload, e.Fence.Worker, e.Fence.Instance, e.Fence.Generation
+		if e.TriggerID != 0 {
+			trig[i] = &e.TriggerID
+		}
+		if e.SensorID != 0 {
+			sensor[i] = &e.SensorID
+		}
+		if len(e.Config) > 0 && string(e.Config) != "null" {
+			c := string(e.Config)
+			cfg[i] = &c
+		}
+		tref[i], sref[i], payload[i] = e.TriggerRef, e.SensorRef, string(e.Payload)
+	}
+	ids := make([]int64, n)
+	err := func() error {
+		ctx := context.Background()
+		tx, err := w.pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck
+		if w.async {
+			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, batchSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var ord, id int64
+			var notified string
+			if err := rows.Scan(&ord, &id, &notified); err != nil {
+				rows.Close()
+				return err
+			}
+			ids[ord-1] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}()
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.err = fmt.Errorf("inserting an event for %s: %w", r.ev.TriggerRef, err)
+		case ids[i] == 0:
+			r.err = fmt.Errorf("event for %s from %s: %w", r.ev.TriggerRef, r.ev.Fence, supervise.ErrFenceStale)
+		default:
+			r.id = ids[i]
+		}
+		close(r.done)
+	}
+}
+
+var _ supervise.EventWriter = (*BatchWriter)(nil)

@@ -1,0 +1,109 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/supervise"
+)
+
+// Store is the PostgreSQL side of a supervised sensor: its events (Writer)
+// and its restart record (sensor_workload_run), every write fenced.
+type Store struct {
+	Writer
+}
+
+// NewStore returns the store of a worker's supervisor.
+func NewStore(pool *pgxpool.Pool) Store { return Store{Writer{Pool: pool}} }
+
+const beginRunSQL = `
+WITH a AS (
+    UPDATE sensor_workload_assignment
+    SET generation = generation + 1, renewed_at = clock_timestamp()
+    WHERE workload = $1 AND worker = $2 AND worker_instance = $3::uuid
+      AND generation = $4 AND lease_expires_at > clock_timestamp()
+    RETURNING workload, generation
+)
+SELECT a.generation,
+       coalesce(r.restarts, 0), coalesce(r.consecutive_failures, 0),
+       coalesce(extract(epoch FROM greatest(r.next_start_at - clock_timestamp(), interval '0')), 0)::float8,
+       r.quarantined_at IS NOT NULL, coalesce(r.reason, ''), coalesce(r.last_exit, ''), coalesce(r.stderr_tail, '')
+FROM a LEFT JOIN sensor_workload_run r ON r.workload = a.workload`
+
+// BeginRun bumps the assignment's generation for a new start (Attune's
+// protocol: every start of a process is a new generation) and reads the
+// workload's restart record. The wait before the next start is computed on
+// the database clock and returned relative to this host's clock.
+func (s Store) BeginRun(ctx context.Context, f supervise.Fence) (supervise.Fence, supervise.State, error) {
+	var st supervise.State
+	var wait float64
+	err := s.Pool.QueryRow(ctx, beginRunSQL, f.Workload, f.Worker, f.Instance, f.Generation).Scan(
+		&f.Generation, &st.Restarts, &st.ConsecutiveFailures, &wait, &st.Quarantined, &st.Reason, &st.LastExit, &st.StderrTail)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return f, st, fmt.Errorf("starting %s: %w", f, supervise.ErrFenceStale)
+	}
+	if err != nil {
+		return f, st, fmt.Errorf("starting a run of workload %d: %w", f.Workload, err)
+	}
+	if wait > 0 {
+		st.NextStartAt = time.Now().Add(time.Duration(wait * float64(time.Second)))
+	}
+	return f, st, nil
+}
+
+const saveStateSQL = `
+INSERT INTO sensor_workload_run AS r (workload, state, restarts, consecutive_failures, next_start_at,
+                                      quarantined_at, reason, last_exit, stderr_tail, generation, updated)
+SELECT a.workload, $5, $6, $7,
+       CASE WHEN $8::float8 > 0 THEN clock_timestamp() + make_interval(secs => $8::float8) END,
+       CASE WHEN $9 THEN clock_timestamp() END, nullif($10, ''), nullif($11, ''), nullif($12, ''),
+       a.generation, clock_timestamp()
+FROM sensor_workload_assignment a
+WHERE a.workload = $1 AND a.worker = $2 AND a.worker_instance = $3::uuid
+  AND a.generation = $4 AND a.lease_expires_at > clock_timestamp()
+ON CONFLICT (workload) DO UPDATE SET
+    state = excluded.state, restarts = excluded.restarts,
+    consecutive_failures = excluded.consecutive_failures, next_start_at = excluded.next_start_at,
+    quarantined_at = CASE WHEN $9 THEN coalesce(r.quarantined_at, excluded.quarantined_at) END,
+    reason = excluded.reason, last_exit = excluded.last_exit, stderr_tail = excluded.stderr_tail,
+    generation = excluded.generation, updated = excluded.updated
+RETURNING r.workload`
+
+// SaveState records the workload's run state under the fence.
+func (s Store) SaveState(ctx context.Context, f supervise.Fence, runState string, st supervise.State) error {
+	wait := 0.0
+	if !st.NextStartAt.IsZero() {
+		wait = max(time.Until(st.NextStartAt).Seconds(), 0)
+	}
+	var w int64
+	err := s.Pool.QueryRow(ctx, saveStateSQL, f.Workload, f.Worker, f.Instance, f.Generation,
+		runState, st.Restarts, st.ConsecutiveFailures, wait, st.Quarantined, st.Reason, st.LastExit, st.StderrTail).Scan(&w)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("recording the state of %s: %w", f, supervise.ErrFenceStale)
+	}
+	if err != nil {
+		return fmt.Errorf("recording the state of workload %d: %w", f.Workload, err)
+	}
+	return nil
+}
+
+// ClearQuarantine forgets the failures and quarantine of the given sensors'
+// workloads (`sensor enable`), so their next start is immediate. It returns
+// how many workloads were quarantined.
+func ClearQuarantine(ctx context.Context, pool *pgxpool.Pool, sensorIDs []int64) (int64, error) {
+	tag, err := pool.Exec(ctx, `
+UPDATE sensor_workload_run r
+SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, reason = NULL,
+    state = CASE WHEN r.state = 'quarantined' THEN 'starting' ELSE r.state END, updated = clock_timestamp()
+FROM sensor_workload w
+WHERE w.id = r.workload AND w.sensor = ANY($1) AND (r.quarantined_at IS NOT NULL OR r.consecutive_failures > 0)`, sensorIDs)
+	if err != nil {
+		return 0, fmt.Errorf("clearing quarantine: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,98 @@
+package supervise
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParseBuiltinRejectsBadConfigWithTheKey(t *testing.T) {
+	cases := []struct {
+		entry  string
+		config map[string]any
+		want   string
+	}{
+		{"interval", map[string]any{}, "config.interval_seconds is missing"},
+		{"interval", map[string]any{"interval_seconds": -1.0}, "greater than 0"},
+		{"interval", map[string]any{"interval_seconds": "ten"}, "must be a number"},
+		{"cron", map[string]any{}, "config.expression is missing"},
+		{"cron", map[string]any{"expression": "61 * * * *"}, `config.expression "61 * * * *"`},
+		{"date", map[string]any{"at": "tomorrow"}, "not an RFC 3339 time"},
+		{"webhook", nil, `unknown entrypoint "webhook"`},
+	}
+	for _, c := range cases {
+		_, err := ParseBuiltin(c.entry, c.config)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseBuiltin(%s, %v) = %v, want an error containing %q", c.entry, c.config, err, c.want)
+		}
+	}
+}
+
+func TestCronScheduleTakesSeconds(t *testing.T) {
+	s, err := ParseBuiltin("cron", map[string]any{"expression": "*/10 * * * * *"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 3, 0, time.UTC)
+	if got := s.Next(base); !got.Equal(base.Add(7 * time.Second)) {
+		t.Errorf("next after :03 = %v, want :10", got)
+	}
+	if _, err := ParseBuiltin("cron", map[string]any{"expression": "0 * * * *"}); err != nil {
+		t.Errorf("five-field expression refused: %v", err)
+	}
+}
+
+func TestIntervalTimerEmitsTicks(t *testing.T) {
+	s, err := ParseBuiltin("interval", map[string]any{"interval_seconds": 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var got []TimerPayload
+	done := make(chan error, 1)
+	go func() {
+		done <- runBuiltin(ctx, s, time.Now, func(_ context.Context, p TimerPayload) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, p)
+			if len(got) == 3 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("interval timer did not tick three times in 10s")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		if d := got[i].ScheduledTime.Sub(got[i-1].ScheduledTime); d != 50*time.Millisecond {
+			t.Errorf("scheduled times %d apart by %s, want 50ms", i, d)
+		}
+		if got[i].Timestamp.Before(got[i].ScheduledTime) {
+			t.Errorf("tick %d fired before its scheduled time", i)
+		}
+	}
+}
+
+func TestDateTimerFiresOnceAndStopsOnStaleFence(t *testing.T) {
+	at := time.Now().Add(20 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	s, err := ParseBuiltin("date", map[string]any{"at": at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err = runBuiltin(context.Background(), s, time.Now, func(context.Context, TimerPayload) error {
+		calls++
+		return ErrFenceStale
+	})
+	if err != ErrFenceStale || calls != 1 {
+		t.Fatalf("runBuiltin = %v after %d calls, want ErrFenceStale after 1", err, calls)
+	}
+}

@@ -1,0 +1,315 @@
+package supervise
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Sensor is what the supervisor needs to know to run one sensor.
+type Sensor struct {
+	ID         int64
+	Ref        string
+	RuntimeRef string
+	Entrypoint string
+	Config     map[string]any
+	Triggers   []Trigger
+	// Argv is the resolved command line of an external sensor (interpreter
+	// and entrypoint); empty for a built-in sensor.
+	Argv []string
+	// Dir is the working directory of the process ("" is the sandbox's).
+	Dir string
+	// Unrunnable, when set, says why the sensor cannot start on this
+	// worker (entrypoint missing, not executable, …): it is quarantined
+	// at once with that reason rather than crash-looping.
+	Unrunnable string
+}
+
+// Builtin reports whether the sensor runs inside the worker.
+func (s Sensor) Builtin() bool { return s.RuntimeRef == BuiltinRuntimeRef }
+
+// Assignment is one workload this worker holds, under a fence.
+type Assignment struct {
+	Fence  Fence
+	Sensor Sensor
+}
+
+// ProcessSpec is one sensor process to start.
+type ProcessSpec struct {
+	Argv []string
+	// Env is added to the sandbox's scrubbed baseline.
+	Env []string
+	Dir string
+}
+
+// Process is a started sensor process.
+type Process interface {
+	// Stdout and Stderr are the process's output streams.
+	Stdout() io.Reader
+	Stderr() io.Reader
+	// Wait blocks until the process and everything it spawned are gone and
+	// describes the exit ("exit status 1", "signal: killed").
+	Wait() string
+	// Stop sends SIGTERM to the process and its descendants, then SIGKILL
+	// after grace; it returns when nothing is left.
+	Stop(grace time.Duration)
+}
+
+// Launcher starts sensor processes; it is the one sandbox every external
+// command of attunectl goes through.
+type Launcher interface {
+	Launch(ctx context.Context, spec ProcessSpec) (Process, error)
+}
+
+// Run states shown by `sensor list`.
+const (
+	StateStarting    = "starting"
+	StateRunning     = "running"
+	StateBackoff     = "backoff"
+	StateQuarantined = "quarantined"
+)
+
+// Store holds the fenced writes the supervisor makes on behalf of a
+// sensor. Every method fails with ErrFenceStale when the fence is stale.
+type Store interface {
+	EventWriter
+	// BeginRun starts a run: it bumps the generation of the assignment held
+	// under f's worker and instance and returns the new fence with the
+	// workload's restart state.
+	BeginRun(ctx context.Context, f Fence) (Fence, State, error)
+	// SaveState records the workload's run state under f.
+	SaveState(ctx context.Context, f Fence, runState string, st State) error
+}
+
+// runner supervises one workload on this worker until stopped.
+type runner struct {
+	sup *Supervisor
+	a   Assignment
+	log *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	fence Fence
+	state string
+	lost  bool
+}
+
+func (r *runner) currentFence() Fence {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fence
+}
+
+func (r *runner) setState(s string) {
+	r.mu.Lock()
+	r.state = s
+	r.mu.Unlock()
+	if r.sup.opts.OnState != nil {
+		r.sup.opts.OnState(r.a.Sensor.Ref, s)
+	}
+}
+
+// run is the supervision loop.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	s := r.a.Sensor
+	for ctx.Err() == nil {
+		f, st, err := r.sup.store.BeginRun(ctx, r.currentFence())
+		if err != nil {
+			r.stopOnError(ctx, "starting a run", err)
+			return
+		}
+		r.mu.Lock()
+		r.fence = f
+		r.mu.Unlock()
+
+		if st.Quarantined {
+			r.setState(StateQuarantined)
+			r.log.Warn("sensor is quarantined; not starting it", "reason", st.Reason)
+			<-ctx.Done()
+			return
+		}
+		if reason := r.unrunnable(); reason != "" {
+			st.Quarantined, st.Reason = true, reason
+			r.save(ctx, StateQuarantined, st)
+			r.log.Error("sensor cannot run on this worker; quarantined", "reason", reason)
+			<-ctx.Done()
+			return
+		}
+		if wait := time.Until(st.NextStartAt); wait > 0 {
+			r.save(ctx, StateBackoff, st)
+			r.log.Info("sensor in backoff", "wait", wait.Round(time.Millisecond).String(), "failures", st.ConsecutiveFailures)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+
+		if s.Builtin() {
+			r.runBuiltin(ctx, f, st)
+			return
+		}
+		started := time.Now()
+		exit, tail, stopped := r.runProcess(ctx, f, st)
+		if stopped {
+			return
+		}
+		st = r.sup.policy.AfterExit(st, time.Since(started), exit, tail, time.Now())
+		st.Restarts++
+		next := StateBackoff
+		if st.Quarantined {
+			next = StateQuarantined
+		}
+		r.log.Warn("sensor process exited", "exit", exit, "failures", st.ConsecutiveFailures, "quarantined", st.Quarantined)
+		if !r.save(ctx, next, st) {
+			return
+		}
+	}
+}
+
+func (r *runner) unrunnable() string {
+	s := r.a.Sensor
+	if s.Unrunnable != "" {
+		return s.Unrunnable
+	}
+	if s.Builtin() {
+		if _, err := ParseBuiltin(s.Entrypoint, s.Config); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	if len(s.Argv) == 0 {
+		return "no command line: the runtime has no interpreter for this worker and the entrypoint is not a program"
+	}
+	if r.sup.launcher == nil {
+		return "this worker runs no external sensor processes"
+	}
+	return ""
+}
+
+// save records the state under the current fence; false means the fence
+// is stale and the runner has stopped being the owner.
+func (r *runner) save(ctx context.Context, runState string, st State) bool {
+	r.setState(runState)
+	if err := r.sup.store.SaveState(ctx, r.currentFence(), runState, st); err != nil {
+		if errors.Is(err, ErrFenceStale) {
+			r.markLost()
+			return false
+		}
+		if ctx.Err() == nil {
+			r.log.Warn("recording the sensor's state failed", "state", runState, "error", err)
+		}
+	}
+	return true
+}
+
+func (r *runner) markLost() {
+	r.mu.Lock()
+	r.lost = true
+	r.mu.Unlock()
+	r.log.Warn("the sensor's assignment moved on; stopping it here")
+	if r.sup.opts.OnLost != nil {
+		r.sup.opts.OnLost(r.currentFence())
+	}
+}
+
+func (r *runner) stopOnError(ctx context.Context, what string, err error) {
+	if errors.Is(err, ErrFenceStale) {
+		r.markLost()
+		return
+	}
+	if ctx.Err() == nil {
+		r.log.Error(what+" failed; the supervisor will try again at the next tick", "error", err)
+	}
+}
+
+func (r *runner) runBuiltin(ctx context.Context, f Fence, st State) {
+	s := r.a.Sensor
+	sched, _ := ParseBuiltin(s.Entrypoint, s.Config)
+	r.save(ctx, StateRunning, st)
+	r.log.Info("built-in sensor started", "entrypoint", s.Entrypoint, "generation", f.Generation)
+	err := runBuiltin(ctx, sched, time.Now, func(ctx context.Context, p TimerPayload) error {
+		payload, _ := json.Marshal(p)
+		for _, t := range s.Triggers {
+			_, err := r.sup.store.WriteEvent(ctx, Event{Fence: f, SensorID: s.ID, SensorRef: s.Ref,
+				TriggerID: t.ID, TriggerRef: t.TriggerRef, Config: t.Config, Payload: payload})
+			if r.sup.opts.OnEvent != nil {
+				r.sup.opts.OnEvent(s.Ref, err)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrFenceStale) && ctx.Err() == nil {
+					r.log.Warn("recording a timer event failed", "trigger", t.TriggerRef, "error", err)
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrFenceStale) {
+		r.markLost()
+	}
+}
+
+// runProcess starts the sensor process and waits for it. stopped reports
+// that the runner was asked to stop (or lost the fence) and the process
+// was stopped for that reason.
+func (r *runner) runProcess(ctx context.Context, f Fence, st State) (exit, tail string, stopped bool) {
+	s := r.a.Sensor
+	token := r.sup.endpoint.Grant(f, s.ID, s.Ref, s.Triggers)
+	defer r.sup.endpoint.Revoke(token)
+	triggers, _ := json.Marshal(s.Triggers)
+	if s.Triggers == nil {
+		triggers = []byte("[]")
+	}
+	env := []string{
+		"ATTUNE_API_URL=" + r.sup.endpoint.URL(),
+		"ATTUNE_API_TOKEN=" + token,
+		"ATTUNE_SENSOR_ID=" + strconv.FormatInt(s.ID, 10),
+		"ATTUNE_SENSOR_REF=" + s.Ref,
+		"ATTUNE_SENSOR_WORKLOAD_ID=" + strconv.FormatInt(f.Workload, 10),
+		"ATTUNE_SENSOR_ASSIGNMENT_GENERATION=" + strconv.FormatInt(f.Generation, 10),
+		"ATTUNE_SENSOR_TRIGGERS=" + string(triggers),
+		"ATTUNE_LOG_LEVEL=" + r.sup.opts.LogLevel,
+	}
+	r.setState(StateStarting)
+	p, err := r.sup.launcher.Launch(ctx, ProcessSpec{Argv: s.Argv, Env: env, Dir: s.Dir})
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", "", true
+		}
+		return fmt.Sprintf("could not start: %v", err), "", false
+	}
+	r.save(ctx, StateRunning, st)
+	r.log.Info("sensor process started", "argv", s.Argv, "generation", f.Generation)
+	out := newOutputPump(r.log)
+	var pumps sync.WaitGroup
+	pumps.Add(2)
+	go func() { defer pumps.Done(); out.pump(p.Stdout(), "stdout") }()
+	go func() { defer pumps.Done(); out.pump(p.Stderr(), "stderr") }()
+	exited := make(chan string, 1)
+	go func() { exited <- p.Wait() }()
+	select {
+	case exit = <-exited:
+		pumps.Wait()
+		out.flushDropped()
+		return exit, out.stderrTail(), false
+	case <-ctx.Done():
+		p.Stop(r.sup.opts.StopTimeout)
+		exit = <-exited
+		pumps.Wait()
+		out.flushDropped()
+		r.log.Info("sensor process stopped", "exit", exit)
+		return exit, out.stderrTail(), true
+	}
+}
