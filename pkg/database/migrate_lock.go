@@ -71,7 +71,11 @@ func (l *migrationLocker) SessionLock(ctx context.Context, _ *sql.Conn) error {
 			return fmt.Errorf("taking the migration lock: %w", RedactError(err))
 		}
 		var got bool
-		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", l.id).Scan(&got); err != nil {
+		// The simple protocol: an extended-protocol SELECT leaves its
+		// portal, and with it a snapshot, open until the next statement of
+		// this idle transaction, and CREATE INDEX CONCURRENTLY in a migration
+		// would wait for that snapshot for ever.
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", pgx.QueryExecModeSimpleProtocol, l.id).Scan(&got); err != nil {
 			conn.Close(context.WithoutCancel(ctx))
 			return fmt.Errorf("taking the migration lock: %w", RedactError(err))
 		}
