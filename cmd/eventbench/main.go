@@ -299,7 +299,7 @@ func eventLoad(ctx context.Context, o options, url string, pool *pgxpool.Pool, f
 
 func timersMemory(ctx context.Context, o options, pool *pgxpool.Pool, fx fixture) error {
 	before := rssKiB()
-	sup := supervise.New(nil, events.NewStore(pool), nil, supervise.Options{})
+	sup := supervise.New(nil, events.NewStore(pool, nil), nil, supervise.Options{})
 	var as []supervise.Assignment
 	for i := range o.Timers {
 		as = append(as, supervise.Assignment{Fence: fx.fences[i], Sensor: supervise.Sensor{

@@ -250,7 +250,7 @@ func TestEndpointRefusesNonLoopback(t *testing.T) {
 func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 0.1}`)
-	store := NewStore(f.pool)
+	store := NewStore(f.pool, nil)
 	lost := make(chan supervise.Fence, 1)
 	sup := supervise.New(nil, store, nil, supervise.Options{OnLost: func(x supervise.Fence) { lost <- x }})
 	ctx := context.Background()

@@ -12,14 +12,22 @@ import (
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
-// Store is the PostgreSQL side of a supervised sensor: its events (Writer)
-// and its restart record (sensor_workload_run), every write fenced.
+// Store is the PostgreSQL side of a supervised sensor: its events and its
+// restart record (sensor_workload_state, on the workload), every write
+// fenced.
 type Store struct {
-	Writer
+	supervise.EventWriter
+	Pool *pgxpool.Pool
 }
 
-// NewStore returns the store of a worker's supervisor.
-func NewStore(pool *pgxpool.Pool) Store { return Store{Writer{Pool: pool}} }
+// NewStore returns the store of a worker's supervisor; events go through w
+// (a Writer or a BatchWriter on the same pool).
+func NewStore(pool *pgxpool.Pool, w supervise.EventWriter) Store {
+	if w == nil {
+		w = Writer{Pool: pool}
+	}
+	return Store{EventWriter: w, Pool: pool}
+}
 
 const beginRunSQL = `
 WITH a AS (
@@ -32,8 +40,8 @@ WITH a AS (
 SELECT a.generation,
        coalesce(r.restarts, 0), coalesce(r.consecutive_failures, 0),
        coalesce(extract(epoch FROM greatest(r.next_start_at - clock_timestamp(), interval '0')), 0)::float8,
-       r.quarantined_at IS NOT NULL, coalesce(r.reason, ''), coalesce(r.last_exit, ''), coalesce(r.stderr_tail, '')
-FROM a LEFT JOIN sensor_workload_run r ON r.workload = a.workload`
+       r.quarantined_at IS NOT NULL, coalesce(r.last_reason, ''), coalesce(r.last_signal, ''), coalesce(r.last_stderr, '')
+FROM a LEFT JOIN sensor_workload_state r ON r.workload = a.workload`
 
 // BeginRun bumps the assignment's generation for a new start (Attune's
 // protocol: every start of a process is a new generation) and reads the
@@ -57,12 +65,16 @@ func (s Store) BeginRun(ctx context.Context, f supervise.Fence) (supervise.Fence
 }
 
 const saveStateSQL = `
-INSERT INTO sensor_workload_run AS r (workload, state, restarts, consecutive_failures, next_start_at,
-                                      quarantined_at, reason, last_exit, stderr_tail, generation, updated)
+INSERT INTO sensor_workload_state AS r (workload, state, restarts, consecutive_failures, next_start_at,
+                                        quarantined_at, last_reason, last_signal, last_stderr, generation,
+                                        last_started_at, last_stopped_at, updated)
 SELECT a.workload, $5, $6, $7,
        CASE WHEN $8::float8 > 0 THEN clock_timestamp() + make_interval(secs => $8::float8) END,
        CASE WHEN $9 THEN clock_timestamp() END, nullif($10, ''), nullif($11, ''), nullif($12, ''),
-       a.generation, clock_timestamp()
+       a.generation,
+       CASE WHEN $5 = 'starting' THEN clock_timestamp() END,
+       CASE WHEN $5 IN ('stopped', 'backoff', 'quarantined') THEN clock_timestamp() END,
+       clock_timestamp()
 FROM sensor_workload_assignment a
 WHERE a.workload = $1 AND a.worker = $2 AND a.worker_instance = $3::uuid
   AND a.generation = $4 AND a.lease_expires_at > clock_timestamp()
@@ -70,8 +82,11 @@ ON CONFLICT (workload) DO UPDATE SET
     state = excluded.state, restarts = excluded.restarts,
     consecutive_failures = excluded.consecutive_failures, next_start_at = excluded.next_start_at,
     quarantined_at = CASE WHEN $9 THEN coalesce(r.quarantined_at, excluded.quarantined_at) END,
-    reason = excluded.reason, last_exit = excluded.last_exit, stderr_tail = excluded.stderr_tail,
-    generation = excluded.generation, updated = excluded.updated
+    last_reason = excluded.last_reason, last_signal = excluded.last_signal, last_stderr = excluded.last_stderr,
+    generation = excluded.generation,
+    last_started_at = coalesce(excluded.last_started_at, r.last_started_at),
+    last_stopped_at = coalesce(excluded.last_stopped_at, r.last_stopped_at),
+    updated = excluded.updated
 RETURNING r.workload`
 
 // SaveState records the workload's run state under the fence.
@@ -97,8 +112,8 @@ func (s Store) SaveState(ctx context.Context, f supervise.Fence, runState string
 // how many workloads were quarantined.
 func ClearQuarantine(ctx context.Context, pool *pgxpool.Pool, sensorIDs []int64) (int64, error) {
 	tag, err := pool.Exec(ctx, `
-UPDATE sensor_workload_run r
-SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, reason = NULL,
+UPDATE sensor_workload_state r
+SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, last_reason = NULL,
     state = CASE WHEN r.state = 'quarantined' THEN 'starting' ELSE r.state END, updated = clock_timestamp()
 FROM sensor_workload w
 WHERE w.id = r.workload AND w.sensor = ANY($1) AND (r.quarantined_at IS NOT NULL OR r.consecutive_failures > 0)`, sensorIDs)
