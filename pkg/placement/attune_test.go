@@ -57,13 +57,19 @@ func TestAttuneShapedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := columns()
-	for _, table := range []string{"sensor", "trigger", "event", "sensor_workload", "sensor_workload_assignment", "runtime"} {
+	for _, table := range []string{"sensor", "trigger", "sensor_workload", "sensor_workload_assignment", "runtime"} {
 		if before[table] != after[table] {
 			t.Errorf("%s had %d columns, has %d after migrating: Attune's table was changed", table, before[table], after[table])
 		}
 	}
-	if after["worker"] != before["worker"]+1 {
-		t.Errorf("worker had %d columns, has %d: want only cordoned_by_name added", before["worker"], after["worker"])
+	// attunectl's marked additions, nothing else: event.source_workload and
+	// source_generation (00030); worker.heartbeat_grace (00010) and
+	// cordoned_by_name (00021).
+	if after["event"] != before["event"]+2 {
+		t.Errorf("event had %d columns, has %d: want only source_workload and source_generation added", before["event"], after["event"])
+	}
+	if after["worker"] != before["worker"]+2 {
+		t.Errorf("worker had %d columns, has %d: want only heartbeat_grace and cordoned_by_name added", before["worker"], after["worker"])
 	}
 	var tables int
 	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename IN ('sensor', 'sensor_workload_assignment')`).Scan(&tables)

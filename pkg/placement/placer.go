@@ -226,10 +226,9 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	for _, r := range renewed {
 		l := Lease{Fence: Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
 			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires}
-		if old, ok := p.held[r.Workload]; ok && old.Generation != r.Generation {
-			out.Dropped = append(out.Dropped, Dropped{Lease: old, Reason: "lost"})
-			continue
-		}
+		// A generation other than the one claimed is still this instance's
+		// (the renewal matched worker and instance): the supervisor bumps it
+		// at every start of the sensor's process, as Attune's protocol does.
 		if _, ok := p.held[r.Workload]; !ok {
 			// Ours in the database but not in memory: an earlier claim whose
 			// answer was lost. Adopt it: the fence is ours.
