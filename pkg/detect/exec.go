@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,7 +13,7 @@ import (
 )
 
 // defaultPATH is used when the environment has no PATH at all.
-const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const defaultPATH = sandbox.DefaultPATH
 
 // execOutcome is what running one argv produced; it is shared by every
 // command with the same argv in one Verify call.
@@ -36,51 +34,13 @@ type execOutcome struct {
 	notRun    bool
 }
 
-// scrubEnv keeps PATH, HOME, LANG, LC_*, TZ, TMPDIR and the passthrough
-// names; everything else (ATTUNE__*, PG*, DATABASE_URL, tokens) is dropped.
-// A missing PATH is replaced with a standard one.
-func scrubEnv(environ, passthrough []string) []string {
-	keep := map[string]bool{"PATH": true, "HOME": true, "LANG": true, "TZ": true, "TMPDIR": true}
-	for _, p := range passthrough {
-		if p = strings.TrimSpace(p); p != "" {
-			keep[p] = true
-		}
-	}
-	var out []string
-	hasPath := false
-	for _, kv := range environ {
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			continue
-		}
-		if keep[name] || strings.HasPrefix(name, "LC_") {
-			out = append(out, kv)
-			hasPath = hasPath || name == "PATH"
-		}
-	}
-	if !hasPath {
-		out = append(out, "PATH="+defaultPATH)
-	}
-	return out
-}
+// scrubEnv is the sandbox's scrubbed environment (sandbox.ScrubEnv).
+func scrubEnv(environ, passthrough []string) []string { return sandbox.ScrubEnv(environ, passthrough) }
 
-var errNotFound = errors.New("not found on PATH")
+var errNotFound = sandbox.ErrNotFound
 
-// lookPathIn searches the absolute directories of pathEnv for an executable
-// regular file called name. Empty and relative entries (".", "bin") are
-// skipped: they would make the result depend on the working directory.
-func lookPathIn(pathEnv, name string) (string, error) {
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", errNotFound
-}
+// lookPathIn is sandbox.LookPath: absolute PATH entries only.
+func lookPathIn(pathEnv, name string) (string, error) { return sandbox.LookPath(pathEnv, name) }
 
 // checkExecutable explains why an absolute path cannot be run ("" if it can).
 func checkExecutable(path string) string {

@@ -37,8 +37,12 @@ func newOutputPump(log *slog.Logger) *outputPump {
 	return &outputPump{log: log, bucket: newBucket(LogLinesPerSecond, LogBurst)}
 }
 
-// pump reads r line by line until EOF. A line longer than MaxLogLine is cut.
+// pump reads r line by line until EOF, then closes r when it can. A line
+// longer than MaxLogLine is cut.
 func (o *outputPump) pump(r io.Reader, stream string) {
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
+	}
 	br := bufio.NewReaderSize(r, MaxLogLine)
 	for {
 		line, isPrefix, err := br.ReadLine()
