@@ -315,7 +315,7 @@ func TestAdoptRefusesDuplicateWorkerNames(t *testing.T) {
 	}
 	before := snapshot()
 	r := expect(t, environ, 1, []string{"migrate", "up"},
-		`migrate up refused: 1 worker names are each held by several rows`,
+		`migrate up refused: a worker name is held by several rows in attune.worker`,
 		`(?m)^\s+worker-exec-1\s+4\s+exec-1-old\.internal\s+inactive\s+\d{4}-`,
 		`(?m)^\s+worker-exec-1\s+1\s+exec-1\.internal\s+active\s+\d{4}-`,
 		`nothing was changed`,
