@@ -246,3 +246,15 @@ func FuzzRedactPassword(f *testing.F) {
 		checkNoPassword(t, marked(pw), addr)
 	})
 }
+
+// TestRememberSecretsKeepsOrdinaryParts: an '@' in a query value after a
+// numeric port strands no password; the port and path stay readable.
+func TestRememberSecretsKeepsOrdinaryParts(t *testing.T) {
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	defer database.ForgetSecrets()
+	database.RememberSecrets("postgres://db.example:5432/attune?options=-c%20x@y&sslmode=disable")
+	if got := database.Redact("dial tcp db.example:5432: refused (database attune)"); got != "dial tcp db.example:5432: refused (database attune)" {
+		t.Errorf("Redact masked ordinary text: %s", got)
+	}
+}
