@@ -109,6 +109,8 @@ type era struct {
 	stale string
 	// noUniqueName: the era's worker table has no unique constraint on name.
 	noUniqueName bool
+	// after: era-specific checks once migrated.
+	after []check
 }
 
 type check struct {
@@ -132,6 +134,11 @@ var eras = []era{
 		noVerification: "acme.sensor.ruby",
 		referenced:     "acme.sensor.ruby", referencedBy: "worker-ruby",
 		noUniqueName: true,
+		after: []check{
+			// Attune's check constraint on refs is explained, not a raw SQLSTATE.
+			{1, []string{"runtime", "add", "--ref", "acme.ruby", "--name", "Ruby", "--always-available"},
+				`adding runtime acme\.ruby: the runtime table's check constraint runtime_ref_format refuses the row: this database's runtime table requires refs of the form PACK\.sensor\.NAME or PACK\.action\.NAME \(nothing was written\)`},
+		},
 	},
 	{
 		name: "2025",
@@ -239,6 +246,9 @@ func adoptEra(t *testing.T, e era, schema string) {
 		}
 	}
 	expect(t, environ, 0, []string{"runtime", "verify", "core.sensor.python", "core.sensor.builtin"})
+	for _, c := range e.after {
+		expect(t, environ, c.code, c.args, c.pattern)
+	}
 	expect(t, environ, 0, []string{"runtime", "add", "--ref", "test.sensor.bash", "--name", "Bash", "--alias", "bash5",
 		"--command", "bash --version", "--pattern", "GNU bash"}, `runtime test.sensor.bash created`)
 	expect(t, environ, 0, []string{"runtime", "list", "test.sensor.bash", "-o", "yaml"}, `(?m)^\s+- bash5$`)
@@ -315,7 +325,7 @@ func TestAdoptRefusesDuplicateWorkerNames(t *testing.T) {
 	}
 	before := snapshot()
 	r := expect(t, environ, 1, []string{"migrate", "up"},
-		`migrate up refused: 1 worker names are each held by several rows`,
+		`migrate up refused: a worker name is held by several rows in attune.worker`,
 		`(?m)^\s+worker-exec-1\s+4\s+exec-1-old\.internal\s+inactive\s+\d{4}-`,
 		`(?m)^\s+worker-exec-1\s+1\s+exec-1\.internal\s+active\s+\d{4}-`,
 		`nothing was changed`,

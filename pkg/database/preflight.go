@@ -128,7 +128,11 @@ func (e *DuplicateNamesError) Error() string {
 	for _, r := range e.Rows {
 		names[r.Name] = true
 	}
-	fmt.Fprintf(&b, "migrate up refused: %d worker names are each held by several rows in %s.worker, so the unique constraint on worker.name cannot be added; nothing was changed:\n", len(names), e.Schema)
+	held := fmt.Sprintf("%d worker names are each held", len(names))
+	if len(names) == 1 {
+		held = "a worker name is held"
+	}
+	fmt.Fprintf(&b, "migrate up refused: %s by several rows in %s.worker, so the unique constraint on worker.name cannot be added; nothing was changed:\n", held, e.Schema)
 	fmt.Fprintf(&b, "  %-24s %6s  %-20s %-9s %s\n", "NAME", "ID", "HOST", "STATUS", "LAST HEARTBEAT")
 	for _, r := range e.Rows {
 		hb := "never"

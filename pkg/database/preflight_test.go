@@ -154,3 +154,16 @@ func TestRequireSchemaNamesMissingColumns(t *testing.T) {
 		t.Errorf("unique worker.name of a migrated database: %v", err)
 	}
 }
+
+// Without the pre-flight (goose run by other means), migration 00007 builds
+// the index itself, in its transaction, and attaches it.
+func TestUniqueNameMigrationWithoutPreflight(t *testing.T) {
+	ctx := context.Background()
+	tdb, _, m := seedMigrator(t)
+	if err := m.UpWithoutPreflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := nameKey(t, tdb), "valid=t constraint=t comment=attunectl: created by migration 00007"; got != want {
+		t.Fatalf("after up: %s, want %s", got, want)
+	}
+}

@@ -153,8 +153,12 @@ func urlSecrets(p string, add func(string)) {
 	userinfo := ""
 	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
 		userinfo = authority[:i]
-	} else if i := strings.LastIndexByte(p, '@'); i >= 0 && strings.Contains(authority, ":") {
-		userinfo = p[:i]
+	} else if _, port, ok := strings.Cut(authority, ":"); ok && strings.Trim(port, "0123456789,") != "" {
+		// host:port with a port that is no number: the '/' was the
+		// password's (postgres://u:pass/word@host).
+		if i := strings.LastIndexByte(p, '@'); i >= 0 {
+			userinfo = p[:i]
+		}
 	}
 	if userinfo != "" {
 		if _, pw, ok := strings.Cut(userinfo, ":"); ok {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/config"
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 )
 
 // secretsMu serializes the tests that use the process-wide secret list.
@@ -245,4 +247,51 @@ func FuzzRedactPassword(f *testing.F) {
 		defer database.ForgetSecrets()
 		checkNoPassword(t, marked(pw), addr)
 	})
+}
+
+// TestRememberSecretsKeepsOrdinaryParts: an '@' in a query value after a
+// numeric port strands no password; the port and path stay readable.
+func TestRememberSecretsKeepsOrdinaryParts(t *testing.T) {
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	defer database.ForgetSecrets()
+	database.RememberSecrets("postgres://db.example:5432/attune?options=-c%20x@y&sslmode=disable")
+	if got := database.Redact("dial tcp db.example:5432: refused (database attune)"); got != "dial tcp db.example:5432: refused (database attune)" {
+		t.Errorf("Redact masked ordinary text: %s", got)
+	}
+}
+
+// TestRedactAuthenticationFailure sends every corpus password, in every
+// form, to a real server that checks it (scram-sha-256 over loopback TCP)
+// and fails: the error attunectl prints names the failure, never the
+// password.
+func TestRedactAuthenticationFailure(t *testing.T) {
+	srv := dbtest.NewServer(t, embeddedpg.Options{ListenAddress: "127.0.0.1"})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port()))
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	defer database.ForgetSecrets()
+	for _, pw := range passwordCorpus {
+		pw = marked(pw)
+		for form, conn := range connForms(pw, addr) {
+			database.RememberSecrets(conn)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := database.Open(ctx, database.Options{URL: conn, ConnectTimeout: 5 * time.Second})
+			cancel()
+			if err == nil {
+				t.Fatalf("%s: a wrong password was accepted", form)
+			}
+			msg := database.Redact(err.Error())
+			// A password typed into a URL unencoded may break it (pgx then
+			// reads part of it as the host); the encoded forms reach the server.
+			if !strings.HasSuffix(form, "as typed") && !strings.Contains(msg, "authentication failed") {
+				t.Errorf("%s: %s", form, msg)
+			}
+			for _, sp := range spellings(pw) {
+				if strings.Contains(msg, sp) {
+					t.Errorf("password %q (%s) shows as %q: %s", pw, form, sp, msg)
+				}
+			}
+		}
+	}
 }

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperStart(dir))
 	}
+	if conn, ok := os.LookupEnv(connectEnv); ok {
+		os.Exit(helperConnect(conn))
+	}
 	os.Exit(m.Run())
 }
 

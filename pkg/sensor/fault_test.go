@@ -384,8 +384,8 @@ func TestFaultFailover(t *testing.T) {
 	migrate(t, primary.ConnString("attune"))
 	standby := startStandby(t, primary)
 	// Writes go to whichever of the two accepts them.
-	url := fmt.Sprintf("postgres://attune@127.0.0.1:%d,127.0.0.1:%d/attune?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
-		primary.Port(), standby.Port())
+	url := fmt.Sprintf("postgres://attune@127.0.0.1:%d,127.0.0.1:%d/attune?sslmode=disable&target_session_attrs=read-write&connect_timeout=2&passfile=%s",
+		primary.Port(), standby.Port(), primary.PassFile())
 
 	const n = 20
 	f := startFleet(t, url, n)

@@ -165,8 +165,8 @@ func (s *syncBuffer) String() string {
 func TestMetricsServerErrorsGoThroughSlog(t *testing.T) {
 	// Not parallel: it redirects the log package's output.
 	var plain syncBuffer
+	defer log.SetOutput(log.Writer())
 	log.SetOutput(&plain)
-	defer log.SetOutput(io.Discard)
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	panicking := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })

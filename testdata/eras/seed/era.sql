@@ -11,8 +11,9 @@
 --                                                 (no worker_role, no unique name, a runtime
 --                                                 foreign key without ON DELETE, status
 --                                                 nullable with default 'inactive')
---   docs/sensors/sensor-worker-registration.md    the worker table of that era, as documented
--- (the pre-consolidation history, as quoted in Attune's migration consolidation notes).
+--   Attune's sensor-worker-registration docs      the worker table of that era, as documented
+-- These pre-consolidation files are no longer in attune-system/attune's tree;
+-- their text is quoted in Attune's migration consolidation notes and scripts.
 --
 -- Rows: action runtimes and workers as Attune's executor wrote them, two of the
 -- seed's core.sensor.* refs present with empty distributions (the seed's own

@@ -14,7 +14,7 @@
 --   migrations/20250101000005_execution_and_operations.sql
 --                                                        worker with cordoned, cordon_reason,
 --                                                        cordoned_by, cordoned_at and its indexes
---                                                        (commit 33f01faa…/7f6dc895… era)
+--                                                        (as stored at commit 7f6dc895db8c)
 --   migrations/20260916000003_component_retirement.sql   runtime.retired_at, idx_runtime_active
 --                                                        (commit 126b167e)
 --
