@@ -26,10 +26,7 @@ replaced by xxxxx. The sources used are listed on stderr.`,
   attunectl -c /etc/attune/config.yaml config view -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if app.Global.Output == "" {
-				return runConfigView(app, output.YAML)
-			}
-			f, err := app.outputFormat(output.YAML, output.JSON)
+			f, err := app.outputFormat(output.Formats{output.YAML, output.JSON})
 			if err != nil {
 				return err
 			}
@@ -48,8 +45,5 @@ func runConfigView(app *App, f output.Format) error {
 	for _, e := range app.Loaded.Env {
 		fmt.Fprintf(app.Err, "# env:  %s\n", e)
 	}
-	if f == output.JSON {
-		return output.WriteJSON(app.Out, c)
-	}
-	return output.WriteYAML(app.Out, c)
+	return output.Write(app.Out, f, c)
 }

@@ -61,31 +61,11 @@ a Unix socket only, keeps its data under the user's state directory
 				if err != nil {
 					return err
 				}
-				f, err := app.outputFormat(output.Table, output.JSON, output.YAML)
+				f, err := app.outputFormat(output.Formats{output.Table, output.JSON, output.YAML})
 				if err != nil {
 					return err
 				}
-				st, err := embeddedpg.StatusOf(opts)
-				if err != nil {
-					return err
-				}
-				switch f {
-				case output.JSON:
-					return output.WriteJSON(app.Out, st)
-				case output.YAML:
-					return output.WriteYAML(app.Out, st)
-				}
-				state := "stopped"
-				if st.Running {
-					state = fmt.Sprintf("running (pid %d)", st.PID)
-				} else if !st.Initialized {
-					state = "not initialized (the first command that needs a database creates it)"
-				}
-				fmt.Fprintf(app.Out, "state:      %s\ndata dir:   %s\nsocket dir: %s\nport:       %d\nbinaries:   %s\n", state, st.DataDir, st.SocketDir, st.Port, st.BinDir)
-				if st.Version != "" {
-					fmt.Fprintf(app.Out, "version:    %s\n", st.Version)
-				}
-				return nil
+				return runEmbeddedStatus(app, opts, f)
 			},
 		},
 		&cobra.Command{
@@ -93,16 +73,10 @@ a Unix socket only, keeps its data under the user's state directory
 			Short: "Start the embedded server (and migrate it) without running anything else",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if app.Config.Database.URL != "" {
-					return usageErrorf("a database URL is configured, so the embedded server is not used (unset database.url to use it)")
-				}
-				db, err := app.connect(cmd.Context(), connectOptions{})
-				if err != nil {
+				if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
 					return err
 				}
-				db.Close()
-				fmt.Fprintln(app.Out, "embedded database is running")
-				return nil
+				return runEmbeddedStart(cmd.Context(), app)
 			},
 		},
 		&cobra.Command{
@@ -110,25 +84,66 @@ a Unix socket only, keeps its data under the user's state directory
 			Short: "Stop the embedded server (its data is kept)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
+				if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
+					return err
+				}
 				opts, err := app.embeddedOptions()
 				if err != nil {
 					return err
 				}
-				st, err := embeddedpg.StatusOf(opts)
-				if err != nil {
-					return err
-				}
-				if !st.Running {
-					fmt.Fprintln(app.Out, "embedded database is not running")
-					return nil
-				}
-				if err := embeddedpg.StopDir(cmd.Context(), opts); err != nil {
-					return fmt.Errorf("stopping the embedded database: %w", err)
-				}
-				fmt.Fprintln(app.Out, "embedded database stopped")
-				return nil
+				return runEmbeddedStop(cmd.Context(), app, opts)
 			},
 		},
 	)
 	return cmd
+}
+
+func runEmbeddedStatus(app *App, opts embeddedpg.Options, f output.Format) error {
+	st, err := embeddedpg.StatusOf(opts)
+	if err != nil {
+		return err
+	}
+	if f != output.Table {
+		return output.Write(app.Out, f, st)
+	}
+	state := "stopped"
+	if st.Running {
+		state = fmt.Sprintf("running (pid %d)", st.PID)
+	} else if !st.Initialized {
+		state = "not initialized (the first command that needs a database creates it)"
+	}
+	fmt.Fprintf(app.Out, "state:      %s\ndata dir:   %s\nsocket dir: %s\nport:       %d\nbinaries:   %s\n", state, st.DataDir, st.SocketDir, st.Port, st.BinDir)
+	if st.Version != "" {
+		fmt.Fprintf(app.Out, "version:    %s\n", st.Version)
+	}
+	return nil
+}
+
+func runEmbeddedStart(ctx context.Context, app *App) error {
+	if app.Config.Database.URL != "" {
+		return usageErrorf("a database URL is configured, so the embedded server is not used (unset database.url to use it)")
+	}
+	db, err := app.connect(ctx, connectOptions{})
+	if err != nil {
+		return err
+	}
+	db.Close()
+	fmt.Fprintln(app.Out, "embedded database is running")
+	return nil
+}
+
+func runEmbeddedStop(ctx context.Context, app *App, opts embeddedpg.Options) error {
+	st, err := embeddedpg.StatusOf(opts)
+	if err != nil {
+		return err
+	}
+	if !st.Running {
+		fmt.Fprintln(app.Out, "embedded database is not running")
+		return nil
+	}
+	if err := embeddedpg.StopDir(ctx, opts); err != nil {
+		return fmt.Errorf("stopping the embedded database: %w", err)
+	}
+	fmt.Fprintln(app.Out, "embedded database stopped")
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/output"
 )
 
 // NewRootCommand builds the whole command tree around app.
@@ -62,15 +63,12 @@ everything can be tried with one command.`,
 		newConfigCmd(app),
 		newEmbeddedCmd(app),
 		newVersionCmd(app),
+		newRuntimeCmd(app),
+		newSensorCmd(app),
+		newWorkerCmd(app),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(app))
-	}
 	return root
 }
-
-// extraCommands lets each noun's file register its command tree.
-var extraCommands []func(*App) *cobra.Command
 
 // Execute runs attunectl with args and returns the exit status. Errors are
 // printed once, here, redacted.
@@ -86,7 +84,7 @@ func Execute(ctx context.Context, app *App, args []string) int {
 		code = ExitUsage
 	}
 	if !silent(err) {
-		fmt.Fprintf(app.Err, "Error: %s\n", database.Redact(err.Error()))
+		fmt.Fprintf(app.Err, "Error: %s\n", output.EscapeText(database.Redact(err.Error())))
 	}
 	return code
 }

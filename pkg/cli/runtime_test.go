@@ -32,22 +32,21 @@ const (
 	rtFakebinDir = "../../testdata/fakebin"
 )
 
-func init() {
-	// Verification results are printed with durations, resolved paths, and
-	// which of two runtimes asking for the same command ran it (Cached):
-	// make them the same on every run. No test of this package needs the
-	// real values in the printed output.
-	verifyResultHook = func(res *detect.Result) {
-		res.Duration = 0
-		for i := range res.Runtimes {
-			rr := &res.Runtimes[i]
-			rr.Duration = 0
-			for j := range rr.Commands {
-				c := &rr.Commands[j]
-				c.Duration, c.Cached = 0, false
-				if k := strings.Index(c.Path, "/fakebin"); k >= 0 {
-					c.Path = "/fakebin/" + filepath.Base(c.Path)
-				}
+// stableVerifyResult is every test App's VerifyResultHook. Verification
+// results are printed with durations, resolved paths, and which of two
+// runtimes asking for the same command ran it (Cached): make them the same
+// on every run. No test of this package needs the real values in the
+// printed output.
+func stableVerifyResult(res *detect.Result) {
+	res.Duration = 0
+	for i := range res.Runtimes {
+		rr := &res.Runtimes[i]
+		rr.Duration = 0
+		for j := range rr.Commands {
+			c := &rr.Commands[j]
+			c.Duration, c.Cached = 0, false
+			if k := strings.Index(c.Path, "/fakebin"); k >= 0 {
+				c.Path = "/fakebin/" + filepath.Base(c.Path)
 			}
 		}
 	}
@@ -101,7 +100,7 @@ func rtEnv(db *dbtest.DB, path string, extra ...string) []string {
 func rtExec(t *testing.T, environ []string, stdin string, args ...string) rtRun {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Environ: environ, Now: func() time.Time { return rtNow }}
+	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Environ: environ, Now: func() time.Time { return rtNow }, VerifyResultHook: stableVerifyResult}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code := Execute(ctx, app, args)
@@ -607,7 +606,7 @@ func TestRuntimeVerifyGolden(t *testing.T) {
 		}
 		rts = append(rts, got...)
 	}
-	app := &App{Environ: env, Config: config.Default()}
+	app := &App{Environ: env, Config: config.Default(), VerifyResultHook: stableVerifyResult}
 	res := verifyRuntimes(t.Context(), app, rts, 0)
 	for _, f := range []output.Format{output.Table, output.Wide} {
 		var buf bytes.Buffer

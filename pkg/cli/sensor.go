@@ -15,8 +15,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/version"
 )
 
-func init() { extraCommands = append(extraCommands, newSensorCmd) }
-
 // sensorRunOptions are `sensor run`'s own flags. --name, --host,
 // --heartbeat-interval and --metrics-addr set configuration keys and are
 // read from App.Config.
@@ -177,16 +175,7 @@ type sensorDetector struct {
 
 func newSensorDetector(app *App, opts sensorRunOptions) sensorDetector {
 	s := app.Config.Sensor
-	d := sensorDetector{
-		env: app.Getenv(detect.EnvVar),
-		options: detect.Options{
-			Timeout:         s.Verification.Timeout.D(),
-			MaxOutput:       s.Verification.MaxOutputBytes,
-			PassthroughEnv:  s.PassthroughEnv,
-			AllowedBinaries: s.Verification.AllowedBinaries,
-			Environ:         func() []string { return app.Environ },
-		},
-	}
+	d := sensorDetector{env: app.Getenv(detect.EnvVar), options: detect.ConfigOptions(s, app.Environ)}
 	if opts.RuntimesSet {
 		d.env = opts.Runtimes
 	}

@@ -18,16 +18,13 @@ func newVersionCmd(app *App) *cobra.Command {
 		// version needs no configuration: it works even when the config is broken.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := app.outputFormat(output.Table, output.JSON, output.YAML)
+			f, err := app.outputFormat(output.Formats{output.Table, output.JSON, output.YAML})
 			if err != nil {
 				return err
 			}
 			info := version.Get()
-			switch f {
-			case output.JSON:
-				return output.WriteJSON(app.Out, info)
-			case output.YAML:
-				return output.WriteYAML(app.Out, info)
+			if f != output.Table {
+				return output.Write(app.Out, f, info)
 			}
 			commit := info.Commit
 			if commit == "" {

@@ -169,7 +169,7 @@ func TestWorkerGolden(t *testing.T) {
 // and the golden clock.
 func testApp(stdin string) (*App, *bytes.Buffer, *bytes.Buffer) {
 	var out, errOut bytes.Buffer
-	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Now: func() time.Time { return goldenNow }, Config: config.Default()}
+	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Now: func() time.Time { return goldenNow }, Config: config.Default(), VerifyResultHook: stableVerifyResult}
 	app.Log = slog.New(slog.NewTextHandler(&errOut, nil))
 	return app, &out, &errOut
 }
@@ -188,7 +188,7 @@ func TestWorkerListRun(t *testing.T) {
 	ctx := context.Background()
 
 	app, out, errOut := testApp("")
-	err := runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) {
+	err := runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) {
 		o.Selector.Roles = []string{"sensor"}
 		o.Selector.Runtime = "Python"
 		o.Status = "active"
@@ -199,23 +199,23 @@ func TestWorkerListRun(t *testing.T) {
 	}
 
 	app, out, errOut = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Selector.Host = "nowhere" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Selector.Host = "nowhere" }))
 	if err != nil || out.Len() != 0 || errOut.String() != "No workers found.\n" {
 		t.Errorf("empty listing: %v\nstdout %q\nstderr %q", err, out, errOut)
 	}
 
 	app, out, _ = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Format = output.JSON; o.Selector.Host = "nowhere" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Format = output.JSON; o.Selector.Host = "nowhere" }))
 	if err != nil || out.String() != "[]\n" {
 		t.Errorf("empty json: %v, %q", err, out)
 	}
 
 	app, _, _ = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Status = "activ" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Status = "activ" }))
 	if ExitCode(err) != ExitUsage || err.Error() != `unknown worker status "activ": use one of active, stale, inactive, busy, error` {
 		t.Errorf("--status activ: exit %d, %v", ExitCode(err), err)
 	}
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Selector.Roles = []string{"sensors"} }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Selector.Roles = []string{"sensors"} }))
 	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `unknown worker role "sensors"`) {
 		t.Errorf("--role sensors: exit %d, %v", ExitCode(err), err)
 	}
@@ -250,7 +250,7 @@ func TestWorkerStaleExitCode(t *testing.T) {
 			app, out, errOut := testApp("")
 			o := listOpts(tc.mut)
 			o.Stale = true
-			err := runWorkerList(ctx, app, db.Pool, o)
+			err := runWorkerList(ctx, app, dbOf(db), o)
 			if ExitCode(err) != tc.code || out.String() != tc.stdout || !regexp.MustCompile(tc.stderrRe).MatchString(errOut.String()) {
 				t.Errorf("exit %d (%v), want %d\nstdout %q, want %q\nstderr %q", ExitCode(err), err, tc.code, out, tc.stdout, errOut)
 			}
@@ -286,7 +286,7 @@ func TestWorkerListStatementTimeout(t *testing.T) {
 	app.Config.Database.StatementTimeout = config.Seconds(300 * time.Millisecond)
 	begin := time.Now()
 	for _, o := range []workerListOptions{listOpts(nil), listOpts(func(o *workerListOptions) { o.Stale = true })} {
-		err = runWorkerList(ctx, app, db.Pool, o)
+		err = runWorkerList(ctx, app, db, o)
 		want := regexp.MustCompile(`^listing (stale )?workers: timed out after 300ms: the worker table is locked or the server is overloaded ` +
 			`\(locked exclusively by pid \d+: dbtest, user \w+, in a transaction for \d+(ms|s)\); retry later, find the blocking session in pg_stat_activity, or raise database.statement_timeout$`)
 		if err == nil || !want.MatchString(err.Error()) || ExitCode(err) != ExitError {
@@ -295,7 +295,7 @@ func TestWorkerListStatementTimeout(t *testing.T) {
 	}
 	pruneApp, _, _ := testApp("")
 	pruneApp.Config.Database.StatementTimeout = config.Seconds(300 * time.Millisecond)
-	err = runWorkerPrune(ctx, pruneApp, db.Pool, workerPruneOptions{Yes: true, BatchSize: 10, Format: output.Table})
+	err = runWorkerPrune(ctx, pruneApp, db, workerPruneOptions{Yes: true, BatchSize: 10, Format: output.Table})
 	if err == nil || !strings.HasPrefix(err.Error(), "pruning workers: timed out after 300ms: the worker table is locked") {
 		t.Errorf("prune: %v", err)
 	}
@@ -346,7 +346,7 @@ func TestWorkerListWatch(t *testing.T) {
 				o.Watch, o.WatchInterval, o.Format, o.Terminal = true, 50*time.Millisecond, tc.format, tc.terminal
 				o.Selector.Roles = []string{"action"}
 			})
-			if err := runWorkerList(ctx, app, db.Pool, o); err != nil {
+			if err := runWorkerList(ctx, app, dbOf(db), o); err != nil {
 				t.Fatalf("watch returned %v; want nil when interrupted", err)
 			}
 			if context.Cause(ctx) == context.DeadlineExceeded {
@@ -432,7 +432,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		db := fleetDB(t)
 		before := storedStatus(t, db)
 		app, out, errOut := testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.DryRun = true; o.Format = output.Name })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.DryRun = true; o.Format = output.Name })); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != "sensor-new-01\nsensor-old-01\n" || errOut.String() != "dry run: 2 stale workers would be marked inactive (role sensor); nothing was changed\n" {
@@ -447,7 +447,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil {
 			t.Fatal(err)
 		}
 		if !regexp.MustCompile(`^marked inactive 2 stale workers \(role sensor; 1 batch, \d+ms\)\n$`).MatchString(out.String()) || errOut.Len() != 0 {
@@ -458,7 +458,7 @@ func TestWorkerPruneRun(t *testing.T) {
 			t.Errorf("after prune: %v", st)
 		}
 		app, out, _ = testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil || out.String() != "nothing to mark inactive (role sensor)\n" {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil || out.String() != "nothing to mark inactive (role sensor)\n" {
 			t.Errorf("second run: %v, %q", err, out)
 		}
 	})
@@ -467,7 +467,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, _ := testApp("")
-		err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) {
+		err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) {
 			o.Yes, o.Delete, o.OlderThan, o.Format = true, true, 24*time.Hour, output.JSON
 			o.Selector.Roles = []string{"all"}
 		}))
@@ -484,7 +484,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("y\n")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
 			t.Fatal(err)
 		}
 		if errOut.String() != "Mark inactive 2 stale workers (role sensor)? [y/N] " || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
@@ -497,7 +497,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		db := fleetDB(t)
 		for _, answer := range []string{"n\n", "\n", "", "yep\n"} {
 			app, out, _ := testApp(answer)
-			err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Delete = true; o.OlderThan = time.Hour }))
+			err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Delete = true; o.OlderThan = time.Hour }))
 			if ExitCode(err) != ExitError || err.Error() != "prune declined: nothing was changed" || out.Len() != 0 {
 				t.Errorf("answer %q: exit %d, %v, stdout %q", answer, ExitCode(err), err, out)
 			}
@@ -511,7 +511,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("")
-		err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Selector.Host = "web-01" }))
+		err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Selector.Host = "web-01" }))
 		if err != nil || out.String() != "nothing to mark inactive (role sensor, host web-01)\n" || errOut.Len() != 0 {
 			t.Errorf("%v\nstdout %q\nstderr %q", err, out, errOut)
 		}
@@ -530,7 +530,7 @@ func TestWorkerPruneEvery(t *testing.T) {
 	app.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	done := make(chan error, 1)
 	go func() {
-		done <- runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true; o.Every = time.Second }))
+		done <- runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true; o.Every = time.Second }))
 	}()
 	waitUntil(t, 10*time.Second, "the first round", func() bool { return storedStatus(t, db)["sensor-old-01"] == "inactive" })
 	if _, err := db.Pool.Exec(ctx, "UPDATE worker SET last_heartbeat = now() - interval '1 hour' WHERE name = 'sensor-web-01'"); err != nil {
@@ -639,3 +639,6 @@ func BenchmarkPrintWorkers(b *testing.B) {
 		})
 	}
 }
+
+// dbOf is the database.DB the commands take, over a test database's pool.
+func dbOf(db *dbtest.DB) *database.DB { return &database.DB{Pool: db.Pool, Schema: db.Schema} }

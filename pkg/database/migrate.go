@@ -56,45 +56,45 @@ func NewMigrator(ctx context.Context, db *DB) (*Migrator, error) {
 func (m *Migrator) Close() error { return m.sqlDB.Close() }
 
 // Up applies every pending migration.
-func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
+func (m *Migrator) Up(ctx context.Context) ([]MigrationResult, error) {
 	res, err := m.provider.Up(ctx)
 	if ierr := m.db.Introspect(ctx); ierr != nil && err == nil {
 		err = ierr
 	}
-	return res, wrapMigrate("applying migrations", err)
+	return migrationResults(res), wrapMigrate("applying migrations", err)
 }
 
 // UpTo applies pending migrations up to and including version.
-func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]MigrationResult, error) {
 	res, err := m.provider.UpTo(ctx, version)
 	_ = m.db.Introspect(ctx)
-	return res, wrapMigrate("applying migrations", err)
+	return migrationResults(res), wrapMigrate("applying migrations", err)
 }
 
 // Down rolls back the latest applied migration.
-func (m *Migrator) Down(ctx context.Context) (*goose.MigrationResult, error) {
+func (m *Migrator) Down(ctx context.Context) (*MigrationResult, error) {
 	res, err := m.provider.Down(ctx)
 	_ = m.db.Introspect(ctx)
 	if errors.Is(err, goose.ErrNoNextVersion) {
 		return nil, errors.New("nothing to roll back: the schema is at version 0")
 	}
-	return res, wrapMigrate("rolling back", err)
+	return migrationResult(res), wrapMigrate("rolling back", err)
 }
 
 // DownTo rolls back every migration above version.
-func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+func (m *Migrator) DownTo(ctx context.Context, version int64) ([]MigrationResult, error) {
 	if version < 0 {
 		return nil, fmt.Errorf("cannot migrate down to version %d: the lowest version is 0", version)
 	}
 	res, err := m.provider.DownTo(ctx, version)
 	_ = m.db.Introspect(ctx)
-	return res, wrapMigrate("rolling back", err)
+	return migrationResults(res), wrapMigrate("rolling back", err)
 }
 
 // Status lists every migration with whether and when it was applied.
-func (m *Migrator) Status(ctx context.Context) ([]*goose.MigrationStatus, error) {
+func (m *Migrator) Status(ctx context.Context) ([]MigrationStatus, error) {
 	st, err := m.provider.Status(ctx)
-	return st, wrapMigrate("reading migration status", err)
+	return migrationStatuses(st), wrapMigrate("reading migration status", err)
 }
 
 // Version returns the current database version and the latest available.
@@ -102,9 +102,6 @@ func (m *Migrator) Version(ctx context.Context) (current, latest int64, err erro
 	current, latest, err = m.provider.GetVersions(ctx)
 	return current, latest, wrapMigrate("reading migration version", err)
 }
-
-// Sources lists the embedded migrations.
-func (m *Migrator) Sources() []*goose.Source { return m.provider.ListSources() }
 
 // MigrateUp applies every pending migration: the short form used by the
 // embedded default and the test harness.
