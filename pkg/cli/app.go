@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -163,10 +164,39 @@ func (a *App) palette() output.Palette {
 	return output.Palette{On: output.ColorEnabled(a.IsStdoutTTY(), a.Global.NoColor, a.LookupEnv)}
 }
 
-// outputFormat parses -o against the formats a command offers; a format
-// it does not offer is bad input (exit 2) that lists those it does.
-func (a *App) outputFormat(formats output.Formats) (output.Format, error) {
-	f, err := formats.Parse(a.Global.Output)
+// formatsAnnotation holds the output formats a command offers, "|"-separated.
+const formatsAnnotation = "attunectl/output-formats"
+
+// offerFormats declares the output formats cmd offers (its printer's
+// Spec.Formats(), usually), the first being the default. They are checked
+// against -o before the command runs, listed in its --help and in the
+// error for a format it does not offer. A command that declares none
+// prints no machine format: any -o but table is bad input (exit 2).
+func offerFormats(cmd *cobra.Command, fs output.Formats) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[formatsAnnotation] = fs.Join("|")
+	return cmd
+}
+
+// formatsOf returns the output formats cmd offers.
+func formatsOf(cmd *cobra.Command) output.Formats {
+	s, ok := cmd.Annotations[formatsAnnotation]
+	if !ok {
+		return output.Formats{output.Table}
+	}
+	var fs output.Formats
+	for _, f := range strings.Split(s, "|") {
+		fs = append(fs, output.Format(f))
+	}
+	return fs
+}
+
+// outputFormat parses -o against the formats cmd offers; a format it does
+// not offer is bad input (exit 2) that lists those it does.
+func (a *App) outputFormat(cmd *cobra.Command) (output.Format, error) {
+	f, err := formatsOf(cmd).Parse(a.Global.Output)
 	if err != nil {
 		return "", usageError(err)
 	}

@@ -52,7 +52,7 @@ a Unix socket only, keeps its data under the user's state directory
   attunectl embedded stop`,
 	}
 	cmd.AddCommand(
-		&cobra.Command{
+		offerFormats(&cobra.Command{
 			Use:   "status",
 			Short: "Show whether the embedded server is running, and where",
 			Args:  cobra.NoArgs,
@@ -61,21 +61,18 @@ a Unix socket only, keeps its data under the user's state directory
 				if err != nil {
 					return err
 				}
-				f, err := app.outputFormat(output.Formats{output.Table, output.JSON, output.YAML})
+				f, err := app.outputFormat(cmd)
 				if err != nil {
 					return err
 				}
 				return runEmbeddedStatus(app, opts, f)
 			},
-		},
+		}, output.Formats{output.Table, output.JSON, output.YAML}),
 		&cobra.Command{
 			Use:   "start",
 			Short: "Start the embedded server (and migrate it) without running anything else",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
-					return err
-				}
 				return runEmbeddedStart(cmd.Context(), app)
 			},
 		},
@@ -84,9 +81,6 @@ a Unix socket only, keeps its data under the user's state directory
 			Short: "Stop the embedded server (its data is kept)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
-					return err
-				}
 				opts, err := app.embeddedOptions()
 				if err != nil {
 					return err

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
-	"github.com/attune-automation/attunectl/pkg/output"
 )
 
 // migrateDownOptions are the options of `migrate down`.
@@ -36,9 +35,6 @@ dropped; tables that existed before attunectl's migrations are kept.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.HasTo = cmd.Flags().Changed("to")
 			if err := o.Validate(); err != nil {
-				return err
-			}
-			if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
 				return err
 			}
 			return withMigrator(cmd.Context(), app, func(ctx context.Context, m *database.Migrator) error {

@@ -55,13 +55,13 @@ var migrationSpec = output.Spec[database.MigrationStatus]{
 }
 
 func newMigrateStatusCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	return offerFormats(&cobra.Command{
 		Use:     "status",
 		Short:   "List the migrations and whether each is applied",
 		Args:    cobra.NoArgs,
 		Example: "  attunectl migrate status\n  attunectl migrate status -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := app.outputFormat(migrationSpec.Formats())
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func newMigrateStatusCmd(app *App) *cobra.Command {
 				return migrationSpec.PrintAll(app.Out, f, output.PrinterOptions{Palette: app.palette()}, st)
 			})
 		},
-	}
+	}, migrationSpec.Formats())
 }
 
 // schemaVersion is `migrate version -o json|yaml`.
@@ -84,12 +84,12 @@ type schemaVersion struct {
 }
 
 func newMigrateVersionCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	return offerFormats(&cobra.Command{
 		Use:   "version",
 		Short: "Print the schema's current migration version and the latest available",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := app.outputFormat(output.Formats{output.Table, output.JSON, output.YAML})
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -106,5 +106,5 @@ func newMigrateVersionCmd(app *App) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	}, output.Formats{output.Table, output.JSON, output.YAML})
 }

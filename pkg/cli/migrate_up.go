@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
-	"github.com/attune-automation/attunectl/pkg/output"
 )
 
 // migrateUpOptions are the options of `migrate up`.
@@ -32,9 +31,6 @@ func newMigrateUpCmd(app *App) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.HasTo = cmd.Flags().Changed("to")
-			if _, err := app.outputFormat(output.Formats{output.Table}); err != nil {
-				return err
-			}
 			if err := o.Validate(); err != nil {
 				return err
 			}

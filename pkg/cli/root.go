@@ -32,9 +32,26 @@ everything can be tried with one command.`,
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Every command honours -o or rejects it (exit 2), before anything runs.
+			if _, err := app.outputFormat(cmd); err != nil {
+				return err
+			}
 			return app.load(cmd)
 		},
 	}
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		// -o is a root flag: its help lists the formats of the command asked about.
+		if f := root.PersistentFlags().Lookup("output"); f != nil && c.Runnable() {
+			usage := f.Usage
+			f.Usage = "output format: " + formatsOf(c).Join("|")
+			if len(formatsOf(c)) == 1 {
+				f.Usage += " (this command offers no machine format)"
+			}
+			defer func() { f.Usage = usage }()
+		}
+		defaultHelp(c, args)
+	})
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)

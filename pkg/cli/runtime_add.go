@@ -108,7 +108,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			f, err := app.outputFormat(output.Formats{output.Table, output.Wide, output.JSON, output.YAML, output.Name})
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -124,6 +124,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
+	offerFormats(cmd, output.Formats{output.Table, output.Wide, output.JSON, output.YAML, output.Name})
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "manifest to add (YAML or JSON; - reads stdin)")
 	fs.StringVar(&o.Flags.Ref, "ref", "", "runtime ref, lower case and dotted (acme.sensor.ruby)")

@@ -57,7 +57,7 @@ database can be imported into another), name (refs).`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			f, err := app.outputFormat(runtimeSpec(time.Time{}).Formats())
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -67,6 +67,7 @@ database can be imported into another), name (refs).`,
 			})
 		},
 	}
+	offerFormats(cmd, runtimeSpec(time.Time{}).Formats())
 	cmd.Flags().StringVar(&o.Type, "type", "", "only runtimes of this type: sensor or action")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{runtimes.TypeSensor, runtimes.TypeAction}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

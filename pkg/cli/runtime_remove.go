@@ -37,7 +37,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeRuntimeRefs(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := app.outputFormat(output.Formats{output.Table, output.JSON, output.YAML, output.Name})
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -47,7 +47,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 			})
 		},
 	}
-	return cmd
+	return offerFormats(cmd, output.Formats{output.Table, output.JSON, output.YAML, output.Name})
 }
 
 func runRuntimeRemove(ctx context.Context, app *App, db *database.DB, o runtimeRemoveOptions) error {

@@ -76,7 +76,7 @@ invalid manifest; 1 when the database cannot be read.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			f, err := app.outputFormat(verifyFormats)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -84,6 +84,7 @@ invalid manifest; 1 when the database cannot be read.`,
 			return runRuntimeVerify(cmd.Context(), app, *o)
 		},
 	}
+	offerFormats(cmd, verifySpec(nil).Formats())
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "verify the runtimes of this manifest instead of the database (- reads stdin)")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
@@ -291,9 +292,6 @@ func verifySpec(res *detect.Result) output.Spec[verifyLine] {
 		Encode: func(w io.Writer, f output.Format, _ []verifyLine) error { return output.Write(w, f, res) },
 	}
 }
-
-// verifyFormats are the formats of `runtime verify`.
-var verifyFormats = verifySpec(nil).Formats()
 
 // printVerify writes a detection result in format f.
 func printVerify(w io.Writer, res detect.Result, f output.Format, p output.Palette) error {

@@ -91,6 +91,7 @@ row was taken over, 2 for invalid flags or configuration.`,
 	bindConfig(fs, "heartbeat-interval", "sensor.heartbeat_interval")
 	bindConfig(fs, "metrics-addr", "sensor.metrics_addr")
 	run.MarkFlagsMutuallyExclusive("dry-run", "once")
+	offerFormats(run, output.Formats{output.Table, output.JSON})
 	cmd.AddCommand(run)
 	return cmd
 }
@@ -106,6 +107,9 @@ func (o sensorRunOptions) Validate() error {
 func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 	if err := opts.Validate(); err != nil {
 		return err
+	}
+	if o := app.Global.Output; !opts.DryRun && o != "" && o != string(output.Table) {
+		return usageErrorf("sensor run prints no output format: -o %s applies to --dry-run only (JSON)", o)
 	}
 	cfg, err := sensorConfig(app, opts)
 	if err != nil {

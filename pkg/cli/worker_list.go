@@ -61,6 +61,7 @@ func (o workerListOptions) listOptions() workers.ListOptions {
 }
 
 func addListFlags(cmd *cobra.Command, o *workerListOptions) {
+	offerFormats(cmd, workerFormats)
 	fs := cmd.Flags()
 	addSelectorFlags(cmd, &o.Selector, nil, "only workers of these roles: sensor, action, hybrid (comma-separated or repeated; default every role)")
 	fs.StringVar(&o.SortBy, "sort-by", workers.SortByName, "order: name, or heartbeat (oldest first, never-heartbeat first)")
@@ -108,7 +109,7 @@ a lock held on the worker table) is cancelled with an error that says so.`,
 		ValidArgsFunction: completeWorkerNames(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Selector.Names = args
-			return runWorkerListCmd(cmd.Context(), app, o)
+			return runWorkerListCmd(cmd, app, o)
 		},
 	}
 	addListFlags(cmd, o)
@@ -147,7 +148,7 @@ Exit status:
 		ValidArgsFunction: completeWorkerNames(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Selector.Names = args
-			return runWorkerListCmd(cmd.Context(), app, o)
+			return runWorkerListCmd(cmd, app, o)
 		},
 	}
 	addListFlags(cmd, o)
@@ -157,8 +158,9 @@ Exit status:
 
 // runWorkerListCmd fills what the flags cannot (format, colour, terminal),
 // connects and runs.
-func runWorkerListCmd(ctx context.Context, app *App, o *workerListOptions) error {
-	f, err := app.outputFormat(workerFormats)
+func runWorkerListCmd(cmd *cobra.Command, app *App, o *workerListOptions) error {
+	ctx := cmd.Context()
+	f, err := app.outputFormat(cmd)
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
 		ValidArgsFunction: completeWorkerNames(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Selector.Names = args
-			f, err := app.outputFormat(workerFormats)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -134,6 +134,7 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
 			return runWorkerPrune(cmd.Context(), app, db, *o)
 		},
 	}
+	offerFormats(cmd, workerFormats)
 	fs := cmd.Flags()
 	addSelectorFlags(cmd, &o.Selector, []string{workers.RoleSensor}, "only workers of these roles: sensor, action, hybrid, or all (comma-separated or repeated)")
 	fs.BoolVar(&o.Delete, "delete", false, "delete workers inactive or stale for longer than --older-than instead of marking stale workers inactive")
