@@ -17,6 +17,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // rtNow is the fixed clock of the runtime golden files; rtUpdated is the
@@ -119,22 +120,7 @@ func rtDump(t *testing.T, db *dbtest.DB) string {
 
 func rtGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(rtGoldenDir, name)
-	if *update {
-		if err := os.MkdirAll(rtGoldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it: go test ./pkg/cli -run 'TestRuntime.*Golden' -update)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (rewrite with -update if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	testsupport.Golden(t, filepath.Join(rtGoldenDir, name), got, *update, "go test ./pkg/cli -run 'TestRuntime.*Golden' -update")
 }
 
 // badManifest is one file of the corpus with the substring its error must hold.

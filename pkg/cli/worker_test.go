@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
@@ -107,22 +107,7 @@ func rebase(l workers.Listing, inserted time.Time) workers.Listing {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", "worker", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it: go test ./pkg/cli -run TestWorkerGolden -update)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (rewrite with -update if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	testsupport.Golden(t, filepath.Join("..", "..", "testdata", "golden", "worker", name), got, *update, "go test ./pkg/cli -run TestWorkerGolden -update")
 }
 
 // TestWorkerGolden prints the real listings of a fixture database in every
@@ -273,14 +258,7 @@ func TestWorkerListStatementTimeout(t *testing.T) {
 	}
 	defer db.Close()
 
-	tx, err := tdb.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE worker IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.LockTable(t, tdb.Pool, "worker")
 
 	app, _, _ := testApp("")
 	app.Config.Database.StatementTimeout = config.Seconds(300 * time.Millisecond)
@@ -526,7 +504,7 @@ func TestWorkerPruneEvery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	app, _, _ := testApp("")
-	var logs syncLog
+	var logs testsupport.SyncBuffer
 	app.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	done := make(chan error, 1)
 	go func() {
@@ -553,23 +531,6 @@ func TestWorkerPruneEvery(t *testing.T) {
 	if st := storedStatus(t, db); st["action-exec-01"] != "busy" || st["sensor-web-02"] != "active" {
 		t.Errorf("%v", st)
 	}
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
