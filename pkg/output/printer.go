@@ -291,16 +291,44 @@ func (s Spec[T]) PrintAll(w io.Writer, f Format, opts PrinterOptions, rows []T) 
 	return p.Flush()
 }
 
+// jsonGeneric turns v into maps, slices and numbers through its JSON
+// form, so that YAML uses the json field names. It decodes with
+// encoding/json rather than the YAML parser, which refuses the control
+// characters a database value may hold (they are written escaped).
 func jsonGeneric(v any) (any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var generic any
-	if err := yaml.Unmarshal(b, &generic); err != nil {
+	if err := dec.Decode(&generic); err != nil {
 		return nil, err
 	}
-	return generic, nil
+	return numbers(generic), nil
+}
+
+// numbers replaces the json.Numbers of v by int64 or float64, as the YAML
+// parser would have read them.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+	}
+	return v
 }
 
 func encodeYAML(w io.Writer, v any) error {
