@@ -10,36 +10,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/output"
 )
 
-// embeddedOptions locates the embedded server from the configuration.
-func (a *App) embeddedOptions() (embeddedpg.Options, error) {
-	dir := a.Config.Embedded.DataDir
-	if dir == "" {
-		d, err := embeddedpg.DefaultDataDir()
-		if err != nil {
-			return embeddedpg.Options{}, fmt.Errorf("finding a data directory for the embedded database: %w (set embedded.data_dir or ATTUNE__EMBEDDED__DATA_DIR)", err)
-		}
-		dir = d
-	}
-	return embeddedpg.Options{DataDir: dir}, nil
-}
-
-// startEmbedded starts (or reuses) the embedded server and returns its URL.
-func (a *App) startEmbedded(ctx context.Context) (string, error) {
-	opts, err := a.embeddedOptions()
-	if err != nil {
-		return "", err
-	}
-	srv, err := embeddedpg.Start(ctx, opts)
-	if err != nil {
-		return "", fmt.Errorf("starting the embedded database: %w", err)
-	}
-	if !a.embeddedNoted {
-		a.embeddedNoted = true
-		fmt.Fprintf(a.Err, "attunectl: no database configured; using the embedded PostgreSQL in %s (stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server)\n", srv.DataDir())
-	}
-	return srv.ConnString("attune"), nil
-}
-
 func newEmbeddedCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "embedded",
