@@ -195,7 +195,7 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 		}
 		if o.Format == output.Name {
 			for _, w := range b.Workers {
-				fmt.Fprintln(app.Out, w.Name)
+				fmt.Fprintln(app.Out, output.Escape(w.Name))
 			}
 		}
 		if o.Progress && b.Number > 1 {
@@ -220,10 +220,7 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 		if rep.Workers == nil {
 			rep.Workers = []workers.PrunedWorker{}
 		}
-		if o.Format == output.JSON {
-			return output.WriteJSON(app.Out, rep)
-		}
-		return output.WriteYAML(app.Out, rep)
+		return output.Write(app.Out, o.Format, rep)
 	case output.Name:
 		return nil
 	}
