@@ -49,6 +49,13 @@ func runMigrateUp(ctx context.Context, app *App, m *database.Migrator, o migrate
 		err error
 	)
 	if o.HasTo {
+		_, latest, err := m.Version(ctx)
+		if err != nil {
+			return err
+		}
+		if o.To > latest {
+			return usageErrorf("--to %d: the latest migration is %d (see `attunectl migrate status`)", o.To, latest)
+		}
 		res, err = m.UpTo(ctx, o.To)
 	} else {
 		res, err = m.Up(ctx)

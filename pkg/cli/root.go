@@ -10,6 +10,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/version"
 )
 
 // NewRootCommand builds the whole command tree around app.
@@ -28,6 +29,7 @@ everything can be tried with one command.`,
   attunectl worker list --role sensor
   attunectl runtime verify
   attunectl --database-url postgres://attune@db:5432/attune migrate up`,
+		Version:           version.String(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
@@ -52,6 +54,7 @@ everything can be tried with one command.`,
 		}
 		defaultHelp(c, args)
 	})
+	root.SetVersionTemplate("attunectl {{.Version}}\n")
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
@@ -84,7 +87,36 @@ everything can be tried with one command.`,
 		newSensorCmd(app),
 		newWorkerCmd(app),
 	)
+	root.InitDefaultCompletionCmd()
+	rejectUnknownSubcommands(root)
 	return root
+}
+
+// rejectUnknownSubcommands makes every command group (worker, migrate,
+// completion, …) refuse an argument that is none of its subcommands, with
+// cobra's suggestion, as bad input (exit 2); cobra itself prints the
+// group's help and exits 0. A group without arguments still prints its help.
+func rejectUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		rejectUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += ": did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageErrorf("%s (see `%s --help`)", msg, cmd.CommandPath())
+	}
 }
 
 // Execute runs attunectl with args and returns the exit status. Errors are

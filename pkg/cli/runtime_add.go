@@ -140,7 +140,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 	fs.IntSliceVar(&o.Flags.Priorities, "priority", nil, "priority, lower first (default 1, 2, … in the order of --command; once for all, or once per --command)")
 	fs.BoolVar(&o.Update, "update", false, "replace runtimes whose ref exists already")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "validate and verify on this host; write nothing")
-	fs.DurationVar(&o.Timeout, "timeout", 0, "with --dry-run: per-command timeout (default sensor.verification.timeout, 5s)")
+	durationVar(fs, &o.Timeout, "timeout", 0, "with --dry-run: per-command timeout (default sensor.verification.timeout, 5s)")
 	for _, name := range runtimeFlagNames {
 		cmd.MarkFlagsMutuallyExclusive("filename", name)
 	}

@@ -87,7 +87,7 @@ invalid manifest; 1 when the database cannot be read.`,
 	offerFormats(cmd, verifySpec(nil).Formats())
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "verify the runtimes of this manifest instead of the database (- reads stdin)")
-	fs.DurationVar(&o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
+	durationVar(fs, &o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }

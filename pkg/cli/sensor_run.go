@@ -81,7 +81,7 @@ row was taken over, 2 for invalid flags or configuration.`,
 	fs.BoolVar(&opts.Replace, "replace", false, "take the name over from a live sensor worker of another instance (never from an action worker)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "print the capabilities that would be registered, as JSON, and exit without writing anything")
 	fs.BoolVar(&opts.Once, "once", false, "register, heartbeat once, deregister and exit (a smoke test)")
-	fs.DurationVar(&opts.WaitForDatabase, "wait-for-database", 0, "at startup, retry an unreachable database this long (e.g. 2m) before giving up; 0 tries once")
+	durationVar(fs, &opts.WaitForDatabase, "wait-for-database", 0, "at startup, retry an unreachable database this long (e.g. 2m) before giving up; 0 tries once")
 	bindConfig(fs, "name", "sensor.worker_name")
 	bindConfig(fs, "host", "sensor.host")
 	bindConfig(fs, "heartbeat-interval", "sensor.heartbeat_interval")

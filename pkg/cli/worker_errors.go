@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/attune-automation/attunectl/pkg/database"
@@ -20,6 +21,11 @@ import (
 func explainWorkerError(ctx context.Context, app *App, db *database.DB, err error, what string) error {
 	var inv *workers.InvalidValueError
 	if errors.As(err, &inv) {
+		if inv.Field == "role" && !slices.Contains(inv.Valid, roleAll) {
+			withAll := *inv
+			withAll.Valid = append(slices.Clone(inv.Valid), roleAll)
+			return usageError(&withAll)
+		}
 		return usageError(err)
 	}
 	if ctx.Err() != nil {

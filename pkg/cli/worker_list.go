@@ -65,9 +65,9 @@ func addListFlags(cmd *cobra.Command, o *workerListOptions) {
 	fs := cmd.Flags()
 	addSelectorFlags(cmd, &o.Selector, nil, "only workers of these roles: sensor, action, hybrid (comma-separated or repeated; default every role)")
 	fs.StringVar(&o.SortBy, "sort-by", workers.SortByName, "order: name, or heartbeat (oldest first, never-heartbeat first)")
-	fs.DurationVar(&o.OlderThan, "older-than", 0, "stale after this long without a heartbeat, for every worker (default: 3× each worker's heartbeat interval; the seed's query uses 5m)")
+	durationVar(fs, &o.OlderThan, "older-than", 0, "stale after this long without a heartbeat, for every worker (default: 3× each worker's heartbeat interval; the seed's query uses 5m)")
 	fs.BoolVarP(&o.Watch, "watch", "w", false, "redraw every --watch-interval until interrupted (Ctrl-C)")
-	fs.DurationVar(&o.WatchInterval, "watch-interval", DefaultWatchInterval, "how often --watch redraws")
+	durationVar(fs, &o.WatchInterval, "watch-interval", DefaultWatchInterval, "how often --watch redraws")
 	_ = cmd.RegisterFlagCompletionFunc("sort-by", cobra.FixedCompletions([]string{workers.SortByName, workers.SortByHeartbeat}, cobra.ShellCompDirectiveNoFileComp))
 }
 

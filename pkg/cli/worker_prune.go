@@ -138,11 +138,11 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
 	fs := cmd.Flags()
 	addSelectorFlags(cmd, &o.Selector, []string{workers.RoleSensor}, "only workers of these roles: sensor, action, hybrid, or all (comma-separated or repeated)")
 	fs.BoolVar(&o.Delete, "delete", false, "delete workers inactive or stale for longer than --older-than instead of marking stale workers inactive")
-	fs.DurationVar(&o.OlderThan, "older-than", 0, "with --delete (required): delete workers silent for longer than this, e.g. 720h; without: the grace, as for worker stale")
+	durationVar(fs, &o.OlderThan, "older-than", 0, "with --delete (required): delete workers silent for longer than this, e.g. 720h; without: the grace, as for worker stale")
 	fs.IntVar(&o.BatchSize, "batch-size", workers.DefaultPruneBatchSize, "workers examined (and so changed at most) per statement and transaction")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "list the workers that would change and change nothing (wins over --yes)")
 	fs.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
-	fs.DurationVar(&o.Every, "every", 0, "keep running and prune on this interval until SIGINT/SIGTERM (needs --yes or --dry-run)")
+	durationVar(fs, &o.Every, "every", 0, "keep running and prune on this interval until SIGINT/SIGTERM (needs --yes or --dry-run)")
 	return cmd
 }
 
