@@ -27,6 +27,11 @@ func TestCommandLineSaysWhatIsWrong(t *testing.T) {
 		{[]string{"worker", "list", "--older-than", "soon"}, ExitUsage, "", "Error: invalid argument \"soon\" for \"--older-than\" flag: invalid duration \"soon\": give seconds (30) or a duration (30s, 1m)"},
 		{[]string{"worker", "list", "--role", "sensors"}, ExitUsage, "", "Error: unknown worker role \"sensors\": use one of action, sensor, hybrid, all\n"},
 		{[]string{"migrate", "up", "--to", "999"}, ExitUsage, "", "Error: --to 999: the latest migration is "},
+		{[]string{"runtime", "remove"}, ExitUsage, "", "Error: attunectl runtime remove needs at least one argument: REF... (see `attunectl runtime remove --help`)\n"},
+		{[]string{"migrate", "up", "extra"}, ExitUsage, "", "Error: attunectl migrate up takes no arguments, got \"extra\" (see `attunectl migrate up --help`)\n"},
+		{[]string{"sensor", "run", "--dry-run", "--once"}, ExitUsage, "", "Error: --dry-run and --once cannot be combined (see `attunectl sensor run --help`)\n"},
+		{[]string{"sensor", "run", "--metrics-addr", "9464", "--runtimes", "shell"}, ExitUsage, "", "Error: --metrics-addr \"9464\": address 9464: missing port in address: give host:port or :port, e.g. :9464 (sensor.metrics_addr)\n"},
+		{[]string{"worker", "list", "--database-url", "postgres://u:secret@[::1/attune"}, ExitUsage, "", "Error: parsing database URL: "},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			app, out, errOut := testApp("")

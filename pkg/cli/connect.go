@@ -37,6 +37,12 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 		}
 		opts.URL = url
 	}
+	if !embedded {
+		// A URL that cannot be parsed is bad input (exit 2), not a failed connection.
+		if _, err := database.PoolConfig(opts); err != nil {
+			return nil, usageError(err)
+		}
+	}
 	db, err := database.Open(ctx, opts)
 	if err != nil {
 		return nil, err

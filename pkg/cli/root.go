@@ -124,9 +124,12 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 func Execute(ctx context.Context, app *App, args []string) int {
 	root := NewRootCommand(app)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if explained, ok := explainCobraError(cmd, err); ok {
+		err = explained
 	}
 	code := ExitCode(err)
 	if isCobraUsageError(err) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net"
 	"os"
 	"time"
 
@@ -107,6 +108,9 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 	}
 	cfg, err := sensorConfig(app, opts)
 	if err != nil {
+		return err
+	}
+	if err := checkListenAddr(cfg.MetricsAddr); err != nil {
 		return err
 	}
 	d := newSensorDetector(app, opts)
@@ -218,4 +222,21 @@ func runSensorDryRun(ctx context.Context, app *App, cfg sensor.Config, d sensorD
 	sensor.LogDetection(app.Log, res)
 	app.Log.Info("dry run: nothing was written", "name", cfg.Name, "host", cfg.Host)
 	return output.WriteJSON(app.Out, sensor.BuildCapabilities(cfg, res))
+}
+
+// checkListenAddr refuses a --metrics-addr (sensor.metrics_addr) that can
+// never be listened on, before anything starts: bad input, exit 2. An
+// address that is merely in use fails later, when the server starts.
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return usageErrorf("--metrics-addr %q: %v: give host:port or :port, e.g. :9464 (sensor.metrics_addr)", addr, err)
+	}
+	return nil
 }
