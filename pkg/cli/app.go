@@ -164,6 +164,11 @@ func (a *App) palette() output.Palette {
 	return output.Palette{On: output.ColorEnabled(a.IsStdoutTTY(), a.Global.NoColor, a.LookupEnv)}
 }
 
+// stderrPalette is palette for stderr (a prompt's listing).
+func (a *App) stderrPalette() output.Palette {
+	return output.Palette{On: output.ColorEnabled(a.IsStderrTTY(), a.Global.NoColor, a.LookupEnv)}
+}
+
 // formatsAnnotation holds the output formats a command offers, "|"-separated.
 const formatsAnnotation = "attunectl/output-formats"
 

@@ -95,7 +95,9 @@ heartbeats (500,000 rows: 200 batches of about 20 ms each).
 --dry-run lists exactly the workers that would change now, in the format of
 worker stale (-o table|wide|json|yaml|name), and changes nothing. Otherwise
 prune asks for confirmation on a terminal unless --yes; without a terminal and
-without --yes it refuses (exit status 2). At the end it prints the count
+without --yes it refuses (exit status 2). The prompt first lists the workers
+that would change (the first 20, then a count); any answer but y or yes
+prints "aborted" and exits 1 with nothing changed. At the end it prints the count
 (-o json|yaml: a report with every changed worker; -o name: their names), and
 on a terminal it shows its progress when there are several batches.
 
@@ -146,6 +148,10 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
 	return cmd
 }
 
+// maxPromptListing is how many of the workers a prune will change it lists
+// before asking; the rest are counted.
+const maxPromptListing = 20
+
 // pruneReport is prune's result in -o json and -o yaml.
 type pruneReport struct {
 	Action         string                 `json:"action"` // mark_inactive or delete
@@ -169,20 +175,33 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 	}
 	scope := describeSelector(po.Selector)
 	if !o.Yes {
-		n, err := workers.PruneCount(ctx, db.Pool, po)
+		l, err := workers.PrunePreview(ctx, db.Pool, po)
 		if err != nil {
-			return explainWorkerError(ctx, app, db, err, "counting the workers to prune")
+			return explainWorkerError(ctx, app, db, err, "listing the workers to prune")
 		}
+		n := int64(len(l.Workers))
 		if n == 0 {
 			fmt.Fprintf(app.Out, "nothing to %s (%s)\n", po.Action(), scope)
 			return nil
+		}
+		// Show what will change before asking (on stderr: stdout is the result).
+		shown := l
+		if len(l.Workers) > maxPromptListing {
+			shown.Workers = l.Workers[:maxPromptListing]
+		}
+		if err := printWorkers(app.Err, shown, output.Table, app.stderrPalette(), true); err != nil {
+			return err
+		}
+		if more := len(l.Workers) - len(shown.Workers); more > 0 {
+			fmt.Fprintf(app.Err, "… and %d more\n", more)
 		}
 		ok, err := confirm(app, fmt.Sprintf("%s %d %s (%s)? [y/N] ", capitalize(po.Action()), n, pruneNoun(po, n), scope))
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("prune declined: nothing was changed")
+			fmt.Fprintln(app.Err, "aborted: nothing was changed")
+			return &exitError{code: ExitError}
 		}
 	}
 

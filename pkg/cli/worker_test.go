@@ -465,7 +465,8 @@ func TestWorkerPruneRun(t *testing.T) {
 		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
 			t.Fatal(err)
 		}
-		if errOut.String() != "Mark inactive 2 stale workers (role sensor)? [y/N] " || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
+		listing := regexp.MustCompile(`^NAME +ROLE +STATUS +HOST +RUNTIMES +LAST HEARTBEAT +SILENT FOR\nsensor-new-01 .*\nsensor-old-01 .*\n`)
+		if !listing.MatchString(errOut.String()) || !strings.HasSuffix(errOut.String(), "\nMark inactive 2 stale workers (role sensor)? [y/N] ") || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
 			t.Errorf("stdout %q\nstderr %q", out, errOut)
 		}
 	})
@@ -474,10 +475,10 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		for _, answer := range []string{"n\n", "\n", "", "yep\n"} {
-			app, out, _ := testApp(answer)
+			app, out, errOut := testApp(answer)
 			err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Delete = true; o.OlderThan = time.Hour }))
-			if ExitCode(err) != ExitError || err.Error() != "prune declined: nothing was changed" || out.Len() != 0 {
-				t.Errorf("answer %q: exit %d, %v, stdout %q", answer, ExitCode(err), err, out)
+			if ExitCode(err) != ExitError || !silent(err) || !strings.HasSuffix(errOut.String(), "? [y/N] aborted: nothing was changed\n") || out.Len() != 0 {
+				t.Errorf("answer %q: exit %d, %v, stdout %q, stderr %q", answer, ExitCode(err), err, out, errOut)
 			}
 		}
 		if st := storedStatus(t, db); len(st) != 8 || st["sensor-old-01"] != "active" {
