@@ -5,6 +5,9 @@
 package cli
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -214,4 +217,19 @@ func (a *App) statementTimeout() time.Duration {
 		return 0
 	}
 	return a.Config.Database.StatementTimeout.D()
+}
+
+// confirm asks on stderr and reads the answer from stdin: only y or yes
+// (any case) agrees.
+func confirm(app *App, prompt string) (bool, error) {
+	fmt.Fprint(app.Err, prompt)
+	line, err := bufio.NewReader(app.In).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("reading the answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
@@ -283,21 +280,6 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// confirm asks on stderr and reads the answer from stdin: only y or yes
-// (any case) agrees.
-func confirm(app *App, prompt string) (bool, error) {
-	fmt.Fprint(app.Err, prompt)
-	line, err := bufio.NewReader(app.In).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("reading the answer: %w", err)
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true, nil
-	}
-	return false, nil
 }
 
 func pruneDryRun(ctx context.Context, app *App, db *database.DB, o workerPruneOptions) error {
