@@ -22,6 +22,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // rawErrorMarkers must never reach an operator: PostgreSQL's raw
@@ -191,25 +192,8 @@ func TestFaultThunderingHerd(t *testing.T) {
 func TestFaultWorkerListOnLockedTable(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	ctx := context.Background()
 	execSQL(t, db.Pool, `INSERT INTO worker (name, worker_role, worker_type, status, host, last_heartbeat) VALUES ('w1', 'sensor', 'local', 'active', 'h1', now())`)
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE worker IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	var lockPID int
-	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&lockPID); err != nil {
-		t.Fatal(err)
-	}
+	lockPID := testsupport.LockTable(t, db.Pool, "worker").PID
 
 	begin := time.Now()
 	res := run(t, dbEnv(t, db, "ATTUNE__DATABASE__STATEMENT_TIMEOUT=2"), "worker", "list")

@@ -5,11 +5,13 @@
 package cli
 
 import (
-	"context"
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/config"
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
 )
 
@@ -39,8 +42,42 @@ type App struct {
 	Loaded config.Loaded
 	Log    *slog.Logger
 
+	// VerifyResultHook, when set (by tests), sees every verification result
+	// before it is printed: golden tests zero the durations and the
+	// temporary directories so that the output is the same on every run.
+	VerifyResultHook func(*detect.Result)
+
+	// Terminal overrides for the streams (gh's SetStdoutTTY): nil asks the
+	// stream itself.
+	stdinTTY, stdoutTTY, stderrTTY *bool
+
 	// embeddedNote is printed once per process when the embedded database is used.
 	embeddedNoted bool
+}
+
+// SetStdinTTY makes the App treat its stdin as a terminal or not, whatever it is.
+func (a *App) SetStdinTTY(tty bool) { a.stdinTTY = &tty }
+
+// SetStdoutTTY makes the App treat its stdout as a terminal or not.
+func (a *App) SetStdoutTTY(tty bool) { a.stdoutTTY = &tty }
+
+// SetStderrTTY makes the App treat its stderr as a terminal or not.
+func (a *App) SetStderrTTY(tty bool) { a.stderrTTY = &tty }
+
+// IsStdinTTY reports whether stdin is a terminal (so a command may ask).
+func (a *App) IsStdinTTY() bool { return isTTY(a.stdinTTY, a.In) }
+
+// IsStdoutTTY reports whether stdout is a terminal (colour, screen redraws).
+func (a *App) IsStdoutTTY() bool { return isTTY(a.stdoutTTY, a.Out) }
+
+// IsStderrTTY reports whether stderr is a terminal (prompts, progress).
+func (a *App) IsStderrTTY() bool { return isTTY(a.stderrTTY, a.Err) }
+
+func isTTY(override *bool, stream any) bool {
+	if override != nil {
+		return *override
+	}
+	return output.IsTerminal(stream)
 }
 
 // GlobalOptions are the root command's persistent flags.
@@ -61,13 +98,20 @@ func NewApp() *App {
 
 // Getenv looks a variable up in the App's environment.
 func (a *App) Getenv(name string) string {
+	v, _ := a.LookupEnv(name)
+	return v
+}
+
+// LookupEnv looks a variable up in the App's environment and says whether
+// it is set (NO_COLOR counts when set to anything, even empty).
+func (a *App) LookupEnv(name string) (string, bool) {
 	for i := len(a.Environ) - 1; i >= 0; i-- {
 		kv := a.Environ[i]
 		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
-			return kv[len(name)+1:]
+			return kv[len(name)+1:], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // bindConfig marks a flag as setting a configuration key.
@@ -117,66 +161,75 @@ func redactAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// palette returns the colours for w: on a terminal only, never with
-// --no-color or NO_COLOR.
-func (a *App) palette(w io.Writer) output.Palette {
-	return output.Palette{On: output.ColorEnabled(w, a.Global.NoColor)}
+// palette returns the colours for stdout: on a terminal only, never with
+// --no-color, NO_COLOR, or TERM=dumb (from the App's environment).
+func (a *App) palette() output.Palette {
+	return output.Palette{On: output.ColorEnabled(a.IsStdoutTTY(), a.Global.NoColor, a.LookupEnv)}
 }
 
-// outputFormat parses -o against the formats a command offers.
-func (a *App) outputFormat(allowed ...output.Format) (output.Format, error) {
-	f, err := output.ParseFormat(a.Global.Output, allowed...)
+// stderrPalette is palette for stderr (a prompt's listing).
+func (a *App) stderrPalette() output.Palette {
+	return output.Palette{On: output.ColorEnabled(a.IsStderrTTY(), a.Global.NoColor, a.LookupEnv)}
+}
+
+// formatsAnnotation holds the output formats a command offers, "|"-separated.
+const formatsAnnotation = "attunectl/output-formats"
+
+// offerFormats declares the output formats cmd offers (its printer's
+// Spec.Formats(), usually), the first being the default. They are checked
+// against -o before the command runs, listed in its --help and in the
+// error for a format it does not offer. A command that declares none
+// prints no machine format: any -o but table is bad input (exit 2).
+func offerFormats(cmd *cobra.Command, fs output.Formats) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[formatsAnnotation] = fs.Join("|")
+	return cmd
+}
+
+// formatsOf returns the output formats cmd offers.
+func formatsOf(cmd *cobra.Command) output.Formats {
+	s, ok := cmd.Annotations[formatsAnnotation]
+	if !ok {
+		return output.Formats{output.Table}
+	}
+	var fs output.Formats
+	for _, f := range strings.Split(s, "|") {
+		fs = append(fs, output.Format(f))
+	}
+	return fs
+}
+
+// outputFormat parses -o against the formats cmd offers; a format it does
+// not offer is bad input (exit 2) that lists those it does.
+func (a *App) outputFormat(cmd *cobra.Command) (output.Format, error) {
+	f, err := formatsOf(cmd).Parse(a.Global.Output)
 	if err != nil {
 		return "", usageError(err)
 	}
 	return f, nil
 }
 
-// connectOptions says how a command wants its database.
-type connectOptions struct {
-	// skipSchemaCheck: migrate commands work on an unmigrated schema.
-	skipSchemaCheck bool
-	// noStatementTimeout: migrations may take longer than a query.
-	noStatementTimeout bool
+// statementTimeout is database.statement_timeout, for messages.
+func (a *App) statementTimeout() time.Duration {
+	if a == nil || a.Config == nil {
+		return 0
+	}
+	return a.Config.Database.StatementTimeout.D()
 }
 
-// connect opens the configured database, or the embedded one when none is
-// configured (migrating it on first use).
-func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, error) {
-	c := a.Config.Database
-	opts := database.Options{
-		URL:            c.URL,
-		Schema:         c.Schema,
-		ConnectTimeout: c.ConnectTimeout.D(),
-		MaxConns:       int32(c.MaxConnections),
+// confirm asks on stderr and reads the answer from stdin: only y or yes
+// (any case) agrees.
+func confirm(app *App, prompt string) (bool, error) {
+	fmt.Fprint(app.Err, prompt)
+	line, err := bufio.NewReader(app.In).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("reading the answer: %w", err)
 	}
-	if !co.noStatementTimeout {
-		opts.StatementTimeout = c.StatementTimeout.D()
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
 	}
-	embedded := opts.URL == ""
-	if embedded {
-		url, err := a.startEmbedded(ctx)
-		if err != nil {
-			return nil, err
-		}
-		opts.URL = url
-	}
-	db, err := database.Open(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if embedded && !co.skipSchemaCheck && db.RequireSchema() != nil {
-		if err := database.MigrateUp(ctx, db); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("migrating the embedded database: %w", err)
-		}
-		a.Log.Info("migrated the embedded database", "schema", db.Schema)
-	}
-	if !co.skipSchemaCheck {
-		if err := db.RequireSchema(); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
-	return db, nil
+	return false, nil
 }

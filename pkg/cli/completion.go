@@ -11,6 +11,8 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
 // completionTimeout bounds the database query behind shell completion of
@@ -61,20 +63,7 @@ func completeWorkerNames(app *App) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		names := completionQuery(cmd, app, func(ctx context.Context, db *database.DB) ([]string, error) {
-			rows, err := db.Pool.Query(ctx, "SELECT name FROM worker WHERE starts_with(name, $1) ORDER BY name LIMIT 1000", toComplete)
-			if err != nil {
-				return nil, err
-			}
-			defer rows.Close()
-			var names []string
-			for rows.Next() {
-				var n string
-				if err := rows.Scan(&n); err != nil {
-					return nil, err
-				}
-				names = append(names, n)
-			}
-			return names, rows.Err()
+			return workers.Names(ctx, db.Pool, toComplete)
 		})
 		return filterCompletions(names, args, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
@@ -90,4 +79,34 @@ func filterCompletions(candidates, args []string, toComplete string) []cobra.Com
 		}
 	}
 	return out
+}
+
+// completeRuntimeRefs completes the refs of the runtime table (or of the
+// manifest given with -f), leaving out those already on the line. It asks
+// the database for at most completionTimeout, uses the embedded server only
+// when it is already running, and completes nothing on any failure.
+func completeRuntimeRefs(app *App) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return filterCompletions(runtimeRefsForCompletion(cmd, app), args, toComplete), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func runtimeRefsForCompletion(cmd *cobra.Command, app *App) []string {
+	if err := prepareCompletion(cmd, app); err != nil {
+		return nil
+	}
+	if fl := cmd.Flags().Lookup("filename"); fl != nil && fl.Value.String() != "" {
+		if fl.Value.String() == "-" {
+			return nil
+		}
+		rts, err := readManifestFile(app, fl.Value.String())
+		if err != nil {
+			return nil
+		}
+		return runtimes.Refs(rts)
+	}
+	return completionQuery(cmd, app, func(ctx context.Context, db *database.DB) ([]string, error) {
+		rts, err := runtimes.List(ctx, db, runtimes.Filter{})
+		return runtimes.Refs(rts), err
+	})
 }

@@ -14,7 +14,7 @@ func newConfigCmd(app *App) *cobra.Command {
 		Use:   "config",
 		Short: "Inspect the resolved configuration",
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(offerFormats(&cobra.Command{
 		Use:   "view",
 		Short: "Print the configuration after file, environment and flags, passwords redacted",
 		Long: `Print the configuration attunectl would use, after the config file
@@ -26,16 +26,13 @@ replaced by xxxxx. The sources used are listed on stderr.`,
   attunectl -c /etc/attune/config.yaml config view -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if app.Global.Output == "" {
-				return runConfigView(app, output.YAML)
-			}
-			f, err := app.outputFormat(output.YAML, output.JSON)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
 			return runConfigView(app, f)
 		},
-	})
+	}, output.Formats{output.YAML, output.JSON}))
 	return cmd
 }
 
@@ -48,8 +45,5 @@ func runConfigView(app *App, f output.Format) error {
 	for _, e := range app.Loaded.Env {
 		fmt.Fprintf(app.Err, "# env:  %s\n", e)
 	}
-	if f == output.JSON {
-		return output.WriteJSON(app.Out, c)
-	}
-	return output.WriteYAML(app.Out, c)
+	return output.Write(app.Out, f, c)
 }

@@ -10,36 +10,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/output"
 )
 
-// embeddedOptions locates the embedded server from the configuration.
-func (a *App) embeddedOptions() (embeddedpg.Options, error) {
-	dir := a.Config.Embedded.DataDir
-	if dir == "" {
-		d, err := embeddedpg.DefaultDataDir()
-		if err != nil {
-			return embeddedpg.Options{}, fmt.Errorf("finding a data directory for the embedded database: %w (set embedded.data_dir or ATTUNE__EMBEDDED__DATA_DIR)", err)
-		}
-		dir = d
-	}
-	return embeddedpg.Options{DataDir: dir}, nil
-}
-
-// startEmbedded starts (or reuses) the embedded server and returns its URL.
-func (a *App) startEmbedded(ctx context.Context) (string, error) {
-	opts, err := a.embeddedOptions()
-	if err != nil {
-		return "", err
-	}
-	srv, err := embeddedpg.Start(ctx, opts)
-	if err != nil {
-		return "", fmt.Errorf("starting the embedded database: %w", err)
-	}
-	if !a.embeddedNoted {
-		a.embeddedNoted = true
-		fmt.Fprintf(a.Err, "attunectl: no database configured; using the embedded PostgreSQL in %s (stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server)\n", srv.DataDir())
-	}
-	return srv.ConnString("attune"), nil
-}
-
 func newEmbeddedCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "embedded",
@@ -52,7 +22,7 @@ a Unix socket only, keeps its data under the user's state directory
   attunectl embedded stop`,
 	}
 	cmd.AddCommand(
-		&cobra.Command{
+		offerFormats(&cobra.Command{
 			Use:   "status",
 			Short: "Show whether the embedded server is running, and where",
 			Args:  cobra.NoArgs,
@@ -61,48 +31,19 @@ a Unix socket only, keeps its data under the user's state directory
 				if err != nil {
 					return err
 				}
-				f, err := app.outputFormat(output.Table, output.JSON, output.YAML)
+				f, err := app.outputFormat(cmd)
 				if err != nil {
 					return err
 				}
-				st, err := embeddedpg.StatusOf(opts)
-				if err != nil {
-					return err
-				}
-				switch f {
-				case output.JSON:
-					return output.WriteJSON(app.Out, st)
-				case output.YAML:
-					return output.WriteYAML(app.Out, st)
-				}
-				state := "stopped"
-				if st.Running {
-					state = fmt.Sprintf("running (pid %d)", st.PID)
-				} else if !st.Initialized {
-					state = "not initialized (the first command that needs a database creates it)"
-				}
-				fmt.Fprintf(app.Out, "state:      %s\ndata dir:   %s\nsocket dir: %s\nport:       %d\nbinaries:   %s\n", state, st.DataDir, st.SocketDir, st.Port, st.BinDir)
-				if st.Version != "" {
-					fmt.Fprintf(app.Out, "version:    %s\n", st.Version)
-				}
-				return nil
+				return runEmbeddedStatus(app, opts, f)
 			},
-		},
+		}, output.Formats{output.Table, output.JSON, output.YAML}),
 		&cobra.Command{
 			Use:   "start",
 			Short: "Start the embedded server (and migrate it) without running anything else",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if app.Config.Database.URL != "" {
-					return usageErrorf("a database URL is configured, so the embedded server is not used (unset database.url to use it)")
-				}
-				db, err := app.connect(cmd.Context(), connectOptions{})
-				if err != nil {
-					return err
-				}
-				db.Close()
-				fmt.Fprintln(app.Out, "embedded database is running")
-				return nil
+				return runEmbeddedStart(cmd.Context(), app)
 			},
 		},
 		&cobra.Command{
@@ -114,21 +55,59 @@ a Unix socket only, keeps its data under the user's state directory
 				if err != nil {
 					return err
 				}
-				st, err := embeddedpg.StatusOf(opts)
-				if err != nil {
-					return err
-				}
-				if !st.Running {
-					fmt.Fprintln(app.Out, "embedded database is not running")
-					return nil
-				}
-				if err := embeddedpg.StopDir(cmd.Context(), opts); err != nil {
-					return fmt.Errorf("stopping the embedded database: %w", err)
-				}
-				fmt.Fprintln(app.Out, "embedded database stopped")
-				return nil
+				return runEmbeddedStop(cmd.Context(), app, opts)
 			},
 		},
 	)
 	return cmd
+}
+
+func runEmbeddedStatus(app *App, opts embeddedpg.Options, f output.Format) error {
+	st, err := embeddedpg.StatusOf(opts)
+	if err != nil {
+		return err
+	}
+	if f != output.Table {
+		return output.Write(app.Out, f, st)
+	}
+	state := "stopped"
+	if st.Running {
+		state = fmt.Sprintf("running (pid %d)", st.PID)
+	} else if !st.Initialized {
+		state = "not initialized (the first command that needs a database creates it)"
+	}
+	fmt.Fprintf(app.Out, "state:      %s\ndata dir:   %s\nsocket dir: %s\nport:       %d\nbinaries:   %s\n", state, st.DataDir, st.SocketDir, st.Port, st.BinDir)
+	if st.Version != "" {
+		fmt.Fprintf(app.Out, "version:    %s\n", st.Version)
+	}
+	return nil
+}
+
+func runEmbeddedStart(ctx context.Context, app *App) error {
+	if app.Config.Database.URL != "" {
+		return usageErrorf("a database URL is configured, so the embedded server is not used (unset database.url to use it)")
+	}
+	db, err := app.connect(ctx, connectOptions{})
+	if err != nil {
+		return err
+	}
+	db.Close()
+	fmt.Fprintln(app.Out, "embedded database is running")
+	return nil
+}
+
+func runEmbeddedStop(ctx context.Context, app *App, opts embeddedpg.Options) error {
+	st, err := embeddedpg.StatusOf(opts)
+	if err != nil {
+		return err
+	}
+	if !st.Running {
+		fmt.Fprintln(app.Out, "embedded database is not running")
+		return nil
+	}
+	if err := embeddedpg.StopDir(ctx, opts); err != nil {
+		return fmt.Errorf("stopping the embedded database: %w", err)
+	}
+	fmt.Fprintln(app.Out, "embedded database stopped")
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/version"
 )
 
 // NewRootCommand builds the whole command tree around app.
@@ -27,13 +29,32 @@ everything can be tried with one command.`,
   attunectl worker list --role sensor
   attunectl runtime verify
   attunectl --database-url postgres://attune@db:5432/attune migrate up`,
+		Version:           version.String(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Every command honours -o or rejects it (exit 2), before anything runs.
+			if _, err := app.outputFormat(cmd); err != nil {
+				return err
+			}
 			return app.load(cmd)
 		},
 	}
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		// -o is a root flag: its help lists the formats of the command asked about.
+		if f := root.PersistentFlags().Lookup("output"); f != nil && c.Runnable() {
+			usage := f.Usage
+			f.Usage = "output format: " + formatsOf(c).Join("|")
+			if len(formatsOf(c)) == 1 {
+				f.Usage += " (this command offers no machine format)"
+			}
+			defer func() { f.Usage = usage }()
+		}
+		defaultHelp(c, args)
+	})
+	root.SetVersionTemplate("attunectl {{.Version}}\n")
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
@@ -62,31 +83,60 @@ everything can be tried with one command.`,
 		newConfigCmd(app),
 		newEmbeddedCmd(app),
 		newVersionCmd(app),
+		newRuntimeCmd(app),
+		newSensorCmd(app),
+		newWorkerCmd(app),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(app))
-	}
+	root.InitDefaultCompletionCmd()
+	rejectUnknownSubcommands(root)
 	return root
 }
 
-// extraCommands lets each noun's file register its command tree.
-var extraCommands []func(*App) *cobra.Command
+// rejectUnknownSubcommands makes every command group (worker, migrate,
+// completion, …) refuse an argument that is none of its subcommands, with
+// cobra's suggestion, as bad input (exit 2); cobra itself prints the
+// group's help and exits 0. A group without arguments still prints its help.
+func rejectUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		rejectUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += ": did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageErrorf("%s (see `%s --help`)", msg, cmd.CommandPath())
+	}
+}
 
 // Execute runs attunectl with args and returns the exit status. Errors are
 // printed once, here, redacted.
 func Execute(ctx context.Context, app *App, args []string) int {
 	root := NewRootCommand(app)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if explained, ok := explainCobraError(cmd, err); ok {
+		err = explained
 	}
 	code := ExitCode(err)
 	if isCobraUsageError(err) {
 		code = ExitUsage
 	}
 	if !silent(err) {
-		fmt.Fprintf(app.Err, "Error: %s\n", database.Redact(err.Error()))
+		fmt.Fprintf(app.Err, "Error: %s\n", output.EscapeText(database.Redact(err.Error())))
 	}
 	return code
 }

@@ -57,7 +57,7 @@ database can be imported into another), name (refs).`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			f, err := app.outputFormat(output.Table, output.Wide, output.JSON, output.YAML, output.Name)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -67,6 +67,7 @@ database can be imported into another), name (refs).`,
 			})
 		},
 	}
+	offerFormats(cmd, runtimeSpec(time.Time{}).Formats())
 	cmd.Flags().StringVar(&o.Type, "type", "", "only runtimes of this type: sensor or action")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{runtimes.TypeSensor, runtimes.TypeAction}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -77,8 +78,8 @@ func runRuntimeList(ctx context.Context, app *App, db *database.DB, o runtimeLis
 	if err != nil {
 		return err
 	}
-	if missing := missingRefs(o.Refs, rts); len(missing) > 0 {
-		return usageError(fmt.Errorf("runtime %s not found in schema %s: see `attunectl runtime list`", strings.Join(missing, ", "), db.Schema))
+	if missing := runtimes.MissingRefs(o.Refs, rts); len(missing) > 0 {
+		return usageError(runtimes.NotFoundInSchema(missing, db.Schema))
 	}
 	if len(rts) == 0 && (o.Format == output.Table || o.Format == output.Wide) {
 		fmt.Fprintln(app.Err, "No runtimes found.")
@@ -94,77 +95,101 @@ func runRuntimeList(ctx context.Context, app *App, db *database.DB, o runtimeLis
 	return printRuntimes(app.Out, rts, o.Format, app.Now())
 }
 
-// missingRefs returns the requested refs (compared lower-cased) that are not
-// among rts, in the order asked, without duplicates.
-func missingRefs(requested []string, rts []runtimes.Runtime) []string {
-	have := map[string]bool{}
-	for _, r := range rts {
-		have[r.Ref] = true
+// runtimeLine is one line of `runtime list`: a runtime, and in -o wide
+// one of its verification commands (Cmd nil: the runtime has none, or its
+// check is "always"). Only a runtime's first line carries its columns.
+type runtimeLine struct {
+	R     *runtimes.Runtime
+	Cmd   *runtimes.Command
+	First bool
+}
+
+// runtimeSpec prints `runtime list`: ages are relative to now; -o json and
+// -o yaml are a manifest (valid input for `runtime add -f`).
+func runtimeSpec(now time.Time) output.Spec[runtimeLine] {
+	type col = output.Column[runtimeLine]
+	head := func(h string, cell func(r *runtimes.Runtime) string) col {
+		return col{Header: h, Cell: func(l runtimeLine) string {
+			if !l.First {
+				return ""
+			}
+			return cell(l.R)
+		}}
 	}
-	var missing []string
-	for _, ref := range requested {
-		ref = strings.ToLower(strings.TrimSpace(ref))
-		if !have[ref] {
-			have[ref] = true
-			missing = append(missing, ref)
-		}
+	cmd := func(h string, cell func(c *runtimes.Command) string) col {
+		return col{Header: h, Cell: func(l runtimeLine) string {
+			if l.Cmd == nil {
+				return ""
+			}
+			return cell(l.Cmd)
+		}}
 	}
-	return missing
+	ref := head("REF", func(r *runtimes.Runtime) string { return r.Ref })
+	name := head("NAME", func(r *runtimes.Runtime) string { return r.Name })
+	typ := head("TYPE", typeOf)
+	updated := head("UPDATED", func(r *runtimes.Runtime) string { return output.Age(now, &r.Updated) })
+	return output.Spec[runtimeLine]{
+		Columns: []col{ref, name, typ, head("CHECK", checkOf), updated},
+		Wide: []col{ref, name, typ,
+			head("PACK", func(r *runtimes.Runtime) string { return r.PackRef }),
+			head("ALIASES", func(r *runtimes.Runtime) string { return strings.Join(r.Aliases, ",") }),
+			updated,
+			cmd("PRIORITY", func(c *runtimes.Command) string {
+				if c.Priority == nil {
+					return "-"
+				}
+				return strconv.Itoa(*c.Priority)
+			}),
+			{Header: "COMMAND", Cell: func(l runtimeLine) string {
+				if l.Cmd == nil {
+					return checkOf(l.R)
+				}
+				return l.Cmd.String()
+			}},
+			cmd("EXIT", func(c *runtimes.Command) string { return strconv.Itoa(c.ExpectedExit()) }),
+			cmd("PATTERN", func(c *runtimes.Command) string { return c.Pattern }),
+		},
+		WideLines: func(l runtimeLine) []runtimeLine {
+			v := l.R.Verification
+			if l.R.VerificationProblem != "" || v == nil || v.Always() || len(v.Commands) == 0 {
+				return []runtimeLine{l}
+			}
+			cmds := v.SortedCommands()
+			lines := make([]runtimeLine, len(cmds))
+			for i := range cmds {
+				lines[i] = runtimeLine{R: l.R, Cmd: &cmds[i], First: i == 0}
+			}
+			return lines
+		},
+		Name: func(l runtimeLine) string { return l.R.Ref },
+		Encode: func(w io.Writer, f output.Format, lines []runtimeLine) error {
+			rts := make([]runtimes.Runtime, len(lines))
+			for i, l := range lines {
+				rts[i] = *l.R
+			}
+			b, err := runtimes.Marshal(rts, string(f))
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(b)
+			return err
+		},
+	}
 }
 
 // printRuntimes writes rts in format f; ages are relative to now.
 func printRuntimes(w io.Writer, rts []runtimes.Runtime, f output.Format, now time.Time) error {
-	switch f {
-	case output.JSON, output.YAML:
-		b, err := runtimes.Marshal(rts, string(f))
-		if err != nil {
+	p := runtimeSpec(now).NewPrinter(w, f, output.PrinterOptions{})
+	for i := range rts {
+		if err := p.Write(runtimeLine{R: &rts[i], First: true}); err != nil {
 			return err
 		}
-		_, err = w.Write(b)
-		return err
-	case output.Name:
-		for _, r := range rts {
-			fmt.Fprintln(w, r.Ref)
-		}
-		return nil
-	case output.Wide:
-		return printRuntimesWide(w, rts, now)
 	}
-	t := output.NewTable(w, "REF", "NAME", "TYPE", "CHECK", "UPDATED")
-	for _, r := range rts {
-		t.Append(r.Ref, r.Name, typeOf(r), checkOf(r), output.Age(now, &r.Updated))
-	}
-	return t.Render()
-}
-
-// printRuntimesWide prints one line per verification command: the first
-// line of a runtime carries its columns, the next ones only the command's.
-func printRuntimesWide(w io.Writer, rts []runtimes.Runtime, now time.Time) error {
-	t := output.NewTable(w, "REF", "NAME", "TYPE", "PACK", "ALIASES", "UPDATED", "PRIORITY", "COMMAND", "EXIT", "PATTERN")
-	for _, r := range rts {
-		head := []string{r.Ref, r.Name, typeOf(r), r.PackRef, strings.Join(r.Aliases, ","), output.Age(now, &r.Updated)}
-		v := r.Verification
-		if r.VerificationProblem != "" || v == nil || v.Always() || len(v.Commands) == 0 {
-			t.Append(append(head, "", checkOf(r))...)
-			continue
-		}
-		for i, c := range v.SortedCommands() {
-			row := make([]string, len(head))
-			if i == 0 {
-				copy(row, head)
-			}
-			prio := "-"
-			if c.Priority != nil {
-				prio = strconv.Itoa(*c.Priority)
-			}
-			t.Append(append(row, prio, c.String(), strconv.Itoa(c.ExpectedExit()), c.Pattern)...)
-		}
-	}
-	return t.Render()
+	return p.Flush()
 }
 
 // typeOf shows the runtime type; "-" on a database without runtime_type.
-func typeOf(r runtimes.Runtime) string {
+func typeOf(r *runtimes.Runtime) string {
 	if r.Type == "" {
 		return "-"
 	}
@@ -172,7 +197,7 @@ func typeOf(r runtimes.Runtime) string {
 }
 
 // checkOf is the CHECK column: how a host verifies the runtime.
-func checkOf(r runtimes.Runtime) string {
+func checkOf(r *runtimes.Runtime) string {
 	v := r.Verification
 	switch {
 	case r.VerificationProblem != "":

@@ -17,6 +17,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // rtNow is the fixed clock of the runtime golden files; rtUpdated is the
@@ -32,22 +33,21 @@ const (
 	rtFakebinDir = "../../testdata/fakebin"
 )
 
-func init() {
-	// Verification results are printed with durations, resolved paths, and
-	// which of two runtimes asking for the same command ran it (Cached):
-	// make them the same on every run. No test of this package needs the
-	// real values in the printed output.
-	verifyResultHook = func(res *detect.Result) {
-		res.Duration = 0
-		for i := range res.Runtimes {
-			rr := &res.Runtimes[i]
-			rr.Duration = 0
-			for j := range rr.Commands {
-				c := &rr.Commands[j]
-				c.Duration, c.Cached = 0, false
-				if k := strings.Index(c.Path, "/fakebin"); k >= 0 {
-					c.Path = "/fakebin/" + filepath.Base(c.Path)
-				}
+// stableVerifyResult is every test App's VerifyResultHook. Verification
+// results are printed with durations, resolved paths, and which of two
+// runtimes asking for the same command ran it (Cached): make them the same
+// on every run. No test of this package needs the real values in the
+// printed output.
+func stableVerifyResult(res *detect.Result) {
+	res.Duration = 0
+	for i := range res.Runtimes {
+		rr := &res.Runtimes[i]
+		rr.Duration = 0
+		for j := range rr.Commands {
+			c := &rr.Commands[j]
+			c.Duration, c.Cached = 0, false
+			if k := strings.Index(c.Path, "/fakebin"); k >= 0 {
+				c.Path = "/fakebin/" + filepath.Base(c.Path)
 			}
 		}
 	}
@@ -101,7 +101,7 @@ func rtEnv(db *dbtest.DB, path string, extra ...string) []string {
 func rtExec(t *testing.T, environ []string, stdin string, args ...string) rtRun {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Environ: environ, Now: func() time.Time { return rtNow }}
+	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Environ: environ, Now: func() time.Time { return rtNow }, VerifyResultHook: stableVerifyResult}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code := Execute(ctx, app, args)
@@ -120,22 +120,7 @@ func rtDump(t *testing.T, db *dbtest.DB) string {
 
 func rtGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(rtGoldenDir, name)
-	if *update {
-		if err := os.MkdirAll(rtGoldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it: go test ./pkg/cli -run 'TestRuntime.*Golden' -update)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (rewrite with -update if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	testsupport.Golden(t, filepath.Join(rtGoldenDir, name), got, *update, "go test ./pkg/cli -run 'TestRuntime.*Golden' -update")
 }
 
 // badManifest is one file of the corpus with the substring its error must hold.
@@ -385,8 +370,8 @@ func TestRuntimeAddFlags(t *testing.T) {
 		{"pattern without command", []string{"--ref", "a.b", "--name", "X", "--always-available", "--pattern", "x"}, []string{"--pattern: applies to --command"}},
 		{"sensor without check", []string{"--ref", "a.b", "--name", "X"}, []string{"--command: a sensor runtime needs at least one --command"}},
 		{"bad alias", []string{"--ref", "a.b", "--name", "X", "--always-available", "--alias", " "}, []string{`--alias " ": must not be blank`}},
-		{"file and flags", []string{"-f", "x.yaml", "--ref", "a.b"}, []string{"if any flags in the group [filename ref] are set none of the others can be"}},
-		{"always and command", []string{"--ref", "a.b", "--name", "X", "--always-available", "--command", "python3"}, []string{"[always-available command]"}},
+		{"file and flags", []string{"-f", "x.yaml", "--ref", "a.b"}, []string{"--filename and --ref cannot be combined (see `attunectl runtime add --help`)"}},
+		{"always and command", []string{"--ref", "a.b", "--name", "X", "--always-available", "--command", "python3"}, []string{"--always-available and --command cannot be combined"}},
 		{"timeout without dry run", []string{"--ref", "a.b", "--name", "X", "--always-available", "--timeout", "1s"}, []string{"--timeout applies to --dry-run only"}},
 		{"bad output", []string{"--ref", "a.b", "--name", "X", "--always-available", "-o", "xml"}, []string{`unknown output format "xml"`}},
 		{"missing file", []string{"-f", "/nonexistent/runtimes.yaml"}, []string{"reading manifest: open /nonexistent/runtimes.yaml: no such file or directory: check the path given to -f"}},
@@ -607,7 +592,7 @@ func TestRuntimeVerifyGolden(t *testing.T) {
 		}
 		rts = append(rts, got...)
 	}
-	app := &App{Environ: env, Config: config.Default()}
+	app := &App{Environ: env, Config: config.Default(), VerifyResultHook: stableVerifyResult}
 	res := verifyRuntimes(t.Context(), app, rts, 0)
 	for _, f := range []output.Format{output.Table, output.Wide} {
 		var buf bytes.Buffer

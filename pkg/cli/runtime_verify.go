@@ -15,11 +15,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 )
 
-// verifyResultHook, when set (by tests), sees every verification result
-// before it is printed: golden tests zero the durations and the temporary
-// directories so that the output is the same on every run.
-var verifyResultHook func(*detect.Result)
-
 // runtimeVerifyOptions are the options of `runtime verify`.
 type runtimeVerifyOptions struct {
 	Refs []string
@@ -81,17 +76,18 @@ invalid manifest; 1 when the database cannot be read.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			f, err := app.outputFormat(output.Table, output.Wide, output.JSON, output.YAML)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
-			o.Refs, o.Format, o.Palette = args, f, app.palette(app.Out)
+			o.Refs, o.Format, o.Palette = args, f, app.palette()
 			return runRuntimeVerify(cmd.Context(), app, *o)
 		},
 	}
+	offerFormats(cmd, verifySpec(nil).Formats())
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "verify the runtimes of this manifest instead of the database (- reads stdin)")
-	fs.DurationVar(&o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
+	durationVar(fs, &o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
@@ -132,14 +128,14 @@ func loadRuntimesToVerify(ctx context.Context, app *App, o runtimeVerifyOptions)
 		var picked []runtimes.Runtime
 		for _, r := range rts {
 			for _, ref := range o.Refs {
-				if strings.EqualFold(strings.TrimSpace(ref), r.Ref) {
+				if runtimes.NormalizeRef(ref) == r.Ref {
 					picked = append(picked, r)
 					break
 				}
 			}
 		}
-		if missing := missingRefs(o.Refs, picked); len(missing) > 0 {
-			return nil, "", usageErrorf("runtime %s not found in %s", strings.Join(missing, ", "), o.File)
+		if missing := runtimes.MissingRefs(o.Refs, picked); len(missing) > 0 {
+			return nil, "", usageError(runtimes.NotFoundInFile(missing, o.File))
 		}
 		return picked, detect.SourceFile, nil
 	}
@@ -156,8 +152,8 @@ func loadRuntimesToVerify(ctx context.Context, app *App, o runtimeVerifyOptions)
 	if err != nil {
 		return nil, "", err
 	}
-	if missing := missingRefs(o.Refs, rts); len(missing) > 0 {
-		return nil, "", usageError(fmt.Errorf("runtime %s not found in schema %s: see `attunectl runtime list`", strings.Join(missing, ", "), db.Schema))
+	if missing := runtimes.MissingRefs(o.Refs, rts); len(missing) > 0 {
+		return nil, "", usageError(runtimes.NotFoundInSchema(missing, db.Schema))
 	}
 	return rts, detect.SourceDatabase, nil
 }
@@ -178,88 +174,132 @@ func noteDetectionOverride(app *App) {
 }
 
 // verifyRuntimes runs the detection engine on rts with the configuration's
-// limits; timeout, when positive, overrides sensor.verification.timeout.
+// limits (the options `sensor run` uses); timeout, when positive,
+// overrides sensor.verification.timeout.
 func verifyRuntimes(ctx context.Context, app *App, rts []runtimes.Runtime, timeout time.Duration) detect.Result {
-	s := app.Config.Sensor
-	opts := detect.Options{
-		Timeout:         s.Verification.Timeout.D(),
-		MaxOutput:       s.Verification.MaxOutputBytes,
-		PassthroughEnv:  s.PassthroughEnv,
-		AllowedBinaries: s.Verification.AllowedBinaries,
-		Environ:         func() []string { return app.Environ },
-	}
+	opts := detect.ConfigOptions(app.Config.Sensor, app.Environ)
 	if timeout > 0 {
 		opts.Timeout = timeout
 	}
 	res := detect.Verify(ctx, rts, opts)
-	if verifyResultHook != nil {
-		verifyResultHook(&res)
+	if app.VerifyResultHook != nil {
+		app.VerifyResultHook(&res)
 	}
 	return res
 }
 
+// verifyLine is one line of `runtime verify`: a runtime's result, and in
+// -o wide one of the commands it tried (Cmd nil: it tried none). Only a
+// runtime's first line carries its columns.
+type verifyLine struct {
+	R     *detect.RuntimeResult
+	Cmd   *detect.CommandResult
+	First bool
+}
+
+// verifySpec prints a detection result: a line per runtime (-o wide: per
+// command tried); -o json and -o yaml are the whole result.
+func verifySpec(res *detect.Result) output.Spec[verifyLine] {
+	type col = output.Column[verifyLine]
+	head := func(h string, cell func(*detect.RuntimeResult) string) col {
+		return col{Header: h, Cell: func(l verifyLine) string {
+			if !l.First {
+				return ""
+			}
+			return cell(l.R)
+		}}
+	}
+	// perCmd is a command's cell, or the runtime's when it tried none.
+	perCmd := func(h string, rcell func(*detect.RuntimeResult) string, ccell func(*detect.CommandResult) string) col {
+		return col{Header: h, Cell: func(l verifyLine) string {
+			if l.Cmd == nil {
+				return rcell(l.R)
+			}
+			return ccell(l.Cmd)
+		}}
+	}
+	blank := func(*detect.RuntimeResult) string { return "" }
+	runtime := head("RUNTIME", func(r *detect.RuntimeResult) string { return r.Name })
+	ref := head("REF", func(r *detect.RuntimeResult) string { return r.Ref })
+	available := col{Header: "AVAILABLE", Cell: func(l verifyLine) string {
+		switch {
+		case !l.First:
+			return ""
+		case l.R.Available:
+			return "yes"
+		}
+		return "no"
+	}, Color: func(l verifyLine) output.Color {
+		if l.R.Available {
+			return output.Green
+		}
+		return output.Red
+	}}
+	return output.Spec[verifyLine]{
+		Columns: []col{runtime, ref, available,
+			head("VIA", func(r *detect.RuntimeResult) string { return r.Via }),
+			head("VERSION", func(r *detect.RuntimeResult) string { return r.Version }),
+			head("TIME", func(r *detect.RuntimeResult) string { return output.Duration(r.Duration) }),
+			head("REASON", func(r *detect.RuntimeResult) string { return r.Reason }),
+		},
+		Wide: []col{runtime, ref, available,
+			perCmd("COMMAND", func(r *detect.RuntimeResult) string {
+				if r.Via == "" {
+					return "-"
+				}
+				return r.Via
+			}, (*detect.CommandResult).CommandLine),
+			perCmd("PATH", blank, func(c *detect.CommandResult) string {
+				if c.Path == "" {
+					return "-"
+				}
+				return c.Path
+			}),
+			perCmd("EXIT", blank, func(c *detect.CommandResult) string {
+				if c.Ran {
+					return strconv.Itoa(c.ExitCode)
+				}
+				return "-"
+			}),
+			perCmd("MATCHED", blank, func(c *detect.CommandResult) string {
+				switch {
+				case c.Pattern == "" || !c.Ran:
+					return "-"
+				case c.Matched:
+					return "yes"
+				}
+				return "no"
+			}),
+			perCmd("VERSION", func(r *detect.RuntimeResult) string { return r.Version }, func(c *detect.CommandResult) string { return c.Version }),
+			perCmd("TIME", func(r *detect.RuntimeResult) string { return output.Duration(r.Duration) }, func(c *detect.CommandResult) string {
+				if c.Cached {
+					return output.Duration(c.Duration) + " (shared)"
+				}
+				return output.Duration(c.Duration)
+			}),
+			perCmd("REASON", func(r *detect.RuntimeResult) string { return r.Reason }, func(c *detect.CommandResult) string { return c.Reason }),
+		},
+		WideLines: func(l verifyLine) []verifyLine {
+			if len(l.R.Commands) == 0 {
+				return []verifyLine{l}
+			}
+			lines := make([]verifyLine, len(l.R.Commands))
+			for i := range l.R.Commands {
+				lines[i] = verifyLine{R: l.R, Cmd: &l.R.Commands[i], First: i == 0}
+			}
+			return lines
+		},
+		Encode: func(w io.Writer, f output.Format, _ []verifyLine) error { return output.Write(w, f, res) },
+	}
+}
+
 // printVerify writes a detection result in format f.
 func printVerify(w io.Writer, res detect.Result, f output.Format, p output.Palette) error {
-	switch f {
-	case output.JSON:
-		return output.WriteJSON(w, res)
-	case output.YAML:
-		return output.WriteYAML(w, res)
-	case output.Wide:
-		return printVerifyWide(w, res, p)
-	}
-	t := output.NewTable(w, "RUNTIME", "REF", "AVAILABLE", "VIA", "VERSION", "TIME", "REASON")
-	for _, rr := range res.Runtimes {
-		t.Append(rr.Name, rr.Ref, availableWord(p, rr.Available), rr.Via, rr.Version, output.Duration(rr.Duration), rr.Reason)
-	}
-	return t.Render()
-}
-
-// printVerifyWide prints one line per command outcome: the first line of a
-// runtime carries its columns, the next ones only the command's.
-func printVerifyWide(w io.Writer, res detect.Result, p output.Palette) error {
-	t := output.NewTable(w, "RUNTIME", "REF", "AVAILABLE", "COMMAND", "PATH", "EXIT", "MATCHED", "VERSION", "TIME", "REASON")
-	for _, rr := range res.Runtimes {
-		head := []string{rr.Name, rr.Ref, availableWord(p, rr.Available)}
-		if len(rr.Commands) == 0 {
-			cmd := rr.Via
-			if cmd == "" {
-				cmd = "-"
-			}
-			t.Append(append(head, cmd, "", "", "", rr.Version, output.Duration(rr.Duration), rr.Reason)...)
-			continue
-		}
-		for i, c := range rr.Commands {
-			row := make([]string, len(head))
-			if i == 0 {
-				copy(row, head)
-			}
-			path, exit, matched := c.Path, "-", "-"
-			if path == "" {
-				path = "-"
-			}
-			if c.Ran {
-				exit = strconv.Itoa(c.ExitCode)
-			}
-			if c.Pattern != "" && c.Ran {
-				matched = "no"
-				if c.Matched {
-					matched = "yes"
-				}
-			}
-			took := output.Duration(c.Duration)
-			if c.Cached {
-				took += " (shared)"
-			}
-			t.Append(append(row, c.CommandLine(), path, exit, matched, c.Version, took, c.Reason)...)
+	pr := verifySpec(&res).NewPrinter(w, f, output.PrinterOptions{Palette: p})
+	for i := range res.Runtimes {
+		if err := pr.Write(verifyLine{R: &res.Runtimes[i], First: true}); err != nil {
+			return err
 		}
 	}
-	return t.Render()
-}
-
-func availableWord(p output.Palette, ok bool) string {
-	if ok {
-		return p.Green("yes")
-	}
-	return p.Red("no")
+	return pr.Flush()
 }

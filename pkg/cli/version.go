@@ -10,7 +10,7 @@ import (
 )
 
 func newVersionCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	return offerFormats(&cobra.Command{
 		Use:     "version",
 		Short:   "Print the version, commit and Go version of this binary",
 		Args:    cobra.NoArgs,
@@ -18,16 +18,13 @@ func newVersionCmd(app *App) *cobra.Command {
 		// version needs no configuration: it works even when the config is broken.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := app.outputFormat(output.Table, output.JSON, output.YAML)
+			f, err := app.outputFormat(cmd)
 			if err != nil {
 				return err
 			}
 			info := version.Get()
-			switch f {
-			case output.JSON:
-				return output.WriteJSON(app.Out, info)
-			case output.YAML:
-				return output.WriteYAML(app.Out, info)
+			if f != output.Table {
+				return output.Write(app.Out, f, info)
 			}
 			commit := info.Commit
 			if commit == "" {
@@ -40,5 +37,5 @@ func newVersionCmd(app *App) *cobra.Command {
 			fmt.Fprintf(app.Out, "go:       %s %s\n", info.GoVersion, info.Platform)
 			return nil
 		},
-	}
+	}, output.Formats{output.Table, output.JSON, output.YAML})
 }

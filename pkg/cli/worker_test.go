@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
@@ -107,22 +107,7 @@ func rebase(l workers.Listing, inserted time.Time) workers.Listing {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", "worker", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it: go test ./pkg/cli -run TestWorkerGolden -update)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (rewrite with -update if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	testsupport.Golden(t, filepath.Join("..", "..", "testdata", "golden", "worker", name), got, *update, "go test ./pkg/cli -run TestWorkerGolden -update")
 }
 
 // TestWorkerGolden prints the real listings of a fixture database in every
@@ -169,7 +154,7 @@ func TestWorkerGolden(t *testing.T) {
 // and the golden clock.
 func testApp(stdin string) (*App, *bytes.Buffer, *bytes.Buffer) {
 	var out, errOut bytes.Buffer
-	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Now: func() time.Time { return goldenNow }, Config: config.Default()}
+	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errOut, Now: func() time.Time { return goldenNow }, Config: config.Default(), VerifyResultHook: stableVerifyResult}
 	app.Log = slog.New(slog.NewTextHandler(&errOut, nil))
 	return app, &out, &errOut
 }
@@ -188,7 +173,7 @@ func TestWorkerListRun(t *testing.T) {
 	ctx := context.Background()
 
 	app, out, errOut := testApp("")
-	err := runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) {
+	err := runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) {
 		o.Selector.Roles = []string{"sensor"}
 		o.Selector.Runtime = "Python"
 		o.Status = "active"
@@ -199,23 +184,23 @@ func TestWorkerListRun(t *testing.T) {
 	}
 
 	app, out, errOut = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Selector.Host = "nowhere" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Selector.Host = "nowhere" }))
 	if err != nil || out.Len() != 0 || errOut.String() != "No workers found.\n" {
 		t.Errorf("empty listing: %v\nstdout %q\nstderr %q", err, out, errOut)
 	}
 
 	app, out, _ = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Format = output.JSON; o.Selector.Host = "nowhere" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Format = output.JSON; o.Selector.Host = "nowhere" }))
 	if err != nil || out.String() != "[]\n" {
 		t.Errorf("empty json: %v, %q", err, out)
 	}
 
 	app, _, _ = testApp("")
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Status = "activ" }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Status = "activ" }))
 	if ExitCode(err) != ExitUsage || err.Error() != `unknown worker status "activ": use one of active, stale, inactive, busy, error` {
 		t.Errorf("--status activ: exit %d, %v", ExitCode(err), err)
 	}
-	err = runWorkerList(ctx, app, db.Pool, listOpts(func(o *workerListOptions) { o.Selector.Roles = []string{"sensors"} }))
+	err = runWorkerList(ctx, app, dbOf(db), listOpts(func(o *workerListOptions) { o.Selector.Roles = []string{"sensors"} }))
 	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `unknown worker role "sensors"`) {
 		t.Errorf("--role sensors: exit %d, %v", ExitCode(err), err)
 	}
@@ -250,7 +235,7 @@ func TestWorkerStaleExitCode(t *testing.T) {
 			app, out, errOut := testApp("")
 			o := listOpts(tc.mut)
 			o.Stale = true
-			err := runWorkerList(ctx, app, db.Pool, o)
+			err := runWorkerList(ctx, app, dbOf(db), o)
 			if ExitCode(err) != tc.code || out.String() != tc.stdout || !regexp.MustCompile(tc.stderrRe).MatchString(errOut.String()) {
 				t.Errorf("exit %d (%v), want %d\nstdout %q, want %q\nstderr %q", ExitCode(err), err, tc.code, out, tc.stdout, errOut)
 			}
@@ -273,20 +258,13 @@ func TestWorkerListStatementTimeout(t *testing.T) {
 	}
 	defer db.Close()
 
-	tx, err := tdb.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE worker IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.LockTable(t, tdb.Pool, "worker")
 
 	app, _, _ := testApp("")
 	app.Config.Database.StatementTimeout = config.Seconds(300 * time.Millisecond)
 	begin := time.Now()
 	for _, o := range []workerListOptions{listOpts(nil), listOpts(func(o *workerListOptions) { o.Stale = true })} {
-		err = runWorkerList(ctx, app, db.Pool, o)
+		err = runWorkerList(ctx, app, db, o)
 		want := regexp.MustCompile(`^listing (stale )?workers: timed out after 300ms: the worker table is locked or the server is overloaded ` +
 			`\(locked exclusively by pid \d+: dbtest, user \w+, in a transaction for \d+(ms|s)\); retry later, find the blocking session in pg_stat_activity, or raise database.statement_timeout$`)
 		if err == nil || !want.MatchString(err.Error()) || ExitCode(err) != ExitError {
@@ -295,7 +273,7 @@ func TestWorkerListStatementTimeout(t *testing.T) {
 	}
 	pruneApp, _, _ := testApp("")
 	pruneApp.Config.Database.StatementTimeout = config.Seconds(300 * time.Millisecond)
-	err = runWorkerPrune(ctx, pruneApp, db.Pool, workerPruneOptions{Yes: true, BatchSize: 10, Format: output.Table})
+	err = runWorkerPrune(ctx, pruneApp, db, workerPruneOptions{Yes: true, BatchSize: 10, Format: output.Table})
 	if err == nil || !strings.HasPrefix(err.Error(), "pruning workers: timed out after 300ms: the worker table is locked") {
 		t.Errorf("prune: %v", err)
 	}
@@ -346,7 +324,7 @@ func TestWorkerListWatch(t *testing.T) {
 				o.Watch, o.WatchInterval, o.Format, o.Terminal = true, 50*time.Millisecond, tc.format, tc.terminal
 				o.Selector.Roles = []string{"action"}
 			})
-			if err := runWorkerList(ctx, app, db.Pool, o); err != nil {
+			if err := runWorkerList(ctx, app, dbOf(db), o); err != nil {
 				t.Fatalf("watch returned %v; want nil when interrupted", err)
 			}
 			if context.Cause(ctx) == context.DeadlineExceeded {
@@ -432,7 +410,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		db := fleetDB(t)
 		before := storedStatus(t, db)
 		app, out, errOut := testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.DryRun = true; o.Format = output.Name })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.DryRun = true; o.Format = output.Name })); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != "sensor-new-01\nsensor-old-01\n" || errOut.String() != "dry run: 2 stale workers would be marked inactive (role sensor); nothing was changed\n" {
@@ -447,7 +425,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil {
 			t.Fatal(err)
 		}
 		if !regexp.MustCompile(`^marked inactive 2 stale workers \(role sensor; 1 batch, \d+ms\)\n$`).MatchString(out.String()) || errOut.Len() != 0 {
@@ -458,7 +436,7 @@ func TestWorkerPruneRun(t *testing.T) {
 			t.Errorf("after prune: %v", st)
 		}
 		app, out, _ = testApp("")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil || out.String() != "nothing to mark inactive (role sensor)\n" {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true })); err != nil || out.String() != "nothing to mark inactive (role sensor)\n" {
 			t.Errorf("second run: %v, %q", err, out)
 		}
 	})
@@ -467,7 +445,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, _ := testApp("")
-		err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) {
+		err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) {
 			o.Yes, o.Delete, o.OlderThan, o.Format = true, true, 24*time.Hour, output.JSON
 			o.Selector.Roles = []string{"all"}
 		}))
@@ -484,10 +462,11 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("y\n")
-		if err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
+		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
 			t.Fatal(err)
 		}
-		if errOut.String() != "Mark inactive 2 stale workers (role sensor)? [y/N] " || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
+		listing := regexp.MustCompile(`^NAME +ROLE +STATUS +HOST +RUNTIMES +LAST HEARTBEAT +SILENT FOR\nsensor-new-01 .*\nsensor-old-01 .*\n`)
+		if !listing.MatchString(errOut.String()) || !strings.HasSuffix(errOut.String(), "\nMark inactive 2 stale workers (role sensor)? [y/N] ") || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
 			t.Errorf("stdout %q\nstderr %q", out, errOut)
 		}
 	})
@@ -496,10 +475,10 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		for _, answer := range []string{"n\n", "\n", "", "yep\n"} {
-			app, out, _ := testApp(answer)
-			err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Delete = true; o.OlderThan = time.Hour }))
-			if ExitCode(err) != ExitError || err.Error() != "prune declined: nothing was changed" || out.Len() != 0 {
-				t.Errorf("answer %q: exit %d, %v, stdout %q", answer, ExitCode(err), err, out)
+			app, out, errOut := testApp(answer)
+			err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Delete = true; o.OlderThan = time.Hour }))
+			if ExitCode(err) != ExitError || !silent(err) || !strings.HasSuffix(errOut.String(), "? [y/N] aborted: nothing was changed\n") || out.Len() != 0 {
+				t.Errorf("answer %q: exit %d, %v, stdout %q, stderr %q", answer, ExitCode(err), err, out, errOut)
 			}
 		}
 		if st := storedStatus(t, db); len(st) != 8 || st["sensor-old-01"] != "active" {
@@ -511,7 +490,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		t.Parallel()
 		db := fleetDB(t)
 		app, out, errOut := testApp("")
-		err := runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Selector.Host = "web-01" }))
+		err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true; o.Selector.Host = "web-01" }))
 		if err != nil || out.String() != "nothing to mark inactive (role sensor, host web-01)\n" || errOut.Len() != 0 {
 			t.Errorf("%v\nstdout %q\nstderr %q", err, out, errOut)
 		}
@@ -526,11 +505,11 @@ func TestWorkerPruneEvery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	app, _, _ := testApp("")
-	var logs syncLog
+	var logs testsupport.SyncBuffer
 	app.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	done := make(chan error, 1)
 	go func() {
-		done <- runWorkerPrune(ctx, app, db.Pool, pruneOpts(func(o *workerPruneOptions) { o.Yes = true; o.Every = time.Second }))
+		done <- runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Yes = true; o.Every = time.Second }))
 	}()
 	waitUntil(t, 10*time.Second, "the first round", func() bool { return storedStatus(t, db)["sensor-old-01"] == "inactive" })
 	if _, err := db.Pool.Exec(ctx, "UPDATE worker SET last_heartbeat = now() - interval '1 hour' WHERE name = 'sensor-web-01'"); err != nil {
@@ -553,23 +532,6 @@ func TestWorkerPruneEvery(t *testing.T) {
 	if st := storedStatus(t, db); st["action-exec-01"] != "busy" || st["sensor-web-02"] != "active" {
 		t.Errorf("%v", st)
 	}
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -639,3 +601,6 @@ func BenchmarkPrintWorkers(b *testing.B) {
 		})
 	}
 }
+
+// dbOf is the database.DB the commands take, over a test database's pool.
+func dbOf(db *dbtest.DB) *database.DB { return &database.DB{Pool: db.Pool, Schema: db.Schema} }

@@ -31,12 +31,12 @@ func explainConnect(err error, timeout time.Duration) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case codeInvalidPassword, codeInvalidAuthSpec:
-			return &wrapped{fmt.Sprintf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message), err}
+			return WithMessage(fmt.Sprintf("connecting to database: authentication failed: %s (check the user and password in the database URL, or the server's pg_hba.conf)", pgErr.Message), err)
 		case codeInvalidCatalogName:
-			return &wrapped{fmt.Sprintf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message), err}
+			return WithMessage(fmt.Sprintf("connecting to database: %s (create it with `createdb`, or fix the database name in the URL)", pgErr.Message), err)
 		}
 		if st, ok := serverStates[pgErr.Code]; ok {
-			return &wrapped{fmt.Sprintf("connecting to database: %s: %s (%s)", st.what, pgErr.Message, st.todo), err}
+			return WithMessage(fmt.Sprintf("connecting to database: %s: %s (%s)", st.what, pgErr.Message, st.todo), err)
 		}
 	}
 	var netErr net.Error
@@ -55,7 +55,29 @@ func explainConnect(err error, timeout time.Duration) error {
 var serverStates = map[string]struct{ what, todo string }{
 	codeTooManyConnections: {"the server has no free connections", "retry later, or raise max_connections on the server"},
 	codeCannotConnectNow:   {"the server is starting up or shutting down", "retry in a moment"},
-	codeQueryCanceled:      {"the statement ran past its timeout", "the worker table may be locked or the server overloaded: see pg_stat_activity"},
+	codeQueryCanceled:      {"the statement ran past its timeout", "a table may be locked or the server overloaded: " + timeoutTodo},
+}
+
+// timeoutTodo is what to do about a statement that ran into
+// database.statement_timeout, said the same way everywhere.
+const timeoutTodo = "retry later, find the blocking session in pg_stat_activity, or raise database.statement_timeout"
+
+// ExplainTimeout is the error of a statement that ran into
+// database.statement_timeout (after, 0 when unknown) while doing what on
+// table: instead of PostgreSQL's bare "canceling statement due to
+// statement timeout", it says what usually causes it, who holds the table
+// (holders, when known: "locked exclusively by pid 42: psql, …") and what
+// to do. The cause stays in the chain.
+func ExplainTimeout(what, table string, after time.Duration, holders string, err error) error {
+	timedOut := "timed out"
+	if after > 0 {
+		timedOut = "timed out after " + after.String()
+	}
+	msg := fmt.Sprintf("%s: %s: the %s table is locked or the server is overloaded", what, timedOut, table)
+	if holders != "" {
+		msg += " (" + holders + ")"
+	}
+	return WithMessage(msg+"; "+timeoutTodo, err)
 }
 
 // Explain adds what to do to an error of a running statement whose cause
@@ -71,18 +93,23 @@ func Explain(err error) error {
 	if !ok {
 		return err
 	}
-	return &wrapped{err.Error() + " (" + st.what + ": " + st.todo + ")", err}
+	return WithMessage(err.Error()+" ("+st.what+": "+st.todo+")", err)
 }
 
-// wrapped is an explained error whose text replaces the cause's but whose
-// chain keeps it, so that IsTransient and errors.As still see the cause.
-type wrapped struct {
-	msg string
-	err error
+// MessageError is an error whose text replaces its cause's — a redacted
+// message, or one explained for the operator — while its chain keeps the
+// cause, so that errors.Is/As and IsTransient still see it. It is
+// attunectl's one type for a message over a cause.
+type MessageError struct {
+	Msg string
+	Err error
 }
 
-func (w *wrapped) Error() string { return w.msg }
-func (w *wrapped) Unwrap() error { return w.err }
+func (e *MessageError) Error() string { return e.Msg }
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// WithMessage returns err with its text replaced by msg.
+func WithMessage(msg string, err error) error { return &MessageError{Msg: msg, Err: err} }
 
 // IsTransient reports whether err is worth retrying: the server went away,
 // is restarting, has no free connection, or a statement timed out.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,7 +64,7 @@ func (m *Migrator) ensureSchema(ctx context.Context) error {
 }
 
 // Up applies every pending migration.
-func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
+func (m *Migrator) Up(ctx context.Context) ([]MigrationResult, error) {
 	if err := m.preflight(ctx, math.MaxInt64); err != nil {
 		return nil, err
 	}
@@ -74,11 +75,11 @@ func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 	if ierr := m.db.Introspect(ctx); ierr != nil && err == nil {
 		err = ierr
 	}
-	return res, wrapMigrate("applying migrations", err)
+	return migrationResults(res), wrapMigrate("applying migrations", err)
 }
 
 // UpTo applies pending migrations up to and including version.
-func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]MigrationResult, error) {
 	if err := m.preflight(ctx, version); err != nil {
 		return nil, err
 	}
@@ -87,42 +88,42 @@ func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*goose.MigrationR
 	}
 	res, err := m.provider.UpTo(ctx, version)
 	_ = m.db.Introspect(ctx)
-	return res, wrapMigrate("applying migrations", err)
+	return migrationResults(res), wrapMigrate("applying migrations", err)
 }
 
 // Down rolls back the latest applied migration.
-func (m *Migrator) Down(ctx context.Context) (*goose.MigrationResult, error) {
+func (m *Migrator) Down(ctx context.Context) (*MigrationResult, error) {
 	res, err := m.provider.Down(ctx)
 	_ = m.db.Introspect(ctx)
 	if errors.Is(err, goose.ErrNoNextVersion) {
 		return nil, errors.New("nothing to roll back: the schema is at version 0")
 	}
-	return res, wrapMigrate("rolling back", err)
+	return migrationResult(res), wrapMigrate("rolling back", err)
 }
 
 // DownTo rolls back every migration above version.
-func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*goose.MigrationResult, error) {
+func (m *Migrator) DownTo(ctx context.Context, version int64) ([]MigrationResult, error) {
 	if version < 0 {
 		return nil, fmt.Errorf("cannot migrate down to version %d: the lowest version is 0", version)
 	}
 	res, err := m.provider.DownTo(ctx, version)
 	_ = m.db.Introspect(ctx)
-	return res, wrapMigrate("rolling back", err)
+	return migrationResults(res), wrapMigrate("rolling back", err)
 }
 
 // Status lists every migration with whether and when it was applied. It
 // reads goose's version table and changes nothing: on a schema never
 // migrated (no version table) every migration is pending.
-func (m *Migrator) Status(ctx context.Context) ([]*goose.MigrationStatus, error) {
+func (m *Migrator) Status(ctx context.Context) ([]MigrationStatus, error) {
 	applied, err := m.applied(ctx)
 	if err != nil {
 		return nil, wrapMigrate("reading migration status", err)
 	}
-	var st []*goose.MigrationStatus
+	var st []MigrationStatus
 	for _, src := range m.provider.ListSources() {
-		s := &goose.MigrationStatus{Source: src, State: goose.StatePending}
+		s := MigrationStatus{Version: src.Version, Name: path.Base(src.Path)}
 		if at, ok := applied[src.Version]; ok {
-			s.State, s.AppliedAt = goose.StateApplied, at
+			s.Applied, s.AppliedAt = true, at
 		}
 		st = append(st, s)
 	}
@@ -181,9 +182,6 @@ func (m *Migrator) applied(ctx context.Context) (map[int64]time.Time, error) {
 	}
 	return out, rows.Err()
 }
-
-// Sources lists the embedded migrations.
-func (m *Migrator) Sources() []*goose.Source { return m.provider.ListSources() }
 
 // MigrateUp applies every pending migration: the short form used by the
 // embedded default and the test harness.

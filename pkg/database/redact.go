@@ -350,16 +350,8 @@ func RedactAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// redactedError keeps the chain for errors.Is/As while its text is redacted.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// RedactError returns err with every password removed from its message.
+// RedactError returns err with every password removed from its message;
+// the chain is kept for errors.Is/As.
 func RedactError(err error) error {
 	if err == nil {
 		return nil
@@ -368,5 +360,5 @@ func RedactError(err error) error {
 	if msg == err.Error() {
 		return err
 	}
-	return &redactedError{msg: msg, err: err}
+	return WithMessage(msg, err)
 }

@@ -1,33 +1,66 @@
 package output
 
 import (
-	"io"
 	"os"
 
 	"github.com/fatih/color"
 	"golang.org/x/term"
 )
 
-// IsTerminal reports whether w is a terminal.
-func IsTerminal(w io.Writer) bool {
+// IsTerminal reports whether w (or r: any stream) is a terminal.
+func IsTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// ColorEnabled decides colour for writer w: only on a terminal, never when
+// ColorEnabled decides colour for a stream: only on a terminal, never when
 // --no-color is given or NO_COLOR is set (any value, per no-color.org), and
-// not when TERM is "dumb".
-func ColorEnabled(w io.Writer, noColor bool) bool {
-	if noColor {
+// not when TERM is "dumb". getenv is the environment of the invocation
+// (the App's, so that tests can set it); a nil getenv reads the process's.
+func ColorEnabled(terminal, noColor bool, lookupEnv func(string) (string, bool)) bool {
+	if noColor || !terminal {
 		return false
 	}
-	if _, set := os.LookupEnv("NO_COLOR"); set {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if _, set := lookupEnv("NO_COLOR"); set {
 		return false
 	}
-	if os.Getenv("TERM") == "dumb" {
+	if term, _ := lookupEnv("TERM"); term == "dumb" {
 		return false
 	}
-	return IsTerminal(w)
+	return true
+}
+
+// Color names a colour of the palette; NoColor prints plain text.
+type Color int
+
+// The palette's colours and what they mean.
+const (
+	NoColor Color = iota
+	Green         // healthy: active, available, applied
+	Yellow        // needs a look soon: late heartbeats, pending migrations
+	Red           // failures: stale, unavailable
+	Dim           // no longer matters much: inactive
+	Bold          // headings
+)
+
+// Paint colours s with c.
+func (p Palette) Paint(c Color, s string) string {
+	switch c {
+	case Green:
+		return p.Green(s)
+	case Yellow:
+		return p.Yellow(s)
+	case Red:
+		return p.Red(s)
+	case Dim:
+		return p.Dim(s)
+	case Bold:
+		return p.Bold(s)
+	}
+	return s
 }
 
 // Palette colours words for a table. The zero value prints plain text, so

@@ -6,11 +6,7 @@ package output
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Format is an output format chosen with -o.
@@ -25,20 +21,10 @@ const (
 	Name  Format = "name"
 )
 
-// ParseFormat checks s against the formats a command offers; "" is table.
-// An unknown format is an error that lists the valid ones.
+// ParseFormat checks s against the formats a command offers; "" is the
+// first. An unknown format is an error that lists the valid ones.
 func ParseFormat(s string, allowed ...Format) (Format, error) {
-	if s == "" {
-		s = string(Table)
-	}
-	names := make([]string, len(allowed))
-	for i, f := range allowed {
-		if string(f) == s {
-			return f, nil
-		}
-		names[i] = string(f)
-	}
-	return "", fmt.Errorf("unknown output format %q: use one of %s", s, strings.Join(names, ", "))
+	return Formats(allowed).Parse(s)
 }
 
 // WriteJSON writes v as indented JSON followed by a newline.
@@ -52,18 +38,17 @@ func WriteJSON(w io.Writer, v any) error {
 // WriteYAML writes v as YAML. Values are converted through JSON first, so
 // the field names are the json tags, identical in both formats.
 func WriteYAML(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
+	generic, err := jsonGeneric(v)
 	if err != nil {
 		return err
 	}
-	var generic any
-	if err := yaml.Unmarshal(b, &generic); err != nil {
-		return err
+	return encodeYAML(w, generic)
+}
+
+// Write writes v in a machine format: JSON or YAML.
+func Write(w io.Writer, f Format, v any) error {
+	if f == YAML {
+		return WriteYAML(w, v)
 	}
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(generic); err != nil {
-		return err
-	}
-	return enc.Close()
+	return WriteJSON(w, v)
 }

@@ -19,15 +19,18 @@ const columnGap = "   "
 // rows, which `worker list` on a big table would pay on every call. Widths
 // are display widths (tablewriter's twwidth: wide runes count two, colour
 // escape sequences count nothing), so coloured cells stay aligned.
+//
+// Cells are printed as given (line breaks and tabs become blanks): callers
+// that print database values go through Printer, which escapes them.
 type TablePrinter struct {
-	w      io.Writer
 	header []string
 	rows   [][]string
+	t      *tableStream
 }
 
 // NewTable starts a table with the given column headers.
 func NewTable(w io.Writer, header ...string) *TablePrinter {
-	return &TablePrinter{w: w, header: header}
+	return &TablePrinter{header: header, t: newTableStream(w, len(header), -1)}
 }
 
 // Append adds one row; missing cells are blank, extra cells are dropped.
@@ -40,51 +43,102 @@ func (t *TablePrinter) Len() int { return len(t.rows) }
 
 // Render writes the table. An empty table still prints its header.
 func (t *TablePrinter) Render() error {
-	n := len(t.header)
-	if n == 0 {
+	if len(t.header) == 0 {
 		return nil
 	}
-	cells := make([][]string, 0, len(t.rows)+1)
-	widths := make([][]int, 0, len(t.rows)+1)
-	colWidth := make([]int, n)
-	add := func(r []string) {
-		row := make([]string, n)
-		ws := make([]int, n)
-		for i := 0; i < n && i < len(r); i++ {
-			c := r[i]
-			if strings.ContainsAny(c, "\r\n\t") {
-				c = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(c)
-			}
-			row[i] = c
-			ws[i] = twwidth.Width(c)
-			colWidth[i] = max(colWidth[i], ws[i])
-		}
-		cells, widths = append(cells, row), append(widths, ws)
+	if err := t.t.add(t.header); err != nil {
+		return err
 	}
-	add(t.header)
 	for _, r := range t.rows {
-		add(r)
-	}
-
-	bw := bufio.NewWriterSize(t.w, 64<<10)
-	var line []byte
-	for r, row := range cells {
-		line = line[:0]
-		for i, c := range row {
-			line = append(line, c...)
-			if i < n-1 {
-				for pad := colWidth[i] - widths[r][i]; pad > 0; pad-- {
-					line = append(line, ' ')
-				}
-				line = append(line, columnGap...)
-			}
-		}
-		line = append(trimRightSpace(line), '\n')
-		if _, err := bw.Write(line); err != nil {
+		if err := t.t.add(r); err != nil {
 			return err
 		}
 	}
-	return bw.Flush()
+	return t.t.flush()
+}
+
+// tableStream lays out rows as they arrive. The first probe rows (the
+// header included) are held back to measure the column widths; after them
+// the widths are fixed and each row is written at once, a cell wider than
+// its column pushing the rest of its line to the right (kubectl does the
+// same). probe < 0 holds every row: exact widths, no streaming.
+type tableStream struct {
+	w        *bufio.Writer
+	n        int
+	probe    int
+	pending  [][]string
+	widths   [][]int
+	colWidth []int
+	fixed    bool
+	line     []byte
+}
+
+func newTableStream(w io.Writer, columns, probe int) *tableStream {
+	return &tableStream{w: bufio.NewWriterSize(w, 64<<10), n: columns, probe: probe, colWidth: make([]int, columns)}
+}
+
+// add takes one row of cells (header first).
+func (t *tableStream) add(r []string) error {
+	row := make([]string, t.n)
+	ws := make([]int, t.n)
+	for i := 0; i < t.n && i < len(r); i++ {
+		c := r[i]
+		if strings.ContainsAny(c, "\r\n\t") {
+			c = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(c)
+		}
+		row[i] = c
+		ws[i] = twwidth.Width(c)
+	}
+	if t.fixed {
+		return t.writeLine(row, ws)
+	}
+	for i, w := range ws {
+		t.colWidth[i] = max(t.colWidth[i], w)
+	}
+	t.pending, t.widths = append(t.pending, row), append(t.widths, ws)
+	if t.probe >= 0 && len(t.pending) >= t.probe {
+		return t.release()
+	}
+	return nil
+}
+
+// release fixes the widths and writes the rows held back.
+func (t *tableStream) release() error {
+	t.fixed = true
+	for i, row := range t.pending {
+		if err := t.writeLine(row, t.widths[i]); err != nil {
+			return err
+		}
+	}
+	t.pending, t.widths = nil, nil
+	return nil
+}
+
+func (t *tableStream) writeLine(row []string, ws []int) error {
+	line := t.line[:0]
+	for i, c := range row {
+		line = append(line, c...)
+		if i < t.n-1 {
+			for pad := t.colWidth[i] - ws[i]; pad > 0; pad-- {
+				line = append(line, ' ')
+			}
+			line = append(line, columnGap...)
+		}
+	}
+	line = append(trimRightSpace(line), '\n')
+	t.line = line
+	_, err := t.w.Write(line)
+	return err
+}
+
+// flush writes what is held back and everything buffered.
+func (t *tableStream) flush() error {
+	if !t.fixed {
+		if err := t.release(); err != nil {
+			return err
+		}
+	}
+	return t.w.Flush()
 }
 
 func trimRightSpace(b []byte) []byte {

@@ -31,12 +31,14 @@ func (e *ExistsError) Error() string {
 }
 func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
-// NotFoundError names the refs that do not exist.
-type NotFoundError struct{ Refs []string }
-
-func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("runtime %s not found: check `attunectl runtime list`", strings.Join(e.Refs, ", "))
+// NotFoundError names the refs that do not exist, and where they were
+// looked for (In: "schema attune", a manifest's path; empty: the table).
+type NotFoundError struct {
+	Refs []string
+	In   string
+	Hint string // what to do; the default points at `attunectl runtime list`
 }
+
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // Filter selects runtimes for List. Zero values select everything.
@@ -99,7 +101,7 @@ func List(ctx context.Context, db *database.DB, f Filter) ([]Runtime, error) {
 	if len(f.Refs) > 0 {
 		refs := make([]string, len(f.Refs))
 		for i, r := range f.Refs {
-			refs[i] = strings.ToLower(strings.TrimSpace(r))
+			refs[i] = NormalizeRef(r)
 		}
 		args = append(args, refs)
 		where = append(where, fmt.Sprintf("ref = ANY($%d)", len(args)))
@@ -297,15 +299,7 @@ func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, erro
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	want := map[string]bool{}
-	var list []string
-	for _, r := range refs {
-		r = strings.ToLower(strings.TrimSpace(r))
-		if !want[r] {
-			want[r] = true
-			list = append(list, r)
-		}
-	}
+	list := MissingRefs(refs, nil)
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("removing runtimes: starting a transaction: %w", err)

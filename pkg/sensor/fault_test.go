@@ -24,6 +24,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // faultInterval is the fleet's heartbeat interval (the 1 s).
@@ -314,18 +315,7 @@ func TestFaultStuckDatabase(t *testing.T) {
 	ctx := context.Background()
 	firstBeatsAfter(t, f, pool, f.names(), time.Now(), 5*time.Second)
 
-	locker, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Release()
-	tx, err := locker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE attune.worker IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lock := testsupport.LockTable(t, pool, "attune.worker")
 	locked := time.Now()
 	maxWaiting, samples := 0, 0
 	for time.Since(locked) < 10*time.Second {
@@ -340,11 +330,8 @@ func TestFaultStuckDatabase(t *testing.T) {
 		f.alive()
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	lock.Release()
 	released := time.Now()
-	locker.Release()
 
 	first := firstBeatsAfter(t, f, pool, f.names(), released, faultInterval+5*time.Second)
 	maxLag, mean := lagStats(first, released)

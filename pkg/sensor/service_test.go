@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,28 +21,14 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/detect"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // logBuffer collects the service's logs for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testsupport.SyncBuffer
 
 // detector returns the results in order, repeating the last one.
 type detector struct {

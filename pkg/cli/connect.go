@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+)
+
+// connectOptions says how a command wants its database.
+type connectOptions struct {
+	// skipSchemaCheck: migrate commands work on an unmigrated schema.
+	skipSchemaCheck bool
+	// noStatementTimeout: migrations may take longer than a query.
+	noStatementTimeout bool
+}
+
+// connect opens the configured database, or the embedded one when none is
+// configured (migrating it on first use).
+func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, error) {
+	c := a.Config.Database
+	opts := database.Options{
+		URL:            c.URL,
+		Schema:         c.Schema,
+		ConnectTimeout: c.ConnectTimeout.D(),
+		MaxConns:       int32(c.MaxConnections),
+	}
+	if !co.noStatementTimeout {
+		opts.StatementTimeout = c.StatementTimeout.D()
+	}
+	embedded := opts.URL == ""
+	if embedded {
+		url, err := a.startEmbedded(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts.URL = url
+	}
+	if !embedded {
+		// A URL that cannot be parsed is bad input (exit 2), not a failed connection.
+		if _, err := database.PoolConfig(opts); err != nil {
+			return nil, usageError(err)
+		}
+	}
+	db, err := database.Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if embedded && !co.skipSchemaCheck && db.RequireSchema() != nil {
+		if err := database.MigrateUp(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrating the embedded database: %w", err)
+		}
+		a.Log.Info("migrated the embedded database", "schema", db.Schema)
+	}
+	if !co.skipSchemaCheck {
+		if err := db.RequireSchema(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// withDB connects to the configured (or embedded) database for fn.
+func withDB(ctx context.Context, app *App, fn func(*database.DB) error) error {
+	db, err := app.connect(ctx, connectOptions{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// embeddedOptions locates the embedded server from the configuration.
+func (a *App) embeddedOptions() (embeddedpg.Options, error) {
+	dir := a.Config.Embedded.DataDir
+	if dir == "" {
+		d, err := embeddedpg.DefaultDataDir()
+		if err != nil {
+			return embeddedpg.Options{}, fmt.Errorf("finding a data directory for the embedded database: %w (set embedded.data_dir or ATTUNE__EMBEDDED__DATA_DIR)", err)
+		}
+		dir = d
+	}
+	return embeddedpg.Options{DataDir: dir}, nil
+}
+
+// startEmbedded starts (or reuses) the embedded server and returns its URL.
+func (a *App) startEmbedded(ctx context.Context) (string, error) {
+	opts, err := a.embeddedOptions()
+	if err != nil {
+		return "", err
+	}
+	srv, err := embeddedpg.Start(ctx, opts)
+	if err != nil {
+		return "", fmt.Errorf("starting the embedded database: %w", err)
+	}
+	if !a.embeddedNoted {
+		a.embeddedNoted = true
+		fmt.Fprintf(a.Err, "attunectl: no database configured; using the embedded PostgreSQL in %s (stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server)\n", srv.DataDir())
+	}
+	return srv.ConnString("attune"), nil
+}

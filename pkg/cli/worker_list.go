@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/workers"
+	"github.com/spf13/cobra"
+)
+
+// workerListOptions are the options of `worker list` and `worker stale`.
+type workerListOptions struct {
+	Selector      selectorFlags
+	Status        string
+	SortBy        string
+	OlderThan     time.Duration
+	Watch         bool
+	WatchInterval time.Duration
+	// Stale lists the stale workers only (worker stale).
+	Stale bool
+	// ExitCode makes worker stale exit with ExitCondition when any are stale.
+	ExitCode bool
+
+	Format  output.Format
+	Palette output.Palette
+	// Terminal: the output is a terminal, so --watch clears the screen
+	// instead of printing a separator.
+	Terminal bool
+}
+
+// Validate checks what can be checked without the database.
+func (o *workerListOptions) Validate() error {
+	if o.SortBy != workers.SortByName && o.SortBy != workers.SortByHeartbeat {
+		return usageErrorf("--sort-by %q: use %s or %s", o.SortBy, workers.SortByName, workers.SortByHeartbeat)
+	}
+	if o.OlderThan < 0 {
+		return usageErrorf("--older-than %s: must be positive", o.OlderThan)
+	}
+	if o.Watch && o.WatchInterval < 100*time.Millisecond {
+		return usageErrorf("--watch-interval %s: must be at least 100ms", o.WatchInterval)
+	}
+	if o.Watch && o.ExitCode {
+		return usageErrorf("--exit-code and --watch cannot be combined: --watch never ends on its own")
+	}
+	return nil
+}
+
+func (o workerListOptions) listOptions() workers.ListOptions {
+	return workers.ListOptions{
+		Selector:  o.Selector.selector(),
+		Status:    strings.TrimSpace(o.Status),
+		StaleOnly: o.Stale,
+		SortBy:    o.SortBy,
+		OlderThan: o.OlderThan,
+	}
+}
+
+func addListFlags(cmd *cobra.Command, o *workerListOptions) {
+	offerFormats(cmd, workerFormats)
+	fs := cmd.Flags()
+	addSelectorFlags(cmd, &o.Selector, nil, "only workers of these roles: sensor, action, hybrid (comma-separated or repeated; default every role)")
+	fs.StringVar(&o.SortBy, "sort-by", workers.SortByName, "order: name, or heartbeat (oldest first, never-heartbeat first)")
+	durationVar(fs, &o.OlderThan, "older-than", 0, "stale after this long without a heartbeat, for every worker (default: 3× each worker's heartbeat interval; the seed's query uses 5m)")
+	fs.BoolVarP(&o.Watch, "watch", "w", false, "redraw every --watch-interval until interrupted (Ctrl-C)")
+	durationVar(fs, &o.WatchInterval, "watch-interval", DefaultWatchInterval, "how often --watch redraws")
+	_ = cmd.RegisterFlagCompletionFunc("sort-by", cobra.FixedCompletions([]string{workers.SortByName, workers.SortByHeartbeat}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+const workerFormatsHelp = `Output (-o): table (default), wide (adds ID, TYPE, VERSIONS, CREATED,
+INSTANCE), json and yaml (stable snake_case fields, RFC 3339 times in UTC; state
+is the derived state, status the stored one), name (one name per line).
+Colour only on a terminal, never with --no-color or NO_COLOR: active green,
+late (missed a heartbeat, still within its grace) yellow, stale red, inactive
+dim.`
+
+func newWorkerListCmd(app *App) *cobra.Command {
+	o := &workerListOptions{}
+	cmd := &cobra.Command{
+		Use:   "list [NAME...]",
+		Short: "List workers with their derived state, host, runtimes and last heartbeat",
+		Long: `List the workers of the worker table with their derived state: active,
+stale (active, but silent for longer than its grace), inactive, busy, error, or
+any other status the database holds.
+
+Filters combine: --role, --status (active means active and heartbeating;
+stale means active but silent), --runtime (the seed's
+capabilities->'runtimes' ? 'python'), --host. Ages are relative to the
+database's clock.
+
+` + workerFormatsHelp + `
+
+--watch redraws every --watch-interval until interrupted, clearing the screen
+on a terminal and separating the listings with a "---" line otherwise.
+Database errors while watching are printed and retried at the next redraw.
+
+A statement that waits longer than database.statement_timeout (for example on
+a lock held on the worker table) is cancelled with an error that says so.`,
+		Example: `  attunectl worker list
+  attunectl worker list --role sensor --runtime python --status active
+  attunectl worker list --host web-01 -o wide
+  attunectl worker list --sort-by heartbeat --watch
+  attunectl worker list -o json | jq -r '.[] | select(.state == "stale") | .name'`,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeWorkerNames(app),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Selector.Names = args
+			return runWorkerListCmd(cmd, app, o)
+		},
+	}
+	addListFlags(cmd, o)
+	cmd.Flags().StringVar(&o.Status, "status", "", "only workers in this state: active, stale, inactive, busy, error (or another status the database holds)")
+	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"active", "stale", "inactive", "busy", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func newWorkerStaleCmd(app *App) *cobra.Command {
+	o := &workerListOptions{Stale: true}
+	cmd := &cobra.Command{
+		Use:   "stale [NAME...]",
+		Short: "List the stale workers: active, but silent for longer than their grace",
+		Long: `List the workers whose status is active but whose last heartbeat is older
+than their grace (three heartbeat intervals, or --older-than), or who never
+heartbeat, with how long each has been silent. The seed's monitoring query is
+` + "`worker stale --role sensor --older-than 5m`" + `.
+
+The table shows the last heartbeat as a UTC time and SILENT FOR as a
+duration; -o wide adds GRACE (the grace the worker was judged by) and the
+columns of worker list -o wide. JSON and YAML carry silent_for_seconds and
+grace_seconds.
+
+` + workerFormatsHelp + `
+
+Exit status:
+  0  no stale workers, or --exit-code not given
+  1  the command failed (database unreachable, statement timed out, ...)
+  2  bad input (unknown flag, --role or --sort-by value)
+  3  with --exit-code: at least one worker is stale (after printing them)`,
+		Example: `  attunectl worker stale
+  attunectl worker stale --role sensor --older-than 5m
+  attunectl worker stale --exit-code -o name || page-oncall
+  attunectl worker stale --runtime python -o json`,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeWorkerNames(app),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Selector.Names = args
+			return runWorkerListCmd(cmd, app, o)
+		},
+	}
+	addListFlags(cmd, o)
+	cmd.Flags().BoolVar(&o.ExitCode, "exit-code", false, "exit with status 3 when any worker is stale (for monitoring scripts)")
+	return cmd
+}
+
+// runWorkerListCmd fills what the flags cannot (format, colour, terminal),
+// connects and runs.
+func runWorkerListCmd(cmd *cobra.Command, app *App, o *workerListOptions) error {
+	ctx := cmd.Context()
+	f, err := app.outputFormat(cmd)
+	if err != nil {
+		return err
+	}
+	o.Format, o.Palette, o.Terminal = f, app.palette(), app.IsStdoutTTY()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	db, err := app.connect(ctx, connectOptions{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return runWorkerList(ctx, app, db, *o)
+}
+
+// runWorkerList lists (or watches) the workers and prints them to app.Out.
+func runWorkerList(ctx context.Context, app *App, db *database.DB, o workerListOptions) error {
+	lo := o.listOptions()
+	if err := workers.CheckFilters(ctx, db.Pool, lo.Roles, lo.Status); err != nil {
+		return explainWorkerError(ctx, app, db, err, "checking the filters")
+	}
+	what := "listing workers"
+	if o.Stale {
+		what = "listing stale workers"
+	}
+	query := func(ctx context.Context) (workers.Listing, error) {
+		l, err := workers.List(ctx, db.Pool, lo)
+		if err != nil {
+			return l, explainWorkerError(ctx, app, db, err, what)
+		}
+		return l, nil
+	}
+	if o.Watch {
+		return watchWorkers(ctx, app, o, query)
+	}
+	l, err := query(ctx)
+	if err != nil {
+		return err
+	}
+	if err := printWorkers(app.Out, l, o.Format, o.Palette, o.Stale); err != nil {
+		return err
+	}
+	if len(l.Workers) == 0 && (o.Format == output.Table || o.Format == output.Wide) {
+		fmt.Fprintln(app.Err, emptyMessage(o))
+	}
+	if o.Stale && o.ExitCode && len(l.Workers) > 0 {
+		return conditionError(nil)
+	}
+	return nil
+}
+
+func emptyMessage(o workerListOptions) string {
+	if o.Stale {
+		return "No stale workers."
+	}
+	return "No workers found."
+}
+
+// watchWorkers redraws the listing every o.WatchInterval until ctx is
+// cancelled (the first SIGINT or SIGTERM), then returns nil. On a terminal
+// each frame clears the screen and starts with a header; otherwise frames
+// follow each other, separated by a "---" line (a YAML document separator;
+// JSON frames are simply concatenated, which jq reads as a stream).
+func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func(context.Context) (workers.Listing, error)) error {
+	cmdline := "attunectl worker list"
+	if o.Stale {
+		cmdline = "attunectl worker stale"
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for frame := 0; ; frame++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		var buf bytes.Buffer
+		l, err := query(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case o.Terminal:
+			fmt.Fprintf(&buf, "\x1b[H\x1b[2J%s\n\n", o.Palette.Bold(fmt.Sprintf("Every %s: %s    %s", o.WatchInterval, cmdline, app.Now().Format("2006-01-02 15:04:05"))))
+		case frame > 0 && o.Format != output.JSON:
+			buf.WriteString("---\n")
+		}
+		if err == nil {
+			err = printWorkers(&buf, l, o.Format, o.Palette, o.Stale)
+			if err == nil && len(l.Workers) == 0 && o.Terminal && (o.Format == output.Table || o.Format == output.Wide) {
+				fmt.Fprintln(&buf, emptyMessage(o))
+			}
+		}
+		if _, werr := app.Out.Write(buf.Bytes()); werr != nil {
+			return werr
+		}
+		if err != nil {
+			fmt.Fprintf(app.Err, "Error: %s (retrying in %s)\n", output.EscapeText(database.Redact(err.Error())), o.WatchInterval)
+		}
+		timer.Reset(o.WatchInterval)
+	}
+}
