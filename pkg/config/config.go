@@ -71,6 +71,31 @@ type Sensor struct {
 	RunAs        string       `yaml:"run_as" json:"run_as"`
 	Limits       Limits       `yaml:"limits" json:"limits"`
 	Verification Verification `yaml:"verification" json:"verification"`
+
+	// RunSensors: `sensor run` takes its share of the sensors and runs
+	// them (default true); false only registers and heartbeats.
+	RunSensors bool `yaml:"run_sensors" json:"run_sensors"`
+	// Labels are advertised in capabilities.labels for sensors' selectors
+	// (env: "zone=eu,disk=ssd").
+	Labels map[string]string `yaml:"labels" json:"labels"`
+	// Taints keep sensors without a matching toleration away:
+	// "key=value:NoSchedule" (or PreferNoSchedule).
+	Taints []string `yaml:"taints" json:"taints"`
+	// PacksDir is where a relative entrypoint is found:
+	// <packs_dir>/<pack>/sensors/<entrypoint> (Attune's packs.base_dir).
+	PacksDir string `yaml:"packs_dir" json:"packs_dir"`
+	// StopTimeout is the wait between SIGTERM and SIGKILL of a sensor process.
+	StopTimeout Seconds `yaml:"stop_timeout" json:"stop_timeout"`
+	// QuarantineAfter consecutive failures stop a sensor until `sensor enable`.
+	QuarantineAfter int `yaml:"quarantine_after" json:"quarantine_after"`
+	// Lease is how long a claim or renewal of a sensor holds; 0 is the
+	// worker's grace (three heartbeat intervals).
+	Lease Seconds `yaml:"lease" json:"lease"`
+	// HandoffBudget is how many sensors a worker hands over per interval
+	// when it rebalances or drains.
+	HandoffBudget int `yaml:"handoff_budget" json:"handoff_budget"`
+	// Events configures the loopback event endpoint of sensor processes.
+	Events Events `yaml:"events" json:"events"`
 }
 
 // Limits are the resource limits of every command attunectl runs for the
@@ -104,6 +129,18 @@ type Verification struct {
 	MaxOutputBytes int `yaml:"max_output_bytes" json:"max_output_bytes"`
 }
 
+// Events configures the event endpoint and how events are written.
+type Events struct {
+	// Listen is the loopback address of the endpoint (port 0: any free one).
+	Listen string `yaml:"listen" json:"listen"`
+	// RateLimit is the events per second one sensor process may post.
+	RateLimit int `yaml:"rate_limit" json:"rate_limit"`
+	// Commit is "durable" (each batch waits for its WAL flush) or "async"
+	// (synchronous_commit off: a server crash can lose the last fraction of
+	// a second of accepted events).
+	Commit string `yaml:"commit" json:"commit"`
+}
+
 // Log configures the structured logs written to stderr.
 type Log struct {
 	Level  string `yaml:"level" json:"level"`
@@ -127,6 +164,12 @@ func Default() *Config {
 			ShutdownTimeout:      Seconds(10 * time.Second),
 			ReverifyInterval:     Seconds(5 * time.Minute),
 			// pkg/sandbox's defaults (DefaultLimits).
+			RunSensors:      true,
+			PacksDir:        "/opt/attune/packs",
+			StopTimeout:     Seconds(5 * time.Second),
+			QuarantineAfter: 5,
+			HandoffBudget:   2,
+			Events:          Events{Listen: "127.0.0.1:0", RateLimit: 10000, Commit: "durable"},
 			Limits: Limits{
 				OpenFiles:   1024,
 				Processes:   4096,

@@ -235,6 +235,17 @@ func Set(cfg *Config, key, value string) error {
 	case []string:
 		v.Set(reflect.ValueOf(splitList(value)))
 		return nil
+	case map[string]string:
+		m := map[string]string{}
+		for _, kv := range splitList(value) {
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return fmt.Errorf("%s: %q must be key=value (e.g. zone=eu,disk=ssd)", key, kv)
+			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(val)
+		}
+		v.Set(reflect.ValueOf(m))
+		return nil
 	}
 	switch v.Kind() {
 	case reflect.String:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // identRe is an unquoted PostgreSQL identifier as attunectl accepts it for a
@@ -68,6 +69,32 @@ func (c *Config) Validate() error {
 		if name == "" || strings.ContainsAny(name, "= \t") {
 			add(fmt.Sprintf("sensor.passthrough_env[%d]", i), "%q is not an environment variable name", name)
 		}
+	}
+	positive("sensor.stop_timeout", s.StopTimeout)
+	if s.QuarantineAfter < 1 {
+		add("sensor.quarantine_after", "must be at least 1, got %d", s.QuarantineAfter)
+	}
+	if s.Lease < 0 {
+		add("sensor.lease", "must be 0 (the worker's grace) or more, got %s", s.Lease)
+	}
+	if s.HandoffBudget < 1 {
+		add("sensor.handoff_budget", "must be at least 1, got %d", s.HandoffBudget)
+	}
+	for k, v := range s.Labels {
+		if k == "" || strings.ContainsFunc(k+v, unicode.IsControl) {
+			add("sensor.labels", "%q=%q: a label needs a key and no control characters", k, v)
+		}
+	}
+	for i, t := range s.Taints {
+		if _, err := ParseTaint(t); err != nil {
+			add(fmt.Sprintf("sensor.taints[%d]", i), "%v", err)
+		}
+	}
+	if s.Events.RateLimit < 1 {
+		add("sensor.events.rate_limit", "must be at least 1 event per second, got %d", s.Events.RateLimit)
+	}
+	if s.Events.Commit != "durable" && s.Events.Commit != "async" {
+		add("sensor.events.commit", "%q: want durable or async", s.Events.Commit)
 	}
 	positive("sensor.verification.timeout", s.Verification.Timeout)
 	for i, b := range s.Verification.AllowedBinaries {

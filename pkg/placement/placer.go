@@ -594,3 +594,15 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	}
 	return nil
 }
+
+// Observe records a new generation of a workload this instance holds: the
+// supervisor bumps it at every start of the sensor's process, and the
+// fenced release of a drain, a rebalance or the shutdown must name it.
+func (p *Placer) Observe(f Fence) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l, ok := p.held[f.Workload]; ok && l.Worker == f.Worker && l.Instance == f.Instance && f.Generation > l.Generation {
+		l.Generation = f.Generation
+		p.held[f.Workload] = l
+	}
+}
