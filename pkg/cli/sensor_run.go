@@ -2,16 +2,23 @@ package cli
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-automation/attunectl/pkg/config"
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 	"github.com/attune-automation/attunectl/pkg/sensor"
 	"github.com/attune-automation/attunectl/pkg/version"
 )
@@ -28,6 +35,11 @@ type sensorRunOptions struct {
 	DryRun          bool
 	Once            bool
 	WaitForDatabase time.Duration
+
+	// Labels and Taints are --label key=value and --taint
+	// key=value:Effect, added to sensor.labels and sensor.taints.
+	Labels []string
+	Taints []string
 
 	// Storage for the flags that set configuration keys.
 	name, host, heartbeat, metricsAddr string
@@ -79,6 +91,8 @@ row was taken over, 2 for invalid flags or configuration.`,
 	fs.StringVar(&opts.heartbeat, "heartbeat-interval", "", "time between heartbeats: `seconds` (30) or a duration (30s) (sensor.heartbeat_interval; default 30)")
 	fs.StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this `address`, e.g. :9464 (sensor.metrics_addr; default off)")
 	fs.StringVar(&opts.Runtimes, "runtimes", "", "comma-separated `runtimes` to advertise instead of detecting them (like ATTUNE_SENSOR_RUNTIMES, which it overrides)")
+	fs.StringArrayVar(&opts.Labels, "label", nil, "advertise a `key=value` label for sensors' placement selectors (repeatable; adds to sensor.labels)")
+	fs.StringArrayVar(&opts.Taints, "taint", nil, "keep away sensors that do not tolerate this `key=value:NoSchedule` taint (repeatable; adds to sensor.taints; PreferNoSchedule is advisory)")
 	fs.BoolVar(&opts.Replace, "replace", false, "take the name over from a live sensor worker of another instance (never from an action worker)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "print the capabilities that would be registered, as JSON, and exit without writing anything")
 	fs.BoolVar(&opts.Once, "once", false, "register, heartbeat once, deregister and exit (a smoke test)")
@@ -95,6 +109,16 @@ row was taken over, 2 for invalid flags or configuration.`,
 func (o sensorRunOptions) Validate() error {
 	if o.WaitForDatabase < 0 {
 		return usageErrorf("--wait-for-database must be 0 or more, got %s", o.WaitForDatabase)
+	}
+	for _, l := range o.Labels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" || strings.ContainsFunc(l, unicode.IsControl) {
+			return usageErrorf("--label %q: give key=value, e.g. --label zone=eu", l)
+		}
+	}
+	for _, t := range o.Taints {
+		if _, err := config.ParseTaint(t); err != nil {
+			return usageErrorf("--taint: %v", err)
+		}
 	}
 	return nil
 }
@@ -117,12 +141,23 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 	if opts.DryRun {
 		return runSensorDryRun(ctx, app, cfg, d)
 	}
+	var sb *sandbox.Sandbox
+	if cfg.Sensors.Enabled {
+		// Sensor processes are programs named by database rows: they run in
+		// the sandbox, as sensor.run_as; as root without it, refuse.
+		if sb, err = d.options.Sandbox(); err != nil {
+			return usageErrorf("sensor run: %v (or set sensor.run_sensors: false to only register)", err)
+		}
+	}
 	svc, err := sensor.New(cfg, sensor.Options{
 		Connect: func(ctx context.Context) (*database.DB, error) { return app.connect(ctx, connectOptions{}) },
 		Detect: func(ctx context.Context, db *database.DB) (detect.Result, error) {
 			return d.detect(ctx, func(ctx context.Context) ([]runtimes.Runtime, error) { return runtimes.SensorRuntimes(ctx, db) })
 		},
-		Logger: app.Log,
+		Logger:         app.Log,
+		Sandbox:        sb,
+		Environ:        app.Environ,
+		PassthroughEnv: app.Config.Sensor.PassthroughEnv,
 	})
 	if err != nil {
 		return usageError(err)
@@ -162,7 +197,42 @@ func sensorConfig(app *App, opts sensorRunOptions) (sensor.Config, error) {
 		MaxConcurrentSensors: s.MaxConcurrentSensors,
 		ExtraCapabilities:    s.Capabilities,
 		Version:              version.String(),
+		Sensors:              sensorsConfig(app, opts),
 	}, nil
+}
+
+// sensorsConfig is how the worker places and runs sensors: the sensor
+// section with --label and --taint added (already validated).
+func sensorsConfig(app *App, opts sensorRunOptions) sensor.SensorsConfig {
+	s := app.Config.Sensor
+	labels := maps.Clone(s.Labels)
+	for _, l := range opts.Labels {
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		k, v, _ := strings.Cut(l, "=")
+		labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	var taints []placement.Taint
+	for _, t := range append(slices.Clone(s.Taints), opts.Taints...) {
+		if p, err := config.ParseTaint(t); err == nil {
+			taints = append(taints, placement.Taint{Key: p.Key, Value: p.Value, Effect: p.Effect})
+		}
+	}
+	return sensor.SensorsConfig{
+		Enabled:         s.RunSensors && !opts.Once,
+		Labels:          labels,
+		Taints:          taints,
+		PacksDir:        s.PacksDir,
+		StopTimeout:     s.StopTimeout.D(),
+		QuarantineAfter: s.QuarantineAfter,
+		Lease:           s.Lease.D(),
+		Budget:          s.HandoffBudget,
+		EventsListen:    s.Events.Listen,
+		EventRate:       s.Events.RateLimit,
+		EventsAsync:     s.Events.Commit == "async",
+		LogLevel:        app.Config.Log.Level,
+	}
 }
 
 // sensorDetector runs the detection engine with the sources and limits of

@@ -30,6 +30,17 @@ func BuildCapabilities(cfg Config, res detect.Result) workers.Capabilities {
 	if len(res.Versions) > 0 {
 		caps.RuntimeVersions = maps.Clone(res.Versions)
 	}
+	// Labels and taints, as Attune's sensor workers advertise them, for the
+	// selectors and tolerations of sensors (pkg/placement reads them).
+	if len(cfg.Sensors.Labels) > 0 || len(cfg.Sensors.Taints) > 0 {
+		caps.Extra = map[string]json.RawMessage{}
+		if len(cfg.Sensors.Labels) > 0 {
+			caps.Extra["labels"], _ = json.Marshal(cfg.Sensors.Labels)
+		}
+		if len(cfg.Sensors.Taints) > 0 {
+			caps.Extra["taints"], _ = json.Marshal(cfg.Sensors.Taints)
+		}
+	}
 	for k, v := range cfg.ExtraCapabilities {
 		if k == "runtimes" {
 			continue

@@ -24,6 +24,7 @@ type metrics struct {
 	duration      prometheus.Histogram
 	registered    prometheus.Gauge
 	runtimes      *prometheus.GaugeVec
+	sensors       *sensorMetrics
 }
 
 func newMetrics(s *Service) *metrics {
@@ -67,6 +68,7 @@ func newMetrics(s *Service) *metrics {
 	info.Set(1)
 	m.registry.MustRegister(m.heartbeats, m.failures, m.registrations, m.duration, m.registered, m.runtimes, since, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.sensors = newSensorMetrics(m.registry)
 	return m
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/detect"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
@@ -62,6 +63,8 @@ type Config struct {
 	ExtraCapabilities map[string]any
 	// Version is advertised as sensor_version and stored in meta.
 	Version string
+	// Sensors is how the worker places and runs sensors.
+	Sensors SensorsConfig
 }
 
 // Options are the service's dependencies.
@@ -81,6 +84,13 @@ type Options struct {
 	Instance workers.Instance
 	// Rand returns a number in [0, 1) for backoff jitter; nil uses math/rand.
 	Rand func() float64
+	// Sandbox runs sensor processes (as sensor.run_as, with its limits);
+	// nil runs only built-in sensors.
+	Sandbox *sandbox.Sandbox
+	// Environ and PassthroughEnv make the sensor processes' scrubbed
+	// environment (os.Environ() and sensor.passthrough_env).
+	Environ        []string
+	PassthroughEnv []string
 }
 
 // Service is one sensor worker's lifecycle: Start, then Stop (or Run, which
@@ -113,6 +123,8 @@ type Service struct {
 	fatal           error
 	result          detect.Result
 	firstBeatErr    error
+
+	sensorsLoop *sensorsLoop
 
 	stopOnce sync.Once
 	stopErr  error
@@ -241,6 +253,9 @@ func (s *Service) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.reverifyLoop(loopCtx)
 	}
+	if err := s.startSensors(loopCtx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -333,6 +348,7 @@ func (s *Service) stop() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.stopSensors(ctx)
 	var err error
 	if s.reg != nil && (s.reg.ID() != 0 || maybe) && !errors.Is(fatal, workers.ErrTakenOver) {
 		id := s.reg.ID()

@@ -1,0 +1,301 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/attune-automation/attunectl/pkg/events"
+	"github.com/attune-automation/attunectl/pkg/placement"
+	"github.com/attune-automation/attunectl/pkg/sensors"
+	"github.com/attune-automation/attunectl/pkg/supervise"
+	"github.com/attune-automation/attunectl/pkg/workers"
+)
+
+// SensorsConfig is how the worker places and runs sensors (pkg/placement
+// and pkg/supervise); the zero value with Enabled false only registers.
+type SensorsConfig struct {
+	// Enabled: take a share of the sensors and run them (sensor.run_sensors).
+	Enabled bool
+	// Labels and Taints are advertised in capabilities for placement.
+	Labels map[string]string
+	Taints []placement.Taint
+	// PacksDir resolves relative entrypoints (sensor.packs_dir).
+	PacksDir string
+	// StopTimeout is SIGTERM → SIGKILL (sensor.stop_timeout).
+	StopTimeout time.Duration
+	// QuarantineAfter consecutive failures quarantine a sensor.
+	QuarantineAfter int
+	// Lease is a claim's and renewal's length (0: the worker's grace).
+	Lease time.Duration
+	// Budget is the handoffs per interval when rebalancing or draining.
+	Budget int
+	// EventsListen, EventRate and EventsAsync configure the event endpoint
+	// and its writer (sensor.events.*).
+	EventsListen string
+	EventRate    int
+	EventsAsync  bool
+	// LogLevel is passed to sensor processes as ATTUNE_LOG_LEVEL.
+	LogLevel string
+}
+
+// sensorsLoop places this worker's sensors and runs them: once per
+// heartbeat interval (and at once when LISTEN reports released sensors) it
+// ticks the placer — one statement renews every lease — stops what it no
+// longer holds and starts what it claimed.
+type sensorsLoop struct {
+	s       *Service
+	cfg     SensorsConfig
+	placer  *placement.Placer
+	sup     *supervise.Supervisor
+	ep      *supervise.Endpoint
+	writer  *events.BatchWriter
+	log     *slog.Logger
+	metrics *sensorMetrics
+
+	mu    sync.Mutex
+	specs map[int64]sensors.RunSpec // by sensor id
+	wake  chan struct{}
+}
+
+// fencedStore tells the placer about every generation the supervisor
+// starts, so a later fenced release names it.
+type fencedStore struct {
+	events.Store
+	placer *placement.Placer
+}
+
+func (f fencedStore) BeginRun(ctx context.Context, fence supervise.Fence) (supervise.Fence, supervise.State, error) {
+	nf, st, err := f.Store.BeginRun(ctx, fence)
+	if err == nil {
+		f.placer.Observe(placement.Fence(nf))
+	}
+	return nf, st, err
+}
+
+// startSensors starts the placement loop after registration. Sensor
+// processes run through the sandbox of Options.Sandbox; without one, only
+// built-in sensors run and external ones are reported unrunnable.
+func (s *Service) startSensors(ctx context.Context) error {
+	c := s.cfg.Sensors
+	if !c.Enabled {
+		return nil
+	}
+	pool := s.db.Pool
+	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
+		wake: make(chan struct{}, 1), metrics: s.metrics.sensors}
+	l.placer = placement.New(pool, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
+		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget})
+	l.writer = events.NewBatchWriter(pool, 2, c.EventsAsync)
+	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
+		Burst: c.EventRate, Logger: l.log,
+		OnStale:  func(f supervise.Fence) { l.poke() },
+		OnResult: func(ref string, status int) { l.metrics.events.WithLabelValues(eventResult(status)).Inc() }})
+	if err := l.ep.Start(); err != nil {
+		l.writer.Close()
+		return err
+	}
+	var launcher supervise.Launcher
+	if s.opts.Sandbox != nil {
+		launcher = newSandboxLauncher(s.opts.Sandbox, s.opts.Environ, s.opts.PassthroughEnv)
+	}
+	l.sup = supervise.New(launcher, fencedStore{Store: events.NewStore(pool, l.writer), placer: l.placer}, l.ep, supervise.Options{
+		Policy:      supervise.Policy{QuarantineAfter: c.QuarantineAfter},
+		StopTimeout: c.StopTimeout, LogLevel: c.LogLevel, Logger: l.log,
+		OnState: func(ref, state string) {
+			if state == supervise.StateStarting {
+				l.metrics.starts.Inc()
+			}
+		},
+		OnLost: func(f supervise.Fence) { l.metrics.fenceRejections.Inc(); l.poke() },
+		OnEvent: func(ref string, err error) {
+			if err == nil {
+				l.metrics.events.WithLabelValues("accepted").Inc()
+			} else if errors.Is(err, supervise.ErrFenceStale) {
+				l.metrics.events.WithLabelValues("stale_fence").Inc()
+			}
+		},
+	})
+	s.sensorsLoop = l
+	s.wg.Add(1)
+	go l.run(ctx)
+	l.log.Info("running sensors", "event_endpoint", l.ep.URL(), "external_processes", launcher != nil,
+		"labels", c.Labels, "taints", len(c.Taints))
+	return nil
+}
+
+func (l *sensorsLoop) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *sensorsLoop) run(ctx context.Context) {
+	defer l.s.wg.Done()
+	released, err := placement.Listen(ctx, l.s.db.Pool)
+	if err != nil {
+		l.log.Info("claims wait for the heartbeat tick", "reason", err)
+	}
+	t := time.NewTicker(l.s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	l.tick(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.wake:
+		case _, ok := <-released:
+			if !ok {
+				released = nil
+				continue
+			}
+		}
+		l.tick(ctx)
+	}
+}
+
+// tick renews, claims and balances (placement), then makes the running set
+// what is held (supervise).
+func (l *sensorsLoop) tick(ctx context.Context) {
+	tctx, cancel := context.WithTimeout(ctx, l.s.heartbeatTimeout())
+	defer cancel()
+	start := time.Now()
+	held, err := l.placer.Tick(tctx)
+	l.metrics.renewal.Observe(time.Since(start).Seconds())
+	var dropped []int64
+	for _, d := range held.Dropped {
+		dropped = append(dropped, d.Workload)
+		l.metrics.handoffs.WithLabelValues(d.Reason).Inc()
+		l.log.Info("sensor no longer ours; stopping it", "sensor", d.SensorRef, "workload", d.Workload, "reason", d.Reason)
+	}
+	if len(dropped) > 0 {
+		l.sup.Stop(dropped...)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			if errors.Is(err, workers.ErrTakenOver) {
+				l.log.Error("placement: the worker row is no longer ours", "error", err)
+			} else {
+				l.log.Warn("placement tick failed; retrying at the next tick", "error", err)
+			}
+		}
+		if len(held.Leases) == 0 {
+			return
+		}
+	}
+	for _, c := range held.Claimed {
+		l.log.Info("claimed sensor", "sensor", c.SensorRef, "workload", c.Workload, "generation", c.Generation)
+	}
+	as, err := l.assignments(tctx, held.Leases)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("reading the definitions of held sensors failed; retrying at the next tick", "error", err)
+		}
+		return
+	}
+	l.sup.Reconcile(ctx, as)
+	l.metrics.observe(l.sup.Running(), len(held.Leases))
+}
+
+// assignments joins the held leases with the sensors' definitions (read
+// once per sensor and cached).
+func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease) ([]supervise.Assignment, error) {
+	l.mu.Lock()
+	var missing []int64
+	for _, le := range leases {
+		if _, ok := l.specs[le.SensorID]; !ok {
+			missing = append(missing, le.SensorID)
+		}
+	}
+	l.mu.Unlock()
+	if len(missing) > 0 {
+		got, err := sensors.RunSpecs(ctx, l.s.db.Pool, missing)
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		maps.Copy(l.specs, got)
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]supervise.Assignment, 0, len(leases))
+	for _, le := range leases {
+		spec, ok := l.specs[le.SensorID]
+		if !ok {
+			continue // deleted since the tick
+		}
+		out = append(out, supervise.Assignment{Fence: supervise.Fence(le.Fence), Sensor: l.sensorOf(spec)})
+	}
+	return out, nil
+}
+
+func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
+	s := supervise.Sensor{ID: spec.ID, Ref: spec.Ref, RuntimeRef: spec.RuntimeRef, Entrypoint: spec.Entrypoint, Config: spec.Config}
+	for _, t := range spec.Triggers {
+		s.Triggers = append(s.Triggers, supervise.Trigger{ID: t.ID, Ref: t.Ref, TriggerRef: t.Ref, Config: t.Config})
+	}
+	if s.Builtin() {
+		return s
+	}
+	s.Argv, s.Unrunnable = supervise.CommandLine(spec.RuntimeRef, spec.ExecutionConfig, l.cfg.PacksDir, spec.PackRef, spec.Entrypoint)
+	if s.Unrunnable == "" && l.s.opts.Sandbox == nil {
+		s.Unrunnable = "this worker runs no external sensor processes (no sandbox: see sensor.run_as)"
+	}
+	return s
+}
+
+// stopSensors stops every sensor process (SIGTERM, SIGKILL after the stop
+// timeout) and then releases every lease, so that the next owner claims
+// them at once; bounded by ctx.
+func (s *Service) stopSensors(ctx context.Context) {
+	l := s.sensorsLoop
+	if l == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n := len(l.sup.StopAll())
+		dropped, err := l.placer.ReleaseAll(ctx)
+		if err != nil {
+			l.log.Warn("releasing the sensors failed; their leases expire instead", "error", err)
+		} else if n > 0 || len(dropped) > 0 {
+			l.log.Info("released sensors", "stopped", n, "released", len(dropped))
+		}
+		_ = l.ep.Close(ctx)
+		l.writer.Close()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		l.log.Warn("stopping the sensors took longer than the shutdown timeout; their leases expire instead")
+	}
+}
+
+func eventResult(status int) string {
+	switch status {
+	case http.StatusCreated:
+		return "accepted"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden_trigger"
+	case http.StatusConflict:
+		return "stale_fence"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusBadRequest:
+		return "bad_request"
+	}
+	return "error_" + strconv.Itoa(status)
+}
