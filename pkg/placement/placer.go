@@ -39,6 +39,12 @@ type Config struct {
 	// proves the worker row is still this instance's; when it is not, Tick
 	// returns an error matching workers.ErrTakenOver.
 	Heartbeat bool
+	// DeferRelease: a tick that hands sensors over (disabled, drained,
+	// rebalanced) does not release them itself; it lists them in
+	// Held.Handover, and the caller stops their processes first and then
+	// calls ReleaseHandover, so the next owner never starts a sensor while
+	// the old process still runs. ReleaseAll always releases.
+	DeferRelease bool
 }
 
 func (c *Config) defaults() {
@@ -76,9 +82,12 @@ type Dropped struct {
 // those it claimed in it (start them) and those it dropped (stop them at
 // once; their fences are already stale or about to be).
 type Held struct {
-	Leases     []Lease
-	Claimed    []Lease
-	Dropped    []Dropped
+	Leases  []Lease
+	Claimed []Lease
+	Dropped []Dropped
+	// Handover are the dropped leases still to release, with their
+	// reasons (Config.DeferRelease): stop them, then ReleaseHandover.
+	Handover   []Dropped
 	Statements int // statements the tick sent, for the benchmark
 }
 
@@ -328,6 +337,15 @@ func (p *Placer) finishDrain(ctx context.Context, out *Held) error {
 func (p *Placer) release(ctx context.Context, out *Held, ls []Lease, reason string) (int, error) {
 	if len(ls) == 0 {
 		return 0, nil
+	}
+	if p.cfg.DeferRelease && !p.shutdown {
+		for _, l := range ls {
+			delete(p.held, l.Workload)
+			d := Dropped{Lease: l, Reason: reason}
+			out.Dropped = append(out.Dropped, d)
+			out.Handover = append(out.Handover, d)
+		}
+		return len(ls), nil
 	}
 	fs := make([]Fence, len(ls))
 	for i, l := range ls {
@@ -605,4 +623,26 @@ func (p *Placer) Observe(f Fence) {
 		l.Generation = f.Generation
 		p.held[f.Workload] = l
 	}
+}
+
+// ReleaseHandover releases what a tick listed in Held.Handover, once the
+// caller has stopped those sensors; fences carry the generations the
+// sensors ran under (a release names the current one). A fence that is no
+// longer current is skipped (its lease expires or is someone else's).
+func (p *Placer) ReleaseHandover(ctx context.Context, hs []Dropped, fences map[int64]Fence) error {
+	byReason := map[string][]Fence{}
+	for _, h := range hs {
+		f := h.Fence
+		if cur, ok := fences[h.Workload]; ok && cur.Generation > f.Generation {
+			f = cur
+		}
+		byReason[h.Reason] = append(byReason[h.Reason], f)
+	}
+	var first error
+	for reason, fs := range byReason {
+		if _, err := releaseFenced(ctx, p.pool, fs, reason); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -90,7 +90,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
 		wake: make(chan struct{}, 1), metrics: s.metrics.sensors}
 	l.placer = placement.New(pool, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
-		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget})
+		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true})
 	l.writer = events.NewBatchWriter(pool, 2, c.EventsAsync)
 	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
 		Burst: c.EventRate, Logger: l.log,
@@ -176,7 +176,19 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 		l.log.Info("sensor no longer ours; stopping it", "sensor", d.SensorRef, "workload", d.Workload, "reason", d.Reason)
 	}
 	if len(dropped) > 0 {
-		l.sup.Stop(dropped...)
+		// Stop first (SIGTERM, SIGKILL after the stop timeout), then release
+		// what is handed over, so the next owner starts it at once and never
+		// while the old process still runs.
+		stopped := l.sup.Stop(dropped...)
+		if len(held.Handover) > 0 {
+			cur := map[int64]placement.Fence{}
+			for _, f := range stopped {
+				cur[f.Workload] = placement.Fence(f)
+			}
+			if err := l.placer.ReleaseHandover(tctx, held.Handover, cur); err != nil && ctx.Err() == nil {
+				l.log.Warn("releasing handed-over sensors failed; their leases expire instead", "error", err)
+			}
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
