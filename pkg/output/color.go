@@ -15,8 +15,8 @@ func IsTerminal(w any) bool {
 
 // ColorEnabled decides colour for a stream: only on a terminal, never when
 // --no-color is given or NO_COLOR is set (any value, per no-color.org), and
-// not when TERM is "dumb". getenv is the environment of the invocation
-// (the App's, so that tests can set it); a nil getenv reads the process's.
+// not when TERM is "dumb". lookupEnv reads the environment of the
+// invocation (the App's, so that tests can set it); nil reads the process's.
 func ColorEnabled(terminal, noColor bool, lookupEnv func(string) (string, bool)) bool {
 	if noColor || !terminal {
 		return false
