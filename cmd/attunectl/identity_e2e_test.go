@@ -22,14 +22,15 @@ func TestSameHostnameOtherPIDNamespaceNeverTakesTheRow(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// holder and rival are how each container runs attunectl: exec'd
-		// (PID 1 of its namespace) or under the shell (pid 2).
+		// (PID 1 of its namespace) or under the shell.
 		holder, rival string
 	}{
 		// Both are PID 1: main took "the holder's pid is mine" as dead.
 		{"both PID 1", `exec "$0" "$@"`, `exec "$0" "$@"`},
-		// The holder's pid does not exist in the rival's namespace: main
-		// took it as a dead local process.
-		{"holder pid 2, rival PID 1", `"$0" "$@"; exit $?`, `exec "$0" "$@"`},
+		// The holder's pid (past 20, after twenty short processes) does
+		// not exist in the rival's namespace: main took it as a dead local
+		// process.
+		{"holder pid above 20, rival PID 1", `for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do /bin/true; done; "$0" "$@"; exit $?`, `exec "$0" "$@"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -43,7 +44,7 @@ func TestSameHostnameOtherPIDNamespaceNeverTakesTheRow(t *testing.T) {
 			if held.Meta.Hostname != "sensor-box" {
 				t.Fatalf("the holder's meta.hostname is %q; want sensor-box (its own UTS namespace)", held.Meta.Hostname)
 			}
-			for i := range 3 {
+			for i := range 2 {
 				b := startProgram(t, dbEnv(t, db), false, unshare, container(tc.rival)...)
 				code := b.wait(t, 60*time.Second)
 				if code != 1 || !strings.Contains(b.stderr.String(), "the name is held by a live sensor worker") {
