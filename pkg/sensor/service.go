@@ -44,8 +44,9 @@ type Config struct {
 	// ReverifyInterval re-runs detection while the worker lives; 0 disables
 	// (sensor.reverify_interval).
 	ReverifyInterval time.Duration
-	// ShutdownTimeout bounds Stop: deregistration and closing the metrics
-	// server (sensor.shutdown_timeout).
+	// ShutdownTimeout bounds the whole of Stop: waiting for the loops,
+	// deregistration, closing the metrics server and the database
+	// connections (sensor.shutdown_timeout).
 	ShutdownTimeout time.Duration
 	// WaitForDatabase is how long startup retries an unreachable database
 	// before it gives up; 0 tries once (--wait-for-database).
@@ -162,6 +163,8 @@ func New(cfg Config, opts Options) (*Service, error) {
 // out), detects the runtimes, registers the worker, sends the first
 // heartbeat and starts the heartbeat and re-verification loops. An error
 // means the worker is not running; call Stop to release what Start opened.
+// When ctx ends during the first heartbeat, Start returns nil without
+// starting the loops: the caller is stopping, and Stop deregisters.
 func (s *Service) Start(ctx context.Context) error {
 	if s.cfg.MetricsAddr != "" {
 		if err := s.serveMetrics(); err != nil {
