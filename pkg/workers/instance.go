@@ -44,13 +44,13 @@ func NewInstance(version string) Instance {
 // holderIsDeadLocalProcess reports whether the holder's process certainly
 // ended: its row's identity proves that its pid is of this boot and of this
 // PID namespace, the pid is not ours, and no process with that pid and start
-// time runs (proc.Ended). The hostname proves nothing: containers of two
-// machines, or two containers of one, may share one hostname and one pid
-// (each is PID 1 of its own namespace). A holder written by an older
-// attunectl, without an identity, is never taken this way; it is taken once
-// it is stale.
+// time runs (proc.Ended). Its hostname must be ours too, but that alone
+// proves nothing: containers of two machines, or two containers of one, may
+// share one hostname and one pid (each is PID 1 of its own namespace). A
+// holder written by an older attunectl, without an identity, is never taken
+// this way; it is taken once it is stale.
 func (r *Registration) holderIsDeadLocalProcess(h holder) bool {
-	if h.InstanceID == "" || h.PID <= 0 || h.PID == r.inst.PID {
+	if h.InstanceID == "" || h.PID <= 0 || h.PID == r.inst.PID || h.Hostname == "" || h.Hostname != r.inst.Hostname {
 		return false
 	}
 	return proc.Ended(h.PID, h.identity)
