@@ -1,6 +1,9 @@
 package proc
 
-import "os"
+import (
+	"os"
+	"sync"
+)
 
 // Identity says which process a pid named when it was recorded, in terms
 // that a container with the same hostname, or a pid reused after a restart,
@@ -21,17 +24,23 @@ func (id Identity) Known() bool { return id.BootID != "" && id.PIDNamespace != "
 // SameNamespace reports whether a pid recorded with id means the same
 // process table as this process's pids: same boot, same PID namespace.
 func (id Identity) SameNamespace() bool {
-	self := Self()
-	return id.Known() && self.Known() && id.BootID == self.BootID && id.PIDNamespace == self.PIDNamespace
+	me := self()
+	return id.Known() && me.Known() && id.BootID == me.BootID && id.PIDNamespace == me.PIDNamespace
 }
 
-// Self is the identity of this process.
-func Self() Identity { return Of(os.Getpid()) }
+// Self is the identity of this process (read once: it does not change).
+func Self() Identity { return self() }
+
+var self = sync.OnceValue(func() Identity {
+	return Identity{BootID: bootID(), PIDNamespace: pidNamespace(), StartTime: startTime(os.Getpid())}
+})
 
 // Of is the identity of pid, a process of this PID namespace; fields it
 // cannot read are left zero.
 func Of(pid int) Identity {
-	return Identity{BootID: bootID(), PIDNamespace: pidNamespace(), StartTime: startTime(pid)}
+	id := self()
+	id.StartTime = startTime(pid)
+	return id
 }
 
 // Ended reports whether the process that was pid, recorded with id, has

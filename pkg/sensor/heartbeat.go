@@ -54,6 +54,15 @@ func (s *Service) heartbeatLoop(ctx context.Context, failures int) {
 	}
 }
 
+// firstBeat is the heartbeat Start sends: under loopCtx (cancelled by Stop)
+// and ended early by ctx, Start's own context.
+func (s *Service) firstBeat(ctx, loopCtx context.Context) (fatal bool, err error) {
+	bctx, cancel := context.WithCancel(loopCtx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	return s.beat(bctx)
+}
+
 // beat sends one heartbeat and re-registers a row that was deleted. It
 // returns the failure, and whether the service must stop because of it.
 func (s *Service) beat(ctx context.Context) (fatal bool, err error) {

@@ -45,8 +45,9 @@ type Config struct {
 	// ReverifyInterval re-runs detection while the worker lives; 0 disables
 	// (sensor.reverify_interval).
 	ReverifyInterval time.Duration
-	// ShutdownTimeout bounds Stop: deregistration and closing the metrics
-	// server (sensor.shutdown_timeout).
+	// ShutdownTimeout bounds the whole of Stop: waiting for the loops,
+	// deregistration, closing the metrics server and the database
+	// connections (sensor.shutdown_timeout).
 	ShutdownTimeout time.Duration
 	// WaitForDatabase is how long startup retries an unreachable database
 	// before it gives up; 0 tries once (--wait-for-database).
@@ -174,6 +175,8 @@ func New(cfg Config, opts Options) (*Service, error) {
 // out), detects the runtimes, registers the worker, sends the first
 // heartbeat and starts the heartbeat and re-verification loops. An error
 // means the worker is not running; call Stop to release what Start opened.
+// When ctx ends during the first heartbeat, Start returns nil without
+// starting the loops: the caller is stopping, and Stop deregisters.
 func (s *Service) Start(ctx context.Context) error {
 	if s.cfg.MetricsAddr != "" {
 		if err := s.serveMetrics(); err != nil {
@@ -230,11 +233,19 @@ func (s *Service) Start(ctx context.Context) error {
 		"runtimes", caps.Runtimes, "source", caps.DetectionSource, "new_row", reg.Inserted,
 		"instance", s.opts.Instance.ID, "heartbeat_interval", s.cfg.HeartbeatInterval.String())
 
+	// The loops outlive ctx (Stop ends them, after Run saw ctx end).
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	// The first heartbeat right after registering: it proves the hot path
-	// works (and is what --once checks).
-	fatal, firstErr := s.beat(loopCtx)
+	// works (and is what --once checks). Like everything before it, it ends
+	// with ctx: a signal while it waits on a slow or hung server must not
+	// wait for the heartbeat's own timeout.
+	fatal, firstErr := s.firstBeat(ctx, loopCtx)
+	if ctx.Err() != nil {
+		// Interrupted: the caller stops (and deregisters) next; no loop is
+		// worth starting.
+		return nil
+	}
 	if fatal {
 		s.fail(firstErr)
 		return firstErr
@@ -337,6 +348,11 @@ func (s *Service) Stop() error {
 }
 
 func (s *Service) stop() error {
+	// The whole stop, loops included, is bounded by the real clock: the
+	// bound is what an operator (or Kubernetes' grace period) relies on.
+	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	s.mu.Lock()
 	s.stopping = true
 	fatal, maybe := s.fatal, s.maybeRegistered
@@ -344,15 +360,22 @@ func (s *Service) stop() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.wg.Wait()
+	if !waitWithin(ctx, s.wg.Wait) {
+		s.log.Warn("a loop of the sensor worker did not stop in time; deregistering anyway", "name", s.cfg.Name)
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
+	// The sensors first: their processes stop (SIGTERM, SIGKILL after the
+	// stop timeout) and their leases are released, so the next owner
+	// claims them at once; then the worker row.
 	s.stopSensors(ctx)
+	// Deregistration may use the time left but a reserve, so that the
+	// connections are closed cleanly when the server answers.
+	dctx, dcancel := context.WithDeadline(ctx, deadline.Add(-closeReserve(s.cfg.ShutdownTimeout)))
+	defer dcancel()
 	var err error
 	if s.reg != nil && (s.reg.ID() != 0 || maybe) && !errors.Is(fatal, workers.ErrTakenOver) {
 		id := s.reg.ID()
-		err = s.reg.Deregister(ctx)
+		err = s.reg.Deregister(dctx)
 		switch {
 		case err == nil && id != 0:
 			s.log.Info("deregistered sensor worker", "id", id, "name", s.cfg.Name, "status", workers.StatusInactive)
@@ -370,12 +393,43 @@ func (s *Service) stop() error {
 	s.mu.Unlock()
 	s.metrics.registered.Set(0)
 	if s.server != nil {
-		_ = s.server.Shutdown(ctx)
+		if s.server.Shutdown(ctx) != nil {
+			_ = s.server.Close()
+		}
 	}
 	if s.db != nil {
-		s.db.Close()
+		// pgx bounds closing a connection on its own clock (15 s when the
+		// server does not answer, e.g. a cancel request to a hung server):
+		// close in the background and abandon it at the deadline; the
+		// process exits, and the kernel closes the sockets.
+		if !waitWithin(ctx, s.db.Close) {
+			s.log.Warn("closing the database connections did not finish within the shutdown timeout; abandoned", "name", s.cfg.Name,
+				"shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		}
 	}
 	return err
+}
+
+// closeReserve is the part of the shutdown timeout kept for closing the
+// connections after deregistering.
+func closeReserve(timeout time.Duration) time.Duration {
+	return min(timeout/4, 500*time.Millisecond)
+}
+
+// waitWithin runs fn in the background and waits until it returns or ctx
+// ends; false when ctx ended first (fn then goes on, abandoned).
+func waitWithin(ctx context.Context, fn func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // fail stops the service on its own with err.

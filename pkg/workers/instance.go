@@ -20,6 +20,12 @@ type Instance struct {
 	// from the host the worker advertises.
 	Hostname string `json:"hostname"`
 	Version  string `json:"version"`
+	// Identity says which process PID is, in terms that a container with
+	// the same hostname, or a pid reused after a restart, cannot fake (boot
+	// id, PID namespace, start time): Register trusts "that pid no longer
+	// runs" only when the holder's identity proves that the pid is of this
+	// machine's boot and of this PID namespace. Stored flat in meta.
+	proc.Identity
 }
 
 // NewInstance describes this process with a fresh random instance id.
@@ -31,18 +37,21 @@ func NewInstance(version string) Instance {
 		StartedAt: time.Now().UTC().Truncate(time.Millisecond),
 		Hostname:  h,
 		Version:   version,
+		Identity:  proc.Self(),
 	}
 }
 
-// holderIsDeadLocalProcess reports whether the holder ran on this machine
-// and its process is gone (or its pid is now ours: a container restarted
-// with the same hostname and pid).
+// holderIsDeadLocalProcess reports whether the holder's process certainly
+// ended: its row's identity proves that its pid is of this boot and of this
+// PID namespace, the pid is not ours, and no process with that pid and start
+// time runs (proc.Ended). Its hostname must be ours too, but that alone
+// proves nothing: containers of two machines, or two containers of one, may
+// share one hostname and one pid (each is PID 1 of its own namespace). A
+// holder written by an older attunectl, without an identity, is never taken
+// this way; it is taken once it is stale.
 func (r *Registration) holderIsDeadLocalProcess(h holder) bool {
-	if h.InstanceID == "" || h.Hostname == "" || h.Hostname != r.inst.Hostname || h.PID <= 0 {
+	if h.InstanceID == "" || h.PID <= 0 || h.PID == r.inst.PID || h.Hostname == "" || h.Hostname != r.inst.Hostname {
 		return false
 	}
-	if h.PID == r.inst.PID {
-		return true
-	}
-	return !proc.Alive(h.PID)
+	return proc.Ended(h.PID, h.identity)
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 // RegistrationConfig is what a sensor worker registers as.
@@ -125,6 +127,7 @@ var holderSQL = `
 SELECT id, worker_role::text, coalesce(host, ''), coalesce(status::text, ''),
 	coalesce(capabilities::text, 'null'), coalesce(meta->>'instance_id', ''), coalesce(meta->>'hostname', ''),
 	CASE WHEN jsonb_typeof(meta->'pid') = 'number' THEN (meta->>'pid')::float8::bigint ELSE 0 END,
+	coalesce(meta->>'boot_id', ''), coalesce(meta->>'pid_namespace', ''), coalesce(meta->>'process_start', ''),
 	last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
 	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("", "NULL") + `)
 FROM worker WHERE name = $1`
@@ -209,6 +212,8 @@ func (r *Registration) Register(ctx context.Context, opts RegisterOptions) (Regi
 type holder struct {
 	*NameInUseError
 	allowed bool
+	// identity is the holder's proc.Identity from its meta.
+	identity proc.Identity
 }
 
 func (r *Registration) readHolder(ctx context.Context) (holder, bool, error) {
@@ -220,9 +225,11 @@ func (r *Registration) readHolder(ctx context.Context) (holder, bool, error) {
 		hb      *time.Time
 		silence *float64
 		allowed bool
+		ident   proc.Identity
+		started string
 	)
 	err := r.db.Pool.QueryRow(ctx, holderSQL, r.name).Scan(&id, &e.Role, &e.Host, &e.Status, &capsRaw,
-		&e.InstanceID, &e.Hostname, &pid, &hb, &silence, &allowed)
+		&e.InstanceID, &e.Hostname, &pid, &ident.BootID, &ident.PIDNamespace, &started, &hb, &silence, &allowed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return holder{}, false, nil
 	}
@@ -239,7 +246,8 @@ func (r *Registration) readHolder(ctx context.Context) (holder, bool, error) {
 	} else {
 		e.Grace = DefaultGrace
 	}
-	return holder{NameInUseError: e, allowed: allowed}, true, nil
+	ident.StartTime, _ = strconv.ParseUint(started, 10, 64)
+	return holder{NameInUseError: e, allowed: allowed, identity: ident}, true, nil
 }
 
 // lostRow explains why a conditional write on row id matched nothing.

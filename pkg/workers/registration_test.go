@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/proc"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -275,6 +277,11 @@ func TestRegisterNeverTakesAnotherRolesRow(t *testing.T) {
 	}
 }
 
+// A row whose process certainly ended on this machine is taken at once;
+// certainty comes from the identity in its meta (boot id, PID namespace,
+// start time), never from the hostname: containers with one hostname in
+// different PID namespaces (each its own PID 1) must not take each other's
+// row.
 func TestRegisterTakesRowOfDeadProcessOnThisMachine(t *testing.T) {
 	t.Parallel()
 	db, _ := openDB(t, 4)
@@ -288,25 +295,37 @@ func TestRegisterTakesRowOfDeadProcessOnThisMachine(t *testing.T) {
 		t.Fatalf("running true: %v", err)
 	}
 	deadPID := c.Process.Pid
+	here := proc.Self()
+	otherNS := here
+	otherNS.PIDNamespace = "pid:[1]"
+	otherBoot := here
+	otherBoot.BootID = "00000000-0000-0000-0000-000000000000"
+	me := NewInstance("test")
 
 	for _, tc := range []struct {
 		name     string
 		hostname string
 		pid      int
+		identity proc.Identity
 		take     bool
 	}{
-		{"dead process on this machine", hostname, deadPID, true},
-		{"live process on this machine", hostname, 1, false},
-		{"dead pid on another machine", "elsewhere", deadPID, false},
+		{"dead process on this machine", hostname, deadPID, here, true},
+		{"live process on this machine", hostname, 1, proc.Of(1), false},
+		{"dead pid of another PID namespace with our hostname", hostname, deadPID, otherNS, false},
+		{"our own pid in another PID namespace with our hostname", hostname, me.PID, otherNS, false},
+		{"dead pid of another boot", hostname, deadPID, otherBoot, false},
+		{"dead pid without identity (older attunectl)", hostname, deadPID, proc.Identity{}, false},
+		{"dead pid on another machine", "elsewhere", deadPID, proc.Identity{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			name := "sensor-" + strings.ReplaceAll(tc.name, " ", "-")
+			name := "sensor-" + strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(tc.name)
 			holder := NewRegistration(db, RegistrationConfig{Name: name, Host: tc.hostname, Capabilities: testCaps(),
-				Instance: Instance{ID: rand.Text(), PID: tc.pid, Hostname: tc.hostname}})
+				Instance: Instance{ID: rand.Text(), PID: tc.pid, Hostname: tc.hostname, Identity: tc.identity}})
 			register(t, holder, RegisterOptions{})
-			me := NewRegistration(db, RegistrationConfig{Name: name, Host: hostname, Capabilities: testCaps(),
-				Instance: NewInstance("test")})
-			_, err := me.Register(context.Background(), RegisterOptions{})
+			inst := me
+			inst.ID = rand.Text()
+			r := NewRegistration(db, RegistrationConfig{Name: name, Host: hostname, Capabilities: testCaps(), Instance: inst})
+			_, err := r.Register(context.Background(), RegisterOptions{})
 			if tc.take && err != nil {
 				t.Fatalf("Register over a dead local holder: %v", err)
 			}
@@ -314,6 +333,24 @@ func TestRegisterTakesRowOfDeadProcessOnThisMachine(t *testing.T) {
 				t.Fatalf("Register = %v; want ErrNameInUse", err)
 			}
 		})
+	}
+}
+
+// The identity is stored in meta at registration, next to the seed's keys.
+func TestRegisterStoresProcessIdentity(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t, 2)
+	r := NewRegistration(db, RegistrationConfig{Name: "sensor-ident", Host: "h", Capabilities: testCaps(), Instance: NewInstance("1")})
+	register(t, r, RegisterOptions{})
+	var boot, ns, start string
+	err := db.Pool.QueryRow(context.Background(), `SELECT meta->>'boot_id', meta->>'pid_namespace', meta->>'process_start'
+		FROM worker WHERE name = 'sensor-ident'`).Scan(&boot, &ns, &start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := proc.Self()
+	if boot != self.BootID || ns != self.PIDNamespace || start != strconv.FormatUint(self.StartTime, 10) {
+		t.Errorf("meta identity = %q %q %q; want %+v", boot, ns, start, self)
 	}
 }
 
