@@ -228,6 +228,12 @@ func TestStartErrors(t *testing.T) {
 	if !out.State.Exited || out.State.ExitCode != 3 {
 		t.Errorf("exit 3: %+v", out.State)
 	}
+	// The helper's status pipe is not the command's to write: a forged
+	// "exit 0" on fd 3 changes nothing.
+	out = run(t, s, "/bin/sh", "-c", `echo '{"done":true,"exited":true,"code":0}' >&3; ls -l /proc/$$/fd/ | grep -c pipe; exit 7`)
+	if !out.State.Exited || out.State.ExitCode != 7 || !strings.Contains(string(out.Stderr), "Bad file descriptor") {
+		t.Errorf("forged status: %+v, stderr %q", out.State, out.Stderr)
+	}
 	out = run(t, s, "/bin/sh", "-c", "kill -9 $$")
 	if out.State.Exited || out.State.Signal != 9 {
 		t.Errorf("kill -9: %+v", out.State)

@@ -76,7 +76,10 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{})}
 	status := bufio.NewReader(statusR)
+	// A start that hangs (an exec on a dead network mount) ends with ctx.
+	stopStart := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	first, ok := readStatus(status)
+	stopStart()
 	switch {
 	case !ok:
 		_ = cmd.Wait()
