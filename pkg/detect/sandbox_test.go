@@ -343,3 +343,34 @@ func TestPinnedCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestSetsidDaemonDoesNotOutliveTimeout: a command that starts a daemon in
+// its own session (out of reach of a process-group kill) and then hangs:
+// the timeout ends both, and Verify returns in time.
+func TestSetsidDaemonDoesNotOutliveTimeout(t *testing.T) {
+	tmp := t.TempDir()
+	pidFile := filepath.Join(tmp, "pid")
+	script := writeScript(t, tmp, "daemonize", `setsid sh -c 'echo $$ > "$1"; exec sleep 60' daemon "$1" </dev/null >/dev/null 2>&1 &
+while [ ! -s "$1" ]; do sleep 0.01; done
+sleep 60
+`)
+	start := time.Now()
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", cmd(script, pidFile))}, Options{RunAs: sandbox.Root, Timeout: time.Second})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Verify took %v with a 1s timeout", d)
+	}
+	if c := res.Runtimes[0].Commands[0]; c.Reason != "timed out after 1s" {
+		t.Errorf("%+v", c)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 || alive(pid) {
+		t.Errorf("the setsid daemon %d outlived the timeout", pid)
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
