@@ -303,7 +303,9 @@ func TestDetectionDeadline(t *testing.T) {
 			t.Errorf("%s: available %v, transient %v", r.Ref, r.Available, r.Transient)
 		}
 	}
-	if stopped != DefaultMaxParallel || notRun != 40-DefaultMaxParallel {
+	// At most 32 run at once; on a loaded host some of those may still be
+	// starting when the deadline comes, and are "not run" too.
+	if stopped > DefaultMaxParallel || notRun < 40-DefaultMaxParallel || stopped+notRun != 40 {
 		t.Errorf("stopped %d, not run %d", stopped, notRun)
 	}
 }

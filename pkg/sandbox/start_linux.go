@@ -27,9 +27,10 @@ func makeNonDumpable() {
 	dumpableOnce.Do(func() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) })
 }
 
-// Start starts spec under the helper and returns once the command runs
-// (or did not start: *StartError). ctx only bounds the start; to end the
-// command use Stop or Kill (Run ties them to a context and a timeout).
+// Start starts spec under the helper and returns once the command runs;
+// when it did not start, the error is a *StartError, or ctx's cause when
+// ctx ended first. ctx only bounds the start; to end the command use Stop
+// or Kill (Run ties them to a context and a timeout).
 func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -84,6 +85,9 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	case !ok:
 		_ = cmd.Wait()
 		statusR.Close()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx) // ended by ctx while starting
+		}
 		return nil, &StartError{Op: "starting the sandbox helper", Err: fmt.Errorf("it ended before starting the command: %s", cmd.ProcessState)}
 	case first.StartError != "":
 		_ = cmd.Wait()
