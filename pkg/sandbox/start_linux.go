@@ -77,8 +77,11 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{})}
 	status := bufio.NewReader(statusR)
-	// A start that hangs (an exec on a dead network mount) ends with ctx.
-	stopStart := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	// A start that ctx ends is ended by the helper's kill-all signal, not
+	// by killing the helper: a command it has just started must not be
+	// orphaned. (Before the helper handles signals, SIGUSR1 ends it, and
+	// it has started nothing yet.)
+	stopStart := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGUSR1) })
 	first, ok := readStatus(status)
 	stopStart()
 	switch {
