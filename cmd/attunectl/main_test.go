@@ -71,7 +71,7 @@ func env(t testing.TB, extra ...string) []string {
 		}
 		out = append(out, kv)
 	}
-	out = append(out, "HOME="+t.TempDir(), "NO_COLOR=1")
+	out = append(out, "HOME="+t.TempDir(), "NO_COLOR=1", "ATTUNE__SENSOR__RUN_AS=root")
 	return append(out, extra...)
 }
 

@@ -114,7 +114,8 @@ type Limits struct {
 
 // Verification limits what verification commands may do on this host.
 type Verification struct {
-	// Timeout per command; the command's whole process group is killed when it fires.
+	// Timeout per command, matching its pattern included; the command and
+	// everything it started are killed when it fires.
 	Timeout Seconds `yaml:"timeout" json:"timeout"`
 	// AllowedBinaries, when set, is the only binaries that may run. Unset
 	// (nil, the default) allows any; set to an empty list, it allows none.

@@ -16,12 +16,26 @@
 // Verification commands come from a database shared by every host, so the
 // engine treats them as untrusted input: argv only, never a shell; a binary
 // must be a bare name (looked up on the scrubbed PATH; relative and empty
-// PATH entries are skipped) or a clean absolute path; each command has a
-// timeout that kills its whole process group; output is read through a cap;
-// the environment is scrubbed; an optional allow-list refuses other
-// binaries before they start. Commands run with "/" as working directory
-// and /dev/null as stdin, so the result does not depend on where attunectl
-// was started.
+// PATH entries are skipped) or a clean absolute path; output is read
+// through a cap; the environment is scrubbed; an optional allow-list
+// (AllowedBinaries, PinnedCommands; an empty list allows nothing) refuses
+// other commands before they start. Commands run with "/" as working
+// directory and /dev/null as stdin, so the result does not depend on where
+// attunectl was started.
+//
+// Every command runs in pkg/sandbox: as Options.RunAs (as root it must be
+// set; the Result says whom), with resource limits, no_new_privs, under a
+// subreaper that kills everything the command started when it ends or its
+// timeout fires, and with attunectl non-dumpable so the command cannot read
+// attunectl's environment. Matching the pattern counts against the
+// command's timeout. A whole detection is bounded by Options.Deadline
+// (15 s): what has not run by then is "not run". Rows read from the
+// database get runtime add's limits (32 commands, 4 KiB patterns).
+//
+// Failures that are the host's and passing (EMFILE, ENFILE, ENOMEM, EAGAIN
+// on fork, the deadline) are marked Transient, so that a sensor worker
+// keeps its last good result for that runtime (sensor.KeepLastGood)
+// instead of withdrawing it.
 //
 // Output: stdout and stderr are each kept up to Options.MaxOutput bytes and
 // drained beyond that. A command that prints far more and then exits still

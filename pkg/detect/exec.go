@@ -77,6 +77,11 @@ func runProcess(ctx context.Context, sb *sandbox.Sandbox, path, argv0 string, ar
 		out.transient = o.StartErr.Transient
 		return out
 	}
+	if o.Started.IsZero() {
+		// ctx (the deadline, or a shutdown) ended while it was starting.
+		out.reason, out.transient, out.notRun = stopReason(ctx, "not run")
+		return out
+	}
 	out.ran = true
 	out.stdout, out.stderr, out.truncated = o.Stdout, o.Stderr, o.Truncated
 	switch {

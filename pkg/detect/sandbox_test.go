@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -223,24 +224,46 @@ func childMain(role string) int {
 	return 0
 }
 
-// TestCatastrophicPattern: a short pattern that takes seconds over 128 KiB
-// of output does not hold detection past the command's timeout.
+// TestCatastrophicPattern: a 19-byte pattern that takes seconds over
+// 128 KiB of output is refused for its compiled size; one under the size
+// limit that is still slow does not hold detection past the command's
+// timeout; one over 4 KiB is refused before running.
 func TestCatastrophicPattern(t *testing.T) {
 	tmp := t.TempDir()
 	script := writeScript(t, tmp, "aaaa", `head -c 65536 /dev/zero | tr '\0' a
 head -c 65536 /dev/zero | tr '\0' a >&2
+[ -n "$1" ] && sleep "$1"
+exit 0
 `)
-	const pattern = `(?:(?:a*){30}){30}b`
-	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: pattern})}, Options{RunAs: sandbox.Root, Timeout: time.Second})
-	if d := time.Since(start); d > 1500*time.Millisecond {
-		t.Errorf("Verify took %v with a 1s timeout", d)
-	}
-	c := res.Runtimes[0].Commands[0]
-	if c.OK() || c.Reason != "pattern `"+pattern+"` did not finish matching within the 1s timeout" {
+	const catastrophic = `(?:(?:a*){30}){30}b`
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: catastrophic})}, Options{RunAs: sandbox.Root})
+	if c := res.Runtimes[0].Commands[0]; c.Ran || c.Reason != "pattern too complex: 1803 instructions, more than the limit of 500: not run" {
 		t.Errorf("%+v", c)
 	}
-	// Over MaxPatternLen: refused before running.
+
+	// 499 instructions: 0.2 s or more over 128 KiB. Given 30 ms, the
+	// match is abandoned in time.
+	const slow = `(?:a*){248}b`
+	input := []byte(strings.Repeat("a", 128<<10))
+	start := time.Now()
+	if _, finished := matchBefore(regexp.MustCompile(slow), input, time.Now().Add(30*time.Millisecond)); finished {
+		t.Errorf("the slow match finished within 30 ms (%v): the test proves nothing", time.Since(start))
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("matchBefore returned after %v, deadline 30ms", d)
+	}
+	// Through Verify: the command uses most of its 2 s; the match gets
+	// what is left, and Verify returns in time either way.
+	start = time.Now()
+	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Args: []string{"1.7"}, Pattern: slow})}, Options{RunAs: sandbox.Root, Timeout: 2 * time.Second})
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("Verify took %v with a 2s timeout", d)
+	}
+	c := res.Runtimes[0].Commands[0]
+	if c.OK() || (c.Reason != "pattern `"+slow+"` did not finish matching within the 2s timeout" && c.Reason != "timed out after 2s") {
+		t.Errorf("%+v", c)
+	}
+
 	long := strings.Repeat("a", runtimes.MaxPatternLen+1)
 	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: long})}, Options{RunAs: sandbox.Root})
 	if c := res.Runtimes[0].Commands[0]; c.Ran || c.Reason != "pattern longer than 4096 bytes: not run" {
@@ -280,7 +303,9 @@ func TestDetectionDeadline(t *testing.T) {
 			t.Errorf("%s: available %v, transient %v", r.Ref, r.Available, r.Transient)
 		}
 	}
-	if stopped != DefaultMaxParallel || notRun != 40-DefaultMaxParallel {
+	// At most 32 run at once; on a loaded host some of those may still be
+	// starting when the deadline comes, and are "not run" too.
+	if stopped > DefaultMaxParallel || notRun < 40-DefaultMaxParallel || stopped+notRun != 40 {
 		t.Errorf("stopped %d, not run %d", stopped, notRun)
 	}
 }
@@ -341,5 +366,36 @@ func TestPinnedCommands(t *testing.T) {
 				t.Errorf("reason = %q", c.Reason)
 			}
 		})
+	}
+}
+
+// TestSetsidDaemonDoesNotOutliveTimeout: a command that starts a daemon in
+// its own session (out of reach of a process-group kill) and then hangs:
+// the timeout ends both, and Verify returns in time.
+func TestSetsidDaemonDoesNotOutliveTimeout(t *testing.T) {
+	tmp := t.TempDir()
+	pidFile := filepath.Join(tmp, "pid")
+	script := writeScript(t, tmp, "daemonize", `setsid sh -c 'echo $$ > "$1"; exec sleep 60' daemon "$1" </dev/null >/dev/null 2>&1 &
+while [ ! -s "$1" ]; do sleep 0.01; done
+sleep 60
+`)
+	start := time.Now()
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", cmd(script, pidFile))}, Options{RunAs: sandbox.Root, Timeout: time.Second})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Verify took %v with a 1s timeout", d)
+	}
+	if c := res.Runtimes[0].Commands[0]; c.Reason != "timed out after 1s" {
+		t.Errorf("%+v", c)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 || alive(pid) {
+		t.Errorf("the setsid daemon %d outlived the timeout", pid)
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

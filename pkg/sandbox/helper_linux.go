@@ -57,6 +57,9 @@ func init() {
 }
 
 func helperMain(arg string) int {
+	// The status pipe must not reach the command: inherited, it would let
+	// the command write a forged end ("exit 0") for attunectl to read.
+	syscall.CloseOnExec(statusFD)
 	status := os.NewFile(statusFD, "status")
 	send := func(s helperStatus) {
 		b, _ := json.Marshal(s)

@@ -5,7 +5,9 @@
 // this package decides as whom and within which bounds.
 //
 // On Linux every command runs under a small helper: attunectl's own binary
-// re-executed as "attunectl-sandbox" (see Init). The helper
+// re-executed through /proc/self/exe as "attunectl-sandbox"; this
+// package's init turns such a process into the helper before main runs,
+// in attunectl and in every test binary that links the package. The helper
 //
 //   - already runs as the sandbox user: attunectl starts it with
 //     SysProcAttr.Credential (uid, gid and the supplementary groups of the
@@ -47,6 +49,16 @@
 // On other systems (the release builds macOS and Windows for the
 // inspection commands) commands run directly in their own process group
 // (Unix) without a helper; the user cannot be switched there.
+//
+// For a supervisor: New once (the user is resolved and cached), then per
+// sensor Start with a Spec (path, argv, scrubbed env plus the sensor's own
+// variables, *os.File pipes for stdout and stderr); Done or Wait tell when
+// it and everything it started are gone; Stop(grace) sends SIGTERM to its
+// process group and SIGKILL to every descendant after grace (the helper
+// does the same by itself DefaultStopGrace after a SIGTERM, so a stop is
+// bounded even if attunectl dies: the helper gets SIGTERM when it does).
+// Run is the one-shot form used by verification: captured output, a
+// timeout and a context.
 package sandbox
 
 import (

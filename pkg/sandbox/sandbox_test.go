@@ -1,9 +1,12 @@
+//go:build linux
+
 package sandbox
 
 import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -176,12 +179,19 @@ while :; do sleep 1; done
 		t.Errorf("alive after Stop: command %v, grandchild %v", alive(p.Pid()), alive(grandchild))
 	}
 
-	polite := script(t, dir, "polite", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n")
-	p, err = s.Start(context.Background(), Spec{Path: polite, Args: []string{"polite"}, Env: env})
+	// A supervisor's sensor: extra environment, stdout read line by line.
+	polite := script(t, dir, "polite", "trap 'exit 0' TERM\necho \"id=$ATTUNE_SENSOR_ID home=$HOME\"\nwhile :; do sleep 0.05; done\n")
+	r, w, _ = os.Pipe()
+	p, err = s.Start(context.Background(), Spec{Path: polite, Args: []string{"polite"}, Env: append(env, "ATTUNE_SENSOR_ID=42"), Stdout: w})
+	w.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	line := make([]byte, 64)
+	n, _ := r.Read(line)
+	if got := string(line[:n]); got != "id=42 home=/nonexistent\n" {
+		t.Errorf("sensor printed %q", got)
+	}
 	start = time.Now()
 	if st := p.Stop(5 * time.Second); !st.Exited || st.ExitCode != 0 || time.Since(start) > 2*time.Second {
 		t.Errorf("polite stop: %+v after %v", st, time.Since(start))
@@ -220,6 +230,12 @@ func TestStartErrors(t *testing.T) {
 	if !out.State.Exited || out.State.ExitCode != 3 {
 		t.Errorf("exit 3: %+v", out.State)
 	}
+	// The helper's status pipe is not the command's to write: a forged
+	// "exit 0" on fd 3 changes nothing.
+	out = run(t, s, "/bin/sh", "-c", `echo '{"done":true,"exited":true,"code":0}' >&3; ls -l /proc/$$/fd/ | grep -c pipe; exit 7`)
+	if !out.State.Exited || out.State.ExitCode != 7 || !strings.Contains(string(out.Stderr), "Bad file descriptor") {
+		t.Errorf("forged status: %+v, stderr %q", out.State, out.Stderr)
+	}
 	out = run(t, s, "/bin/sh", "-c", "kill -9 $$")
 	if out.State.Exited || out.State.Signal != 9 {
 		t.Errorf("kill -9: %+v", out.State)
@@ -237,4 +253,27 @@ func alive(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z"
+}
+
+// BenchmarkRun measures what the helper costs per command: /bin/true run
+// through the sandbox, against the same started directly with os/exec.
+func BenchmarkRun(b *testing.B) {
+	s, err := New(Config{RunAs: Root, Limits: DefaultLimits()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sandbox", func(b *testing.B) {
+		for b.Loop() {
+			if o := s.Run(context.Background(), Spec{Path: "/bin/true", Args: []string{"true"}, Env: env}, RunOptions{Timeout: 10 * time.Second, MaxOutput: 1024}); !o.State.Exited {
+				b.Fatal(o)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

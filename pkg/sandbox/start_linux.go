@@ -27,9 +27,10 @@ func makeNonDumpable() {
 	dumpableOnce.Do(func() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) })
 }
 
-// Start starts spec under the helper and returns once the command runs
-// (or did not start: *StartError). ctx only bounds the start; to end the
-// command use Stop or Kill (Run ties them to a context and a timeout).
+// Start starts spec under the helper and returns once the command runs;
+// when it did not start, the error is a *StartError, or ctx's cause when
+// ctx ended first. ctx only bounds the start; to end the command use Stop
+// or Kill (Run ties them to a context and a timeout).
 func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -76,11 +77,20 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{})}
 	status := bufio.NewReader(statusR)
+	// A start that ctx ends is ended by the helper's kill-all signal, not
+	// by killing the helper: a command it has just started must not be
+	// orphaned. (Before the helper handles signals, SIGUSR1 ends it, and
+	// it has started nothing yet.)
+	stopStart := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGUSR1) })
 	first, ok := readStatus(status)
+	stopStart()
 	switch {
 	case !ok:
 		_ = cmd.Wait()
 		statusR.Close()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx) // ended by ctx while starting
+		}
 		return nil, &StartError{Op: "starting the sandbox helper", Err: fmt.Errorf("it ended before starting the command: %s", cmd.ProcessState)}
 	case first.StartError != "":
 		_ = cmd.Wait()
