@@ -240,3 +240,34 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 		t.Logf("%s", err)
 	}
 }
+
+// TestPgBouncerIgnoringStartupParameters: a PgBouncer told to ignore
+// attunectl's startup parameters accepts them and drops them; Open notices
+// that search_path is not what it asked for and uses pooler mode, so the
+// settings still hold in every transaction.
+func TestPgBouncerIgnoringStartupParameters(t *testing.T) {
+	t.Parallel()
+	b := dbtest.StartPgBouncer(t, "ignore_startup_parameters = search_path,jit,statement_timeout")
+	tdb := dbtest.New(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Options{URL: b.URL(tdb.Name), Schema: "attune", StatementTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("Open through a PgBouncer ignoring startup parameters: %v", err)
+	}
+	defer db.Close()
+	if !db.Pooler {
+		t.Fatal("Open did not notice the dropped startup parameters")
+	}
+	for range 20 {
+		var sp, st string
+		if err := db.Pool.QueryRow(ctx, "SELECT current_setting('search_path'), current_setting('statement_timeout') FROM worker LIMIT 1").Scan(&sp, &st); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if err := db.Pool.QueryRow(ctx, "SELECT current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &st); err != nil {
+			t.Fatal(err)
+		}
+		if sp != `"attune", public` || st != "2s" {
+			t.Fatalf("search_path %q statement_timeout %q through the pooler", sp, st)
+		}
+	}
+}
