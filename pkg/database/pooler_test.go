@@ -120,8 +120,17 @@ func TestDirectConnectionKeepsSessionSettings(t *testing.T) {
 	if db.Pooler {
 		t.Fatal("a direct connection was taken for a pooler")
 	}
-	if m := db.Pool.Config().ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
+	cc := db.Pool.Config().ConnConfig
+	if m := cc.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
 		t.Errorf("direct connection query exec mode = %v, want the statement cache", m)
+	}
+	if cc.AfterNetConnect != nil {
+		t.Error("a direct connection's bytes go through the pooler rewriting")
+	}
+	for _, p := range []string{"search_path", "jit", "statement_timeout"} {
+		if cc.RuntimeParams[p] == "" {
+			t.Errorf("a direct connection does not send %s at startup", p)
+		}
 	}
 }
 
