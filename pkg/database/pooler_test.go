@@ -1,9 +1,11 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -227,7 +229,9 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, url := range []string{tdb.PoolerURL, tdb.URL} {
-		db, err := database.Open(ctx, database.Options{URL: url, Schema: "attune", MigrationLockTimeout: 2 * time.Second})
+		var logged bytes.Buffer
+		db, err := database.Open(ctx, database.Options{URL: url, Schema: "attune", MigrationLockTimeout: 2 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,6 +251,10 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 			t.Errorf("gave up after %v, want about 2s", d)
 		}
 		t.Logf("%s", err)
+		// It said so while waiting, not only when it gave up.
+		if l := logged.String(); !strings.Contains(l, `msg="waiting for the migration lock"`) || !strings.Contains(l, fmt.Sprintf("pid %d", pid)) {
+			t.Errorf("nothing logged while waiting for the lock: %q", l)
+		}
 	}
 }
 
