@@ -8,6 +8,7 @@ package database
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -34,6 +35,9 @@ type Options struct {
 	// MigrationLockTimeout bounds how long `migrate` waits for another
 	// `migrate` holding the migration lock; 0: DefaultMigrationLockTimeout.
 	MigrationLockTimeout time.Duration
+	// Logger, when set, hears what the operator should know while it
+	// happens: a migration waiting for a lock held by someone else.
+	Logger *slog.Logger
 }
 
 // PoolerMode is how Open treats a connection pooler.
@@ -67,6 +71,8 @@ type DB struct {
 	Pooler bool
 	// MigrationLockTimeout is Options.MigrationLockTimeout with its default.
 	MigrationLockTimeout time.Duration
+	// Log is Options.Logger; nil: silent.
+	Log *slog.Logger
 }
 
 // RuntimeColumns says which optional columns the runtime table has.
@@ -161,7 +167,7 @@ func open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, explainConnect(err, cfg.ConnConfig.ConnectTimeout)
 	}
 	db := &DB{Pool: pool, Schema: opts.Schema, Target: target(cfg), Pooler: opts.Pooler == PoolerTransaction,
-		MigrationLockTimeout: opts.MigrationLockTimeout}
+		MigrationLockTimeout: opts.MigrationLockTimeout, Log: opts.Logger}
 	if db.MigrationLockTimeout <= 0 {
 		db.MigrationLockTimeout = DefaultMigrationLockTimeout
 	}

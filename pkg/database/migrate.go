@@ -93,6 +93,14 @@ func (m *Migrator) UpTo(ctx context.Context, version int64) ([]MigrationResult, 
 
 // Down rolls back the latest applied migration.
 func (m *Migrator) Down(ctx context.Context) (*MigrationResult, error) {
+	// Nothing applied (or no schema at all): say so without letting goose
+	// create its version table, which would land in another schema on
+	// search_path when the configured one does not exist.
+	if cur, _, err := m.Version(ctx); err != nil {
+		return nil, err
+	} else if cur == 0 {
+		return nil, errors.New("nothing to roll back: the schema is at version 0")
+	}
 	res, err := m.provider.Down(ctx)
 	_ = m.db.Introspect(ctx)
 	if errors.Is(err, goose.ErrNoNextVersion) {
@@ -105,6 +113,11 @@ func (m *Migrator) Down(ctx context.Context) (*MigrationResult, error) {
 func (m *Migrator) DownTo(ctx context.Context, version int64) ([]MigrationResult, error) {
 	if version < 0 {
 		return nil, fmt.Errorf("cannot migrate down to version %d: the lowest version is 0", version)
+	}
+	if cur, _, err := m.Version(ctx); err != nil {
+		return nil, err
+	} else if cur <= version {
+		return nil, nil // nothing above version is applied
 	}
 	res, err := m.provider.DownTo(ctx, version)
 	_ = m.db.Introspect(ctx)

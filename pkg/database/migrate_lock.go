@@ -64,7 +64,7 @@ func (l *migrationLocker) SessionLock(ctx context.Context, _ *sql.Conn) error {
 		return fmt.Errorf("connecting for the migration lock: %w", RedactError(err))
 	}
 	deadline := time.Now().Add(l.timeout)
-	for {
+	for attempt := 0; ; attempt++ {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			conn.Close(context.WithoutCancel(ctx))
@@ -84,6 +84,11 @@ func (l *migrationLocker) SessionLock(ctx context.Context, _ *sql.Conn) error {
 			return nil
 		}
 		_ = tx.Rollback(ctx)
+		if attempt == 0 && l.db.Log != nil {
+			h := lockHolder(ctx, conn, l.id)
+			attrs := []any{"schema", l.db.Schema, "holder", h.String(), "gives_up_after", l.timeout}
+			l.db.Log.Warn("waiting for the migration lock", attrs...)
+		}
 		if !time.Now().Before(deadline) {
 			h := lockHolder(ctx, conn, l.id)
 			conn.Close(context.WithoutCancel(ctx))

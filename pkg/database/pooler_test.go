@@ -1,9 +1,11 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -120,8 +122,17 @@ func TestDirectConnectionKeepsSessionSettings(t *testing.T) {
 	if db.Pooler {
 		t.Fatal("a direct connection was taken for a pooler")
 	}
-	if m := db.Pool.Config().ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
+	cc := db.Pool.Config().ConnConfig
+	if m := cc.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
 		t.Errorf("direct connection query exec mode = %v, want the statement cache", m)
+	}
+	if cc.AfterNetConnect != nil {
+		t.Error("a direct connection's bytes go through the pooler rewriting")
+	}
+	for _, p := range []string{"search_path", "jit", "statement_timeout"} {
+		if cc.RuntimeParams[p] == "" {
+			t.Errorf("a direct connection does not send %s at startup", p)
+		}
 	}
 }
 
@@ -218,7 +229,9 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, url := range []string{tdb.PoolerURL, tdb.URL} {
-		db, err := database.Open(ctx, database.Options{URL: url, Schema: "attune", MigrationLockTimeout: 2 * time.Second})
+		var logged bytes.Buffer
+		db, err := database.Open(ctx, database.Options{URL: url, Schema: "attune", MigrationLockTimeout: 2 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,5 +251,40 @@ func TestMigrationLockHeldSaysWho(t *testing.T) {
 			t.Errorf("gave up after %v, want about 2s", d)
 		}
 		t.Logf("%s", err)
+		// It said so while waiting, not only when it gave up.
+		if l := logged.String(); !strings.Contains(l, `msg="waiting for the migration lock"`) || !strings.Contains(l, fmt.Sprintf("pid %d", pid)) {
+			t.Errorf("nothing logged while waiting for the lock: %q", l)
+		}
+	}
+}
+
+// TestPgBouncerIgnoringStartupParameters: a PgBouncer told to ignore
+// attunectl's startup parameters accepts them and drops them; Open notices
+// that search_path is not what it asked for and uses pooler mode, so the
+// settings still hold in every transaction.
+func TestPgBouncerIgnoringStartupParameters(t *testing.T) {
+	t.Parallel()
+	b := dbtest.StartPgBouncer(t, "ignore_startup_parameters = search_path,jit,statement_timeout")
+	tdb := dbtest.New(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Options{URL: b.URL(tdb.Name), Schema: "attune", StatementTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("Open through a PgBouncer ignoring startup parameters: %v", err)
+	}
+	defer db.Close()
+	if !db.Pooler {
+		t.Fatal("Open did not notice the dropped startup parameters")
+	}
+	for range 20 {
+		var sp, st string
+		if err := db.Pool.QueryRow(ctx, "SELECT current_setting('search_path'), current_setting('statement_timeout') FROM worker LIMIT 1").Scan(&sp, &st); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if err := db.Pool.QueryRow(ctx, "SELECT current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &st); err != nil {
+			t.Fatal(err)
+		}
+		if sp != `"attune", public` || st != "2s" {
+			t.Fatalf("search_path %q statement_timeout %q through the pooler", sp, st)
+		}
 	}
 }

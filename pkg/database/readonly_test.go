@@ -85,6 +85,23 @@ func TestReadOnlyCommandsRunNoDDL(t *testing.T) {
 		if _, last := embeddedMigrations(t); applied != 0 || cur != 0 || latest != last {
 			t.Errorf("status/version of an empty database: %d applied, version %d of %d", applied, cur, latest)
 		}
+		// Nor does a `migrate down` with nothing to roll back.
+		db, err := database.Open(ctx, database.Options{URL: tdb.URL, Schema: "attune"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		m, err := database.NewMigrator(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if _, err := m.Down(ctx); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+			t.Errorf("Down on a database never migrated: %v", err)
+		}
+		if res, err := m.DownTo(ctx, 0); err != nil || len(res) != 0 {
+			t.Errorf("DownTo(0) on a database never migrated: %v, %d rolled back", err, len(res))
+		}
 		var schemas, tables int
 		if err := tdb.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'attune'),
 			(SELECT count(*) FROM pg_class WHERE relname = 'goose_db_version')`).Scan(&schemas, &tables); err != nil {

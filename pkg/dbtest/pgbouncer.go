@@ -30,6 +30,7 @@ type Bouncer struct {
 	User    string
 	Config  string // the pgbouncer.ini it runs with
 	LogFile string
+	root    string
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
@@ -59,12 +60,33 @@ func PgBouncer(t testing.TB) *Bouncer {
 	t.Helper()
 	srv := Server(t)
 	bouncer.once.Do(func() {
-		bouncer.b, bouncer.err = startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")))
+		bouncer.b, bouncer.err = startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), "")
+		if bouncer.b != nil {
+			bouncerRoot = bouncer.b.root
+		}
 	})
 	if bouncer.err != nil {
 		t.Fatalf("dbtest: %v", bouncer.err)
 	}
 	return bouncer.b
+}
+
+// StartPgBouncer starts a PgBouncer of the test's own in front of the shared
+// server, with the settings in extra (pgbouncer.ini lines) added to the
+// [pgbouncer] section, e.g. "ignore_startup_parameters = jit". It is stopped
+// when the test ends.
+func StartPgBouncer(t testing.TB, extra string) *Bouncer {
+	t.Helper()
+	srv := Server(t)
+	b, err := startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), extra)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() {
+		b.stop()
+		os.RemoveAll(b.root)
+	})
+	return b
 }
 
 // NewPgBouncer gives the test a fresh migrated database (as New does) whose
@@ -107,7 +129,7 @@ func findPgBouncer() (string, error) {
 	return "", errors.New("pgbouncer not found on PATH or in /usr/sbin: the PgBouncer tests need it (Debian/Ubuntu: apt-get install pgbouncer; .ci/run installs it)")
 }
 
-func startBouncer(socketDir string, pgPort int, pgUser string) (*Bouncer, error) {
+func startBouncer(socketDir string, pgPort int, pgUser, extra string) (*Bouncer, error) {
 	bin, err := findPgBouncer()
 	if err != nil {
 		return nil, err
@@ -116,11 +138,17 @@ func startBouncer(socketDir string, pgPort int, pgUser string) (*Bouncer, error)
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			os.RemoveAll(root)
+		}
+	}()
 	port, err := freePort("127.0.0.1")
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port for pgbouncer: %w", err)
 	}
-	b := &Bouncer{Port: port, User: pgUser, Config: filepath.Join(root, "pgbouncer.ini"), LogFile: filepath.Join(root, "pgbouncer.log"), done: make(chan struct{})}
+	b := &Bouncer{root: root, Port: port, User: pgUser, Config: filepath.Join(root, "pgbouncer.ini"), LogFile: filepath.Join(root, "pgbouncer.log"), done: make(chan struct{})}
 	users := filepath.Join(root, "userlist.txt")
 	if err := os.WriteFile(users, []byte(strconv.Quote(pgUser)+` ""`+"\n"), 0o644); err != nil {
 		return nil, err
@@ -140,7 +168,8 @@ pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 20
 admin_users = %s
-`, socketDir, pgPort, pgUser, port, users, pgUser)
+%s
+`, socketDir, pgPort, pgUser, port, users, pgUser, extra)
 	if err := os.WriteFile(b.Config, []byte(ini), 0o644); err != nil {
 		return nil, err
 	}
@@ -174,7 +203,6 @@ admin_users = %s
 	}
 	b.cmd = cmd
 	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
-	bouncerRoot = root
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -191,6 +219,7 @@ admin_users = %s
 			err = conn.QueryRow(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one)
 			conn.Close(ctx)
 			if err == nil {
+				started = true
 				return b, nil
 			}
 		}
