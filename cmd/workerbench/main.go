@@ -359,6 +359,9 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 			workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}},
 		{"worker stale -o json", []string{"worker", "stale", "-o", "json"}, workers.ListOptions{StaleOnly: true}},
 	}
+	if err := b.staleStreamBench(ctx, every); err != nil {
+		return err
+	}
 	b.printf("| command | rows | attunectl median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range cases {
 		q, args := workers.ListQuery(c.opts)
@@ -802,6 +805,47 @@ func ms(d time.Duration) string {
 }
 
 // ---------------------------------------------------------------- worker list, streamed
+
+// staleStreamBench times the stale listings on the streaming path
+// (`workerbench stream --stale`, the fields of the format only) against
+// psql running the statement of the stream's cursor.
+func (b *bench) staleStreamBench(ctx context.Context, every int) error {
+	o := b.o
+	type c struct {
+		title  string
+		format string
+		extra  []string
+		opts   workers.ListOptions
+	}
+	seed := workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}
+	cases := []c{
+		{"worker stale", "table", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+		{"worker stale --role sensor --older-than 5m", "table", []string{"--stale", "--role", "sensor", "--older-than", "5m"}, seed},
+		{"worker stale -o json", "json", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+		{"worker stale -o name", "name", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+	}
+	b.printf("Streamed (`workerbench stream --stale`, workers.Stream with the fields of the format) against psql running the statement of its cursor:\n\n")
+	b.printf("| command | rows | streamed median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
+	for _, k := range cases {
+		q, args := streamQueryOf(k.format, k.opts)
+		sql := inline(q, args)
+		var n int64
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") s").Scan(&n); err != nil {
+			return err
+		}
+		if want := int64(o.Rows / every); n != want {
+			return fmt.Errorf("%s selects %d workers, want the %d stale ones", k.title, n, want)
+		}
+		res, err := b.timeAlternately(ctx, o.Runs, b.streamCmd(ctx, k.format, k.extra...), func() *exec.Cmd { return b.psql(ctx, sql) })
+		if err != nil {
+			return err
+		}
+		b.printf("| `%s` | %d | %s (%s) | %s (%s) | %.2f |\n", k.title, n, ms(res[0].median()), ms(slices.Min(res[0].d)),
+			ms(res[1].median()), ms(slices.Min(res[1].d)), float64(res[0].median())/float64(res[1].median()))
+	}
+	b.printf("\n")
+	return nil
+}
 
 // timed is one command's runs.
 type timed struct {
