@@ -71,6 +71,7 @@ type options struct {
 	SkipStale    bool
 	SkipPrune    bool
 	SkipList     bool
+	SkipFullList bool
 	ListRuns     int
 }
 
@@ -95,6 +96,7 @@ func main() {
 	flag.BoolVar(&o.SkipStale, "skip-stale", false, "skip the worker stale benchmark")
 	flag.BoolVar(&o.SkipPrune, "skip-prune", false, "skip the prune benchmark")
 	flag.BoolVar(&o.SkipList, "skip-list", false, "skip the worker list (streaming) and --runtime benchmarks")
+	flag.BoolVar(&o.SkipFullList, "skip-full-list", false, "skip the listings of every worker (keep --runtime ruby)")
 	flag.IntVar(&o.ListRuns, "list-runs", 3, "timed runs of each full listing (they take seconds each at 1,000,000 rows)")
 	flag.Parse()
 
@@ -907,6 +909,9 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // without it (the share with it is the staleBench's).
 func (b *bench) listBench(ctx context.Context) error {
 	o := b.o
+	if o.SkipFullList {
+		return b.runtimeBench(ctx)
+	}
 	b.printf("### worker list, streamed: %d workers\n\n", o.Rows)
 	b.printf("`workerbench stream -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows) "+
 		"and formats each row as it arrives, connected as attunectl connects (jit off, search_path, statement_timeout 30s); "+
@@ -980,7 +985,7 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 		b.printf("| %s | %s (%s) | %s (%s) | %.2f |\n", t, ms(with[i].median()), ms(slices.Min(with[i].d)),
 			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
 	}
-	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.1f× faster "+
+	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.2f× as fast "+
 		"(%s → %s, medians of the same run). Server time (EXPLAIN ANALYZE of the streaming statement): %s with the index, %s without.\n\n",
 		float64(without[0].median())/float64(with[1].median()), ms(without[0].median()), ms(with[1].median()),
 		executionTime(planWith), executionTime(planWithout))
