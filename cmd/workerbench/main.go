@@ -71,6 +71,7 @@ type options struct {
 	SkipStale    bool
 	SkipPrune    bool
 	SkipList     bool
+	SkipFullList bool
 	ListRuns     int
 }
 
@@ -95,6 +96,7 @@ func main() {
 	flag.BoolVar(&o.SkipStale, "skip-stale", false, "skip the worker stale benchmark")
 	flag.BoolVar(&o.SkipPrune, "skip-prune", false, "skip the prune benchmark")
 	flag.BoolVar(&o.SkipList, "skip-list", false, "skip the worker list (streaming) and --runtime benchmarks")
+	flag.BoolVar(&o.SkipFullList, "skip-full-list", false, "skip the listings of every worker (keep --runtime ruby)")
 	flag.IntVar(&o.ListRuns, "list-runs", 3, "timed runs of each full listing (they take seconds each at 1,000,000 rows)")
 	flag.Parse()
 
@@ -358,6 +360,9 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 		{"worker stale --role sensor --older-than 5m (the seed's query)", []string{"worker", "stale", "--role", "sensor", "--older-than", "5m"},
 			workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}},
 		{"worker stale -o json", []string{"worker", "stale", "-o", "json"}, workers.ListOptions{StaleOnly: true}},
+	}
+	if err := b.staleStreamBench(ctx, every); err != nil {
+		return err
 	}
 	b.printf("| command | rows | attunectl median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range cases {
@@ -803,6 +808,47 @@ func ms(d time.Duration) string {
 
 // ---------------------------------------------------------------- worker list, streamed
 
+// staleStreamBench times the stale listings on the streaming path
+// (`workerbench stream --stale`, the fields of the format only) against
+// psql running the statement of the stream's cursor.
+func (b *bench) staleStreamBench(ctx context.Context, every int) error {
+	o := b.o
+	type c struct {
+		title  string
+		format string
+		extra  []string
+		opts   workers.ListOptions
+	}
+	seed := workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}
+	cases := []c{
+		{"worker stale", "table", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+		{"worker stale --role sensor --older-than 5m", "table", []string{"--stale", "--role", "sensor", "--older-than", "5m"}, seed},
+		{"worker stale -o json", "json", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+		{"worker stale -o name", "name", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
+	}
+	b.printf("Streamed (`workerbench stream --stale`, workers.Stream with the fields of the format) against psql running the statement of its cursor:\n\n")
+	b.printf("| command | rows | streamed median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
+	for _, k := range cases {
+		q, args := streamQueryOf(k.format, k.opts)
+		sql := inline(q, args)
+		var n int64
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") s").Scan(&n); err != nil {
+			return err
+		}
+		if want := int64(o.Rows / every); n != want {
+			return fmt.Errorf("%s selects %d workers, want the %d stale ones", k.title, n, want)
+		}
+		res, err := b.timeAlternately(ctx, o.Runs, b.streamCmd(ctx, k.format, k.extra...), func() *exec.Cmd { return b.psql(ctx, sql) })
+		if err != nil {
+			return err
+		}
+		b.printf("| `%s` | %d | %s (%s) | %s (%s) | %.2f |\n", k.title, n, ms(res[0].median()), ms(slices.Min(res[0].d)),
+			ms(res[1].median()), ms(slices.Min(res[1].d)), float64(res[0].median())/float64(res[1].median()))
+	}
+	b.printf("\n")
+	return nil
+}
+
 // timed is one command's runs.
 type timed struct {
 	d   []time.Duration
@@ -863,6 +909,9 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // without it (the share with it is the staleBench's).
 func (b *bench) listBench(ctx context.Context) error {
 	o := b.o
+	if o.SkipFullList {
+		return b.runtimeBench(ctx)
+	}
 	b.printf("### worker list, streamed: %d workers\n\n", o.Rows)
 	b.printf("`workerbench stream -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows) "+
 		"and formats each row as it arrives, connected as attunectl connects (jit off, search_path, statement_timeout 30s); "+
@@ -936,7 +985,7 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 		b.printf("| %s | %s (%s) | %s (%s) | %.2f |\n", t, ms(with[i].median()), ms(slices.Min(with[i].d)),
 			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
 	}
-	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.1f× faster "+
+	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.2f× as fast "+
 		"(%s → %s, medians of the same run). Server time (EXPLAIN ANALYZE of the streaming statement): %s with the index, %s without.\n\n",
 		float64(without[0].median())/float64(with[1].median()), ms(without[0].median()), ms(with[1].median()),
 		executionTime(planWith), executionTime(planWithout))

@@ -32,6 +32,7 @@ func streamMain(args []string) int {
 	schema := fs.String("schema", "workerbench", "schema")
 	format := fs.String("o", "table", "table, json or name")
 	runtimeName := fs.String("runtime", "", "only workers with this runtime")
+	role := fs.String("role", "", "only workers of this role")
 	stale := fs.Bool("stale", false, "stale workers only")
 	olderThan := fs.Duration("older-than", 0, "grace override")
 	timeout := fs.Duration("statement-timeout", 30*time.Second, "statement timeout (attunectl's default: 30s)")
@@ -56,6 +57,9 @@ func streamMain(args []string) int {
 	}
 	defer db.Close()
 	opts := workers.ListOptions{StaleOnly: *stale, OlderThan: *olderThan, Selector: workers.Selector{Runtime: *runtimeName}}
+	if *role != "" {
+		opts.Roles = []string{*role}
+	}
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
 	f, ok := streamFormats[*format]
 	if !ok {

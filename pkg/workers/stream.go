@@ -245,6 +245,18 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
+	// PostgreSQL plans a cursor for its first 10% of rows
+	// (cursor_tuple_fraction): for a listing in name order without
+	// filters that is the name index, whose every FETCH reads just its
+	// batch — the right plan whatever the table's size. With a filter it
+	// would read the whole table in name order to find the few rows that
+	// match (--runtime ruby: 6 s instead of 0.5 s at 1,000,000 workers), so
+	// a filtered stream is planned for all its rows, as List's statement is.
+	if strings.Contains(q, "\nWHERE ") {
+		if _, err := tx.Exec(ctx, "SET LOCAL cursor_tuple_fraction = 1"); err != nil {
+			return res, &StreamError{Step: "starting the read", Err: err}
+		}
+	}
 	if _, err := tx.Exec(ctx, "DECLARE "+streamCursor+" NO SCROLL CURSOR FOR "+q, args...); err != nil {
 		return res, &StreamError{Step: "opening the cursor", Err: err, locks: lockHolders(ctx, pool)}
 	}

@@ -1,0 +1,56 @@
+package workers_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+)
+
+// TestGraceBackfill: migration 00011 fills heartbeat_grace on rows written
+// before the column existed (here: rows whose column was emptied), over
+// several committed batches, and 00012 builds its index again after a down.
+func TestGraceBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tdb := dbtest.New(t)
+	_, err := tdb.Pool.Exec(ctx, `
+		INSERT INTO worker (name, worker_type, status, capabilities, last_heartbeat)
+		SELECT 'w-' || i, 'local', 'active', jsonb_build_object('heartbeat_interval', i % 7), now()
+		FROM generate_series(1, 12000) AS i;
+		UPDATE worker SET heartbeat_grace = NULL;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(ctx, database.Options{URL: tdb.URL, Schema: tdb.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := database.NewMigrator(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.DownTo(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	var idx int
+	if err := tdb.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_worker_capabilities_runtimes'").Scan(&idx); err != nil || idx != 0 {
+		t.Fatalf("index after down to 10: %d %v", idx, err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var missing, wrong int
+	err = tdb.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE heartbeat_grace IS NULL),
+		count(*) FILTER (WHERE heartbeat_grace <> attunectl_worker_grace(capabilities)) FROM worker`).Scan(&missing, &wrong)
+	if err != nil || missing != 0 || wrong != 0 {
+		t.Fatalf("after the backfill: %d rows without a grace, %d with a wrong one (%v)", missing, wrong, err)
+	}
+	var comment string
+	if err := tdb.Pool.QueryRow(ctx, "SELECT obj_description('idx_worker_capabilities_runtimes'::regclass, 'pg_class')").Scan(&comment); err != nil || comment != "attunectl: created by migration 00012" {
+		t.Fatalf("index comment %q (%v)", comment, err)
+	}
+}
