@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,10 +90,18 @@ type Placer struct {
 	cfg      Config
 	instance string // uuid
 
-	mu       sync.Mutex
-	held     map[int64]Lease
-	ticks    int
-	lastSig  string
+	mu   sync.Mutex
+	held map[int64]Lease
+	// published is held as of the end of the last Tick, for readers that
+	// must not wait for a tick in progress (Held).
+	published atomic.Pointer[[]Lease]
+	ticks     int
+	lastSig   string
+	lastShed  int // tick of the last rebalancing handoff
+	// retry: the last claim found sensors it may run but got fewer than it
+	// wanted (others claimed them first): try again next tick even if the
+	// waiting set looks unchanged.
+	retry    bool
 	seed     uint64
 	shutdown bool
 }
@@ -106,11 +115,19 @@ func New(pool *pgxpool.Pool, cfg Config) *Placer {
 // Instance is the uuid this worker instance holds assignments under.
 func (p *Placer) Instance() string { return p.instance }
 
-// Held returns the leases owned after the last tick, by workload.
+// Held returns the leases owned after the last tick, by workload, without
+// waiting for a tick in progress.
 func (p *Placer) Held() []Lease {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sortedHeld()
+	if h := p.published.Load(); h != nil {
+		return slices.Clone(*h)
+	}
+	return nil
+}
+
+func (p *Placer) publish() []Lease {
+	h := p.sortedHeld()
+	p.published.Store(&h)
+	return h
 }
 
 func (p *Placer) sortedHeld() []Lease {
@@ -214,8 +231,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		// A sensor is dropped only when the database says so, or when its
 		// lease has run out by this host's clock.
 		p.dropExpiredLocally(&out)
-		out.Leases = p.sortedHeld()
-		return out, fmt.Errorf("renewing sensor leases: %w", err)
+		return p.finish(out), fmt.Errorf("renewing sensor leases: %w", err)
 	}
 	var renewed []renewedRow
 	if err := json.Unmarshal(renewedJSON, &renewed); err != nil {
@@ -249,8 +265,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 	p.held = next
 	if p.cfg.Heartbeat && hbRows == 0 {
-		out.Leases = p.sortedHeld()
-		return out, fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
+		return p.finish(out), fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
 	}
 	if len(disabled) > 0 {
 		if _, err := p.release(ctx, &out, disabled, EndReleased); err != nil {
@@ -288,7 +303,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 
 	balanceDue := p.ticks%p.cfg.BalanceEvery == 1 || p.cfg.BalanceEvery == 1
-	if !cordoned && !draining && ((waiting > 0 && sig != p.lastSig) || balanceDue) {
+	if !cordoned && !draining && ((waiting > 0 && (sig != p.lastSig || p.retry)) || balanceDue) {
 		if err := p.balance(ctx, &out, waiting > 0); err != nil {
 			return p.finish(out), err
 		}
@@ -300,7 +315,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 }
 
 func (p *Placer) finish(out Held) Held {
-	out.Leases = p.sortedHeld()
+	out.Leases = p.publish()
 	return out
 }
 
@@ -365,6 +380,7 @@ func (p *Placer) ReleaseAll(ctx context.Context) ([]Dropped, error) {
 	p.shutdown = true
 	var out Held
 	_, err := p.release(ctx, &out, p.sortedHeld(), EndReleased)
+	p.publish()
 	return out.Dropped, err
 }
 
@@ -445,9 +461,11 @@ func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 // balance claims up to the fair share and hands over what is above it.
 //
 // Fair share: target = ceil(candidates / peers), capped by capacity. A
-// worker claims freely while it is below target and no peer holds less
-// than it does; otherwise it claims only sensors that have waited more than
-// two intervals (so a sensor is never left unowned because of balance).
+// worker claims freely while it is below target, unless it handed sensors
+// over in the last three ticks (it would take back what it gave away while
+// the worker that should get them is still on its way); otherwise it
+// claims only sensors that have waited more than two intervals (so a
+// sensor is never left unowned because of balance).
 // It hands over (reason rebalanced, at most Budget per balance check) when
 // it holds at least two more than the least loaded peer, down to
 // floor(total / peers) — so 3 identical workers with 9 sensors hold 3 each,
@@ -467,13 +485,15 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 	}
 	held := len(p.held)
 	target := min((v.Candidates+v.Peers-1)/max(v.Peers, 1), capacity)
-	least := v.MinPeerHeld < 0 || held <= v.MinPeerHeld
+	coolingDown := p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery
 
-	// Hand over.
-	if v.MinPeerHeld >= 0 && held >= v.MinPeerHeld+2 {
+	// Hand over, but only when nothing is waiting: while sensors wait, the
+	// less loaded peers take those instead.
+	if !waiting && v.MinPeerHeld >= 0 && held >= v.MinPeerHeld+2 {
 		floor := v.TotalHeld / v.Peers
 		n := min(p.cfg.Budget, held-max(floor, v.MinPeerHeld+1))
 		if n > 0 {
+			p.lastShed = p.ticks
 			_, err := p.release(ctx, out, p.pickToShed(n), EndRebalanced)
 			return err
 		}
@@ -484,10 +504,13 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 	want := 0
 	agedOnly := false
 	switch {
-	case held < target && least:
+	case held < target && !coolingDown:
 		want = target - held
 	case held < capacity:
-		want, agedOnly = capacity-held, true
+		// Above its share, a worker takes one sensor per tick, and only
+		// one that has waited: enough to leave nothing unowned that only
+		// it can run, without piling up what others will take.
+		want, agedOnly = 1, true
 	}
 	if want <= 0 {
 		return nil
@@ -573,6 +596,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("finding sensors to claim: %w", err)
 	}
+	p.retry = false
 	if len(ids) == 0 {
 		return nil
 	}
@@ -589,9 +613,11 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 		}
 		p.held[l.Workload] = l
 		out.Claimed = append(out.Claimed, l)
+		want--
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("claiming sensors: %w", err)
 	}
+	p.retry = want > 0
 	return nil
 }
