@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -101,7 +102,11 @@ type Placer struct {
 	// retry: the last claim found sensors it may run but got fewer than it
 	// wanted (others claimed them first): try again next tick even if the
 	// waiting set looks unchanged.
-	retry    bool
+	retry bool
+	// target is the fair share the last balance check computed; a worker
+	// at or above it leaves newly waiting sensors to those below theirs
+	// until its next balance check.
+	target   int
 	seed     uint64
 	shutdown bool
 }
@@ -109,7 +114,7 @@ type Placer struct {
 // New prepares a Placer; nothing is written until Tick.
 func New(pool *pgxpool.Pool, cfg Config) *Placer {
 	cfg.defaults()
-	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64()}
+	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
 }
 
 // Instance is the uuid this worker instance holds assignments under.
@@ -164,21 +169,22 @@ renewed AS (
 -- Three index-backed parts rather than one OR, which would scan every
 -- assignment on every tick of every worker.
 waiting_rows AS (
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a WHERE a.worker IS NULL
+	SELECT a.workload, a.updated, false AS expired FROM sensor_workload_assignment a WHERE a.worker IS NULL
 	UNION ALL
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	SELECT a.workload, a.updated, true FROM sensor_workload_assignment a
 	WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	UNION ALL
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	SELECT a.workload, a.updated, false FROM sensor_workload_assignment a
 	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid),
 waiting AS (
-	SELECT count(*) AS n, coalesce(max(wr.workload), 0) AS top, coalesce(max(extract(epoch FROM wr.updated)), 0) AS changed
+	SELECT count(*) AS n, count(*) FILTER (WHERE wr.expired) AS expired,
+		coalesce(max(wr.workload), 0) AS top, coalesce(max(extract(epoch FROM wr.updated)), 0) AS changed
 	FROM waiting_rows wr
 	JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled)
 SELECT
 	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
 	(SELECT count(*) FROM hb),
-	waiting.n, waiting.n || ':' || waiting.top || ':' || waiting.changed,
+	waiting.n, waiting.expired, waiting.n || ':' || waiting.top || ':' || waiting.changed,
 	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
 	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
 FROM waiting
@@ -216,7 +222,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	var (
 		renewedJSON                 []byte
 		hbRows                      int
-		waiting                     int64
+		waiting, expired            int64
 		sig                         string
 		cordoned, pastDeadline, due bool
 		deadline                    *time.Time
@@ -224,7 +230,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	)
 	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
 		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9).
-		Scan(&renewedJSON, &hbRows, &waiting, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
+		Scan(&renewedJSON, &hbRows, &waiting, &expired, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
 	out.Statements++
 	if err != nil {
 		// The leases stand until they expire; the caller retries next tick.
@@ -303,7 +309,11 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 
 	balanceDue := p.ticks%p.cfg.BalanceEvery == 1 || p.cfg.BalanceEvery == 1
-	if !cordoned && !draining && ((waiting > 0 && (sig != p.lastSig || p.retry)) || balanceDue) {
+	// A worker below its share claims what waits at once; a worker at its
+	// share too when leases expired (a dead worker's sensors: its share
+	// grew), so failover does not wait for the next balance check.
+	claimNow := waiting > 0 && (sig != p.lastSig || p.retry) && (len(p.held) < p.target || expired > 0)
+	if !cordoned && !draining && (claimNow || balanceDue) {
 		if err := p.balance(ctx, &out, waiting > 0); err != nil {
 			return p.finish(out), err
 		}
@@ -485,6 +495,7 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 	}
 	held := len(p.held)
 	target := min((v.Candidates+v.Peers-1)/max(v.Peers, 1), capacity)
+	p.target = target
 	coolingDown := p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery
 
 	// Hand over, but only when nothing is waiting: while sensors wait, the
