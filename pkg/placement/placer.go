@@ -107,6 +107,7 @@ type Placer struct {
 	// at or above it leaves newly waiting sensors to those below theirs
 	// until its next balance check.
 	target   int
+	top      int64 // highest waiting workload id at the last renewal
 	seed     uint64
 	shutdown bool
 }
@@ -184,7 +185,7 @@ waiting AS (
 SELECT
 	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
 	(SELECT count(*) FROM hb),
-	waiting.n, waiting.expired, waiting.n || ':' || waiting.top || ':' || waiting.changed,
+	waiting.n, waiting.expired, waiting.top, waiting.n || ':' || waiting.top || ':' || waiting.changed,
 	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
 	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
 FROM waiting
@@ -230,7 +231,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	)
 	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
 		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9).
-		Scan(&renewedJSON, &hbRows, &waiting, &expired, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
+		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
 	out.Statements++
 	if err != nil {
 		// The leases stand until they expire; the caller retries next tick.
@@ -530,30 +531,60 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 }
 
 // candidatesSQL lists claimable workloads this worker may run by runtime
-// and selector (the version constraint and tolerations are checked in Go),
-// in an order of its own ($5 seeds it) so that workers claiming at once
-// rarely want the same rows. $1 worker, $2 instance, $3 limit, $4 only
-// those waiting more than $6 seconds.
+// and selector (the version constraint and tolerations are checked in Go).
+// Each part walks an index in order from its own starting point ($5, random
+// per tick) and stops after $3 matches, so that workers claiming at once
+// rarely want the same rows and no part scans every assignment: unowned
+// rows from $5 up, then below $5, then expired leases and leases of an
+// older instance of this worker. $1 worker, $2 instance, $4 only rows
+// waiting more than $6 seconds.
 var candidatesSQL = `
 WITH me AS (
 	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
 		CASE WHEN jsonb_typeof(capabilities->'labels') = 'object' THEN capabilities->'labels' ELSE '{}' END AS labels
 	FROM worker WHERE id = $1),
-names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x)
-SELECT a.workload, s.id, s.ref, r.name, r.aliases, coalesce(s.runtime_version_constraint, ''),
-	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
-	s.worker_selector
-FROM sensor_workload_assignment a
-JOIN sensor_workload sw ON sw.id = a.workload
-JOIN sensor s ON s.id = sw.sensor AND s.enabled
-JOIN runtime r ON r.id = s.runtime
-CROSS JOIN me
-WHERE (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid))
-  AND (lower(r.name) IN (SELECT n FROM names) OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names)))
-  AND s.worker_selector <@ me.labels
-  AND (NOT $4::boolean OR coalesce(a.lease_expires_at, a.updated) <= clock_timestamp() - make_interval(secs => $6::float8))
-ORDER BY (a.workload * 2654435761 + $5::bigint) % 4294967291
-LIMIT $3`
+names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x),
+rts AS MATERIALIZED (
+	SELECT r.id, r.name, r.aliases FROM runtime r
+	WHERE lower(r.name) IN (SELECT n FROM names)
+	   OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names))),
+picked AS (
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NULL AND a.workload >= $5
+	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.workload LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NULL AND a.workload < $5
+	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.workload LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
+	   AND (NOT $4::boolean OR a.lease_expires_at <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.lease_expires_at LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid
+	 LIMIT $3))
+SELECT p.workload, s.id, s.ref, rts.name, rts.aliases, coalesce(s.runtime_version_constraint, ''),
+	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END
+FROM (SELECT workload FROM picked LIMIT $3) p
+JOIN sensor_workload sw ON sw.id = p.workload
+JOIN sensor s ON s.id = sw.sensor
+JOIN rts ON rts.id = s.runtime`
 
 // claimSQL takes the chosen workloads: each row is locked and re-checked
 // (unowned, expired, or held by an older instance of this worker), rows
@@ -577,8 +608,12 @@ RETURNING a.workload, a.generation, a.lease_expires_at, s.id, s.ref`
 
 func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, agedOnly bool) error {
 	p.seed = p.seed*6364136223846793005 + 1442695040888963407
+	start := int64(0)
+	if p.top > 0 {
+		start = int64(p.seed>>1) % (p.top + 1)
+	}
 	rows, err := p.pool.Query(ctx, candidatesSQL, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
-		int64(p.seed>>33), (2 * p.cfg.Interval).Seconds())
+		start, (2 * p.cfg.Interval).Seconds())
 	out.Statements++
 	if err != nil {
 		return fmt.Errorf("finding sensors to claim: %w", err)
@@ -586,18 +621,17 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	var ids []int64
 	for rows.Next() {
 		var (
-			workload, sensor           int64
-			ref, rtName, constraint    string
-			aliases                    []string
-			tolerationsRaw, selectorRw []byte
+			workload, sensor        int64
+			ref, rtName, constraint string
+			aliases                 []string
+			tolerationsRaw          []byte
 		)
-		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw, &selectorRw); err != nil {
+		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw); err != nil {
 			rows.Close()
 			return fmt.Errorf("finding sensors to claim: %w", err)
 		}
 		req := Requirement{RuntimeName: rtName, RuntimeAliases: aliases, Constraint: constraint}
 		_ = json.Unmarshal(tolerationsRaw, &req.Tolerations)
-		_ = json.Unmarshal(selectorRw, &req.Selector)
 		me.Held = 0 // capacity is accounted by want
 		if Eligible(me, req) == ReasonOK {
 			ids = append(ids, workload)
