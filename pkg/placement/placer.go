@@ -177,15 +177,19 @@ waiting_rows AS (
 	UNION ALL
 	SELECT a.workload, a.updated, false FROM sensor_workload_assignment a
 	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid),
+-- Capped: a renewal must stay cheap when thousands of sensors wait (a
+-- mass failure), or late renewals would expire more leases.
 waiting AS (
-	SELECT count(*) AS n, count(*) FILTER (WHERE wr.expired) AS expired,
-		coalesce(max(wr.workload), 0) AS top, coalesce(max(extract(epoch FROM wr.updated)), 0) AS changed
-	FROM waiting_rows wr
-	JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled)
+	SELECT count(*) AS n, count(*) FILTER (WHERE w.expired) AS expired,
+		coalesce(max(extract(epoch FROM w.updated)), 0) AS changed,
+		(SELECT coalesce(max(workload), 0) FROM sensor_workload_assignment) AS top
+	FROM (SELECT wr.* FROM waiting_rows wr
+	      JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled
+	      LIMIT 64) w)
 SELECT
 	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
 	(SELECT count(*) FROM hb),
-	waiting.n, waiting.expired, waiting.top, waiting.n || ':' || waiting.top || ':' || waiting.changed,
+	waiting.n, waiting.expired, waiting.top, waiting.n || ':' || waiting.expired || ':' || waiting.changed,
 	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
 	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
 FROM waiting
