@@ -54,15 +54,18 @@ func TestFourthWorkerRebalances(t *testing.T) {
 		t.Fatalf("after %d rounds the workers hold %v, want 3/2/2/2", rounds, got)
 	}
 	t.Logf("balanced 3/2/2/2 after %d rounds of ticks", rounds+1)
-	if r := e.ledgerReasons(); r["rebalanced"] != 3 {
-		t.Errorf("ledger %v, want exactly 3 rebalanced", r)
+	// From 3/3/3/0 to 3/2/2/2 takes two handoffs at least; a third is
+	// tolerated (two donors may hand over in the same round), more is churn.
+	moved := e.ledgerReasons()["rebalanced"]
+	if moved < 2 || moved > 3 {
+		t.Errorf("%d handoffs, want 2 or 3", moved)
 	}
 	// Stable: more rounds move nothing.
 	for i := 0; i < 3; i++ {
 		e.tick(ws...)
 	}
-	if r := e.ledgerReasons(); r["rebalanced"] != 3 {
-		t.Errorf("ledger %v after more rounds, want still 3 rebalanced (no oscillation)", r)
+	if r := e.ledgerReasons(); r["rebalanced"] != moved {
+		t.Errorf("ledger %v after more rounds, want still %d rebalanced (no oscillation)", r, moved)
 	}
 	e.assertLedgerNeverOverlaps()
 }
@@ -170,19 +173,27 @@ func TestNoTwoOwners(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// A placer's snapshot is read at its own instant; two leases of one
+		// workload are two owners at once only if both were unexpired at
+		// the later of the two reads.
+		type belief struct {
+			by      string
+			read    time.Time
+			expires time.Time
+		}
 		for ctx.Err() == nil {
-			now := time.Now()
-			seen := map[int64]string{}
+			seen := map[int64]belief{}
 			for _, w := range ws {
+				read := time.Now()
 				for _, l := range w.p.Held() {
-					if !l.ExpiresAt.After(now) {
+					if !l.ExpiresAt.After(read) {
 						continue // its owner knows it has run out
 					}
-					if other, dup := seen[l.Workload]; dup {
+					if other, dup := seen[l.Workload]; dup && other.expires.After(read) {
 						violations.Add(1)
-						t.Errorf("workload %d held by %s and %s at once", l.Workload, other, w.name)
+						t.Errorf("workload %d held by %s and %s at once", l.Workload, other.by, w.name)
 					}
-					seen[l.Workload] = w.name
+					seen[l.Workload] = belief{w.name, read, l.ExpiresAt}
 				}
 			}
 			samples.Add(1)

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,10 +100,23 @@ type Placer struct {
 	cfg      Config
 	instance string // uuid
 
-	mu       sync.Mutex
-	held     map[int64]Lease
-	ticks    int
-	lastSig  string
+	mu   sync.Mutex
+	held map[int64]Lease
+	// published is held as of the end of the last Tick, for readers that
+	// must not wait for a tick in progress (Held).
+	published atomic.Pointer[[]Lease]
+	ticks     int
+	lastSig   string
+	lastShed  int // tick of the last rebalancing handoff
+	// retry: the last claim found sensors it may run but got fewer than it
+	// wanted (others claimed them first): try again next tick even if the
+	// waiting set looks unchanged.
+	retry bool
+	// target is the fair share the last balance check computed; a worker
+	// at or above it leaves newly waiting sensors to those below theirs
+	// until its next balance check.
+	target   int
+	top      int64 // highest waiting workload id at the last renewal
 	seed     uint64
 	shutdown bool
 }
@@ -109,17 +124,25 @@ type Placer struct {
 // New prepares a Placer; nothing is written until Tick.
 func New(pool *pgxpool.Pool, cfg Config) *Placer {
 	cfg.defaults()
-	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64()}
+	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
 }
 
 // Instance is the uuid this worker instance holds assignments under.
 func (p *Placer) Instance() string { return p.instance }
 
-// Held returns the leases owned after the last tick, by workload.
+// Held returns the leases owned after the last tick, by workload, without
+// waiting for a tick in progress.
 func (p *Placer) Held() []Lease {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sortedHeld()
+	if h := p.published.Load(); h != nil {
+		return slices.Clone(*h)
+	}
+	return nil
+}
+
+func (p *Placer) publish() []Lease {
+	h := p.sortedHeld()
+	p.published.Store(&h)
+	return h
 }
 
 func (p *Placer) sortedHeld() []Lease {
@@ -156,21 +179,26 @@ renewed AS (
 -- Three index-backed parts rather than one OR, which would scan every
 -- assignment on every tick of every worker.
 waiting_rows AS (
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a WHERE a.worker IS NULL
+	SELECT a.workload, a.updated, false AS expired FROM sensor_workload_assignment a WHERE a.worker IS NULL
 	UNION ALL
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	SELECT a.workload, a.updated, true FROM sensor_workload_assignment a
 	WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	UNION ALL
-	SELECT a.workload, a.updated FROM sensor_workload_assignment a
+	SELECT a.workload, a.updated, false FROM sensor_workload_assignment a
 	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid),
+-- Capped: a renewal must stay cheap when thousands of sensors wait (a
+-- mass failure), or late renewals would expire more leases.
 waiting AS (
-	SELECT count(*) AS n, coalesce(max(wr.workload), 0) AS top, coalesce(max(extract(epoch FROM wr.updated)), 0) AS changed
-	FROM waiting_rows wr
-	JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled)
+	SELECT count(*) AS n, count(*) FILTER (WHERE w.expired) AS expired,
+		coalesce(max(extract(epoch FROM w.updated)), 0) AS changed,
+		(SELECT coalesce(max(workload), 0) FROM sensor_workload_assignment) AS top
+	FROM (SELECT wr.* FROM waiting_rows wr
+	      JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled
+	      LIMIT 64) w)
 SELECT
 	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
 	(SELECT count(*) FROM hb),
-	waiting.n, waiting.n || ':' || waiting.top || ':' || waiting.changed,
+	waiting.n, waiting.expired, waiting.top, waiting.n || ':' || waiting.expired || ':' || waiting.changed,
 	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
 	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
 FROM waiting
@@ -208,7 +236,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	var (
 		renewedJSON                 []byte
 		hbRows                      int
-		waiting                     int64
+		waiting, expired            int64
 		sig                         string
 		cordoned, pastDeadline, due bool
 		deadline                    *time.Time
@@ -216,15 +244,14 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	)
 	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
 		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9).
-		Scan(&renewedJSON, &hbRows, &waiting, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
+		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
 	out.Statements++
 	if err != nil {
 		// The leases stand until they expire; the caller retries next tick.
 		// A sensor is dropped only when the database says so, or when its
 		// lease has run out by this host's clock.
 		p.dropExpiredLocally(&out)
-		out.Leases = p.sortedHeld()
-		return out, fmt.Errorf("renewing sensor leases: %w", err)
+		return p.finish(out), fmt.Errorf("renewing sensor leases: %w", err)
 	}
 	var renewed []renewedRow
 	if err := json.Unmarshal(renewedJSON, &renewed); err != nil {
@@ -257,8 +284,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 	p.held = next
 	if p.cfg.Heartbeat && hbRows == 0 {
-		out.Leases = p.sortedHeld()
-		return out, fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
+		return p.finish(out), fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
 	}
 	if len(disabled) > 0 {
 		if _, err := p.release(ctx, &out, disabled, EndReleased); err != nil {
@@ -296,7 +322,11 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 
 	balanceDue := p.ticks%p.cfg.BalanceEvery == 1 || p.cfg.BalanceEvery == 1
-	if !cordoned && !draining && ((waiting > 0 && sig != p.lastSig) || balanceDue) {
+	// A worker below its share claims what waits at once; a worker at its
+	// share too when leases expired (a dead worker's sensors: its share
+	// grew), so failover does not wait for the next balance check.
+	claimNow := waiting > 0 && (sig != p.lastSig || p.retry) && (len(p.held) < p.target || expired > 0)
+	if !cordoned && !draining && (claimNow || balanceDue) {
 		if err := p.balance(ctx, &out, waiting > 0); err != nil {
 			return p.finish(out), err
 		}
@@ -308,7 +338,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 }
 
 func (p *Placer) finish(out Held) Held {
-	out.Leases = p.sortedHeld()
+	out.Leases = p.publish()
 	return out
 }
 
@@ -382,6 +412,7 @@ func (p *Placer) ReleaseAll(ctx context.Context) ([]Dropped, error) {
 	p.shutdown = true
 	var out Held
 	_, err := p.release(ctx, &out, p.sortedHeld(), EndReleased)
+	p.publish()
 	return out.Dropped, err
 }
 
@@ -462,9 +493,11 @@ func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 // balance claims up to the fair share and hands over what is above it.
 //
 // Fair share: target = ceil(candidates / peers), capped by capacity. A
-// worker claims freely while it is below target and no peer holds less
-// than it does; otherwise it claims only sensors that have waited more than
-// two intervals (so a sensor is never left unowned because of balance).
+// worker claims freely while it is below target, unless it handed sensors
+// over in the last three ticks (it would take back what it gave away while
+// the worker that should get them is still on its way); otherwise it
+// claims only sensors that have waited more than two intervals (so a
+// sensor is never left unowned because of balance).
 // It hands over (reason rebalanced, at most Budget per balance check) when
 // it holds at least two more than the least loaded peer, down to
 // floor(total / peers) — so 3 identical workers with 9 sensors hold 3 each,
@@ -484,13 +517,16 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 	}
 	held := len(p.held)
 	target := min((v.Candidates+v.Peers-1)/max(v.Peers, 1), capacity)
-	least := v.MinPeerHeld < 0 || held <= v.MinPeerHeld
+	p.target = target
+	coolingDown := p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery
 
-	// Hand over.
-	if v.MinPeerHeld >= 0 && held >= v.MinPeerHeld+2 {
+	// Hand over, but only when nothing is waiting: while sensors wait, the
+	// less loaded peers take those instead.
+	if !waiting && v.MinPeerHeld >= 0 && held >= v.MinPeerHeld+2 {
 		floor := v.TotalHeld / v.Peers
 		n := min(p.cfg.Budget, held-max(floor, v.MinPeerHeld+1))
 		if n > 0 {
+			p.lastShed = p.ticks
 			_, err := p.release(ctx, out, p.pickToShed(n), EndRebalanced)
 			return err
 		}
@@ -501,10 +537,13 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 	want := 0
 	agedOnly := false
 	switch {
-	case held < target && least:
+	case held < target && !coolingDown:
 		want = target - held
 	case held < capacity:
-		want, agedOnly = capacity-held, true
+		// Above its share, a worker takes one sensor per tick, and only
+		// one that has waited: enough to leave nothing unowned that only
+		// it can run, without piling up what others will take.
+		want, agedOnly = 1, true
 	}
 	if want <= 0 {
 		return nil
@@ -513,30 +552,60 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 }
 
 // candidatesSQL lists claimable workloads this worker may run by runtime
-// and selector (the version constraint and tolerations are checked in Go),
-// in an order of its own ($5 seeds it) so that workers claiming at once
-// rarely want the same rows. $1 worker, $2 instance, $3 limit, $4 only
-// those waiting more than $6 seconds.
+// and selector (the version constraint and tolerations are checked in Go).
+// Each part walks an index in order from its own starting point ($5, random
+// per tick) and stops after $3 matches, so that workers claiming at once
+// rarely want the same rows and no part scans every assignment: unowned
+// rows from $5 up, then below $5, then expired leases and leases of an
+// older instance of this worker. $1 worker, $2 instance, $4 only rows
+// waiting more than $6 seconds.
 var candidatesSQL = `
 WITH me AS (
 	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
 		CASE WHEN jsonb_typeof(capabilities->'labels') = 'object' THEN capabilities->'labels' ELSE '{}' END AS labels
 	FROM worker WHERE id = $1),
-names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x)
-SELECT a.workload, s.id, s.ref, r.name, r.aliases, coalesce(s.runtime_version_constraint, ''),
-	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
-	s.worker_selector
-FROM sensor_workload_assignment a
-JOIN sensor_workload sw ON sw.id = a.workload
-JOIN sensor s ON s.id = sw.sensor AND s.enabled
-JOIN runtime r ON r.id = s.runtime
-CROSS JOIN me
-WHERE (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid))
-  AND (lower(r.name) IN (SELECT n FROM names) OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names)))
-  AND s.worker_selector <@ me.labels
-  AND (NOT $4::boolean OR coalesce(a.lease_expires_at, a.updated) <= clock_timestamp() - make_interval(secs => $6::float8))
-ORDER BY (a.workload * 2654435761 + $5::bigint) % 4294967291
-LIMIT $3`
+names AS (SELECT DISTINCT lower(x) AS n FROM me, jsonb_array_elements_text(me.rts) x),
+rts AS MATERIALIZED (
+	SELECT r.id, r.name, r.aliases FROM runtime r
+	WHERE lower(r.name) IN (SELECT n FROM names)
+	   OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names))),
+picked AS (
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NULL AND a.workload >= $5
+	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.workload LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NULL AND a.workload < $5
+	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.workload LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
+	   AND (NOT $4::boolean OR a.lease_expires_at <= clock_timestamp() - make_interval(secs => $6::float8))
+	 ORDER BY a.lease_expires_at LIMIT $3)
+	UNION ALL
+	(SELECT a.workload FROM sensor_workload_assignment a
+	 JOIN sensor_workload sw ON sw.id = a.workload
+	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	  AND s.worker_selector <@ (SELECT labels FROM me)
+	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid
+	 LIMIT $3))
+SELECT p.workload, s.id, s.ref, rts.name, rts.aliases, coalesce(s.runtime_version_constraint, ''),
+	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END
+FROM (SELECT workload FROM picked LIMIT $3) p
+JOIN sensor_workload sw ON sw.id = p.workload
+JOIN sensor s ON s.id = sw.sensor
+JOIN rts ON rts.id = s.runtime`
 
 // claimSQL takes the chosen workloads: each row is locked and re-checked
 // (unowned, expired, or held by an older instance of this worker), rows
@@ -560,8 +629,12 @@ RETURNING a.workload, a.generation, a.lease_expires_at, s.id, s.ref`
 
 func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, agedOnly bool) error {
 	p.seed = p.seed*6364136223846793005 + 1442695040888963407
+	start := int64(0)
+	if p.top > 0 {
+		start = int64(p.seed>>1) % (p.top + 1)
+	}
 	rows, err := p.pool.Query(ctx, candidatesSQL, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
-		int64(p.seed>>33), (2 * p.cfg.Interval).Seconds())
+		start, (2 * p.cfg.Interval).Seconds())
 	out.Statements++
 	if err != nil {
 		return fmt.Errorf("finding sensors to claim: %w", err)
@@ -569,18 +642,17 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	var ids []int64
 	for rows.Next() {
 		var (
-			workload, sensor           int64
-			ref, rtName, constraint    string
-			aliases                    []string
-			tolerationsRaw, selectorRw []byte
+			workload, sensor        int64
+			ref, rtName, constraint string
+			aliases                 []string
+			tolerationsRaw          []byte
 		)
-		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw, &selectorRw); err != nil {
+		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw); err != nil {
 			rows.Close()
 			return fmt.Errorf("finding sensors to claim: %w", err)
 		}
 		req := Requirement{RuntimeName: rtName, RuntimeAliases: aliases, Constraint: constraint}
 		_ = json.Unmarshal(tolerationsRaw, &req.Tolerations)
-		_ = json.Unmarshal(selectorRw, &req.Selector)
 		me.Held = 0 // capacity is accounted by want
 		if Eligible(me, req) == ReasonOK {
 			ids = append(ids, workload)
@@ -590,6 +662,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("finding sensors to claim: %w", err)
 	}
+	p.retry = false
 	if len(ids) == 0 {
 		return nil
 	}
@@ -606,10 +679,12 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 		}
 		p.held[l.Workload] = l
 		out.Claimed = append(out.Claimed, l)
+		want--
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("claiming sensors: %w", err)
 	}
+	p.retry = want > 0
 	return nil
 }
 
