@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
@@ -88,6 +89,7 @@ invalid manifest; 1 when the database cannot be read.`,
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "verify the runtimes of this manifest instead of the database (- reads stdin)")
 	durationVar(fs, &o.Timeout, "timeout", 0, "per-command timeout (default sensor.verification.timeout, 5s)")
+	addRunAsFlag(fs)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
@@ -98,11 +100,20 @@ func runRuntimeVerify(ctx context.Context, app *App, o runtimeVerifyOptions) err
 		return err
 	}
 	noteDetectionOverride(app)
+	// As root, commands from the database need sensor.run_as: refuse
+	// before running anything, with how to choose.
+	if _, err := detect.ConfigOptions(app.Config.Sensor, app.Environ).Sandbox(); err != nil {
+		return usageError(err)
+	}
 	res := verifyRuntimes(ctx, app, rts, o.Timeout)
 	res.Source = source
 	if len(rts) == 0 && (o.Format == output.Table || o.Format == output.Wide) {
 		fmt.Fprintln(app.Err, "No sensor runtimes found.")
 		return nil
+	}
+	if res.RunAs != nil && (o.Format == output.Table || o.Format == output.Wide) {
+		// The results are that user's: say whom (JSON and YAML carry run_as).
+		fmt.Fprintf(app.Err, "note: verification commands ran as %s\n", output.EscapeText(res.RunAs.String()))
 	}
 	if err := printVerify(app.Out, res, o.Format, o.Palette); err != nil {
 		return err
@@ -302,4 +313,10 @@ func printVerify(w io.Writer, res detect.Result, f output.Format, p output.Palet
 		}
 	}
 	return pr.Flush()
+}
+
+// addRunAsFlag adds --run-as, bound to sensor.run_as.
+func addRunAsFlag(fs *pflag.FlagSet) {
+	fs.String("run-as", "", "`user` that commands from the database run as (sensor.run_as); required as root: an unprivileged user such as nobody, or root on purpose")
+	bindConfig(fs, "run-as", "sensor.run_as")
 }

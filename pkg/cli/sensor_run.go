@@ -101,6 +101,7 @@ row was taken over, 2 for invalid flags or configuration.`,
 	bindConfig(fs, "host", "sensor.host")
 	bindConfig(fs, "heartbeat-interval", "sensor.heartbeat_interval")
 	bindConfig(fs, "metrics-addr", "sensor.metrics_addr")
+	addRunAsFlag(fs)
 	run.MarkFlagsMutuallyExclusive("dry-run", "once")
 	return offerFormats(run, output.Formats{output.Table, output.JSON})
 }

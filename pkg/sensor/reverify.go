@@ -45,6 +45,13 @@ func (s *Service) reverify(ctx context.Context) error {
 	s.mu.Lock()
 	prev := s.result
 	s.mu.Unlock()
+	// A runtime whose check failed for a passing local reason (EMFILE,
+	// ENOMEM, EAGAIN, the detection deadline) keeps its last result: the
+	// row is not changed for it.
+	res, kept := KeepLastGood(prev, res)
+	for _, rr := range kept {
+		s.log.Warn("runtime check failed transiently; keeping its last result", "ref", rr.Ref, "reason", rr.Reason)
+	}
 	added, removed := runtimeDiff(prev.Available, res.Available)
 	if len(added) == 0 && len(removed) == 0 && maps.Equal(prev.Versions, res.Versions) {
 		s.log.Debug("re-verified runtimes: unchanged", "runtimes", res.Available)

@@ -1,0 +1,318 @@
+package main
+
+// End-to-end tests of `sensor run` as a sensor worker that runs sensors:
+// real binaries, real sensor processes (Python, sh) in the sandbox, real
+// signals. Sensors are defined with pkg/sensors straight in the test's
+// database; the workers are the built attunectl.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/sensors"
+)
+
+// superviseHB is the heartbeat interval of the supervision tests: the
+// lease is three of them.
+const superviseHB = time.Second
+
+// sensorProgram copies a sensor program of testdata/sensors into a
+// directory every user can read, so that it also runs as nobody.
+func sensorProgram(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sensors", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "asens-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// defineSensor adds the sensors of a manifest to the database.
+func defineSensor(t *testing.T, pool *pgxpool.Pool, manifest string) {
+	t.Helper()
+	ss, err := sensors.ParseManifest([]byte(manifest))
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if _, err := sensors.Add(context.Background(), pool, ss, false); err != nil {
+		t.Fatalf("adding sensors: %v", err)
+	}
+}
+
+// worker starts `sensor run` for name with the supervision tests' interval.
+func worker(t *testing.T, db *dbtest.DB, name string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"sensor", "run", "--name", name, "--host", "host-" + name,
+		"--heartbeat-interval", superviseHB.String(), "--runtimes", "python,shell,built-in sensor"}, extra...)
+	return start(t, dbEnv(t, db, "ATTUNE__SENSOR__STOP_TIMEOUT=2", "ATTUNE__LOG__LEVEL=debug"), args...)
+}
+
+// ownerEvent is the newest event of a sensor with the worker that held the
+// generation it was written under.
+type ownerEvent struct {
+	ID         int64
+	Worker     string
+	Generation int64
+	PID        int
+	Created    time.Time
+}
+
+func latestEvent(t *testing.T, pool *pgxpool.Pool, ref string) (ownerEvent, bool) {
+	t.Helper()
+	var e ownerEvent
+	var payload []byte
+	err := pool.QueryRow(context.Background(), `
+		SELECT e.id, coalesce(w.name, ''), e.source_generation, e.payload, e.created
+		FROM event e
+		LEFT JOIN sensor_ownership o ON o.workload = e.source_workload AND o.generation <= e.source_generation
+		     AND o.started_at <= e.created AND (o.ended_at IS NULL OR o.ended_at >= e.created)
+		LEFT JOIN worker w ON w.id = o.worker
+		WHERE e.source_ref = $1 ORDER BY e.id DESC LIMIT 1`, ref).Scan(&e.ID, &e.Worker, &e.Generation, &payload, &e.Created)
+	if err != nil {
+		return e, false
+	}
+	var p struct {
+		PID int `json:"pid"`
+	}
+	_ = json.Unmarshal(payload, &p)
+	e.PID = p.PID
+	return e, true
+}
+
+// holder is the worker that holds a sensor now, and the generation.
+func holder(t *testing.T, pool *pgxpool.Pool, ref string) (string, int64) {
+	t.Helper()
+	var name string
+	var gen int64
+	_ = pool.QueryRow(context.Background(), `
+		SELECT coalesce(w.name, ''), a.generation FROM sensor s
+		JOIN sensor_workload sw ON sw.sensor = s.id JOIN sensor_workload_assignment a ON a.workload = sw.id
+		LEFT JOIN worker w ON w.id = a.worker AND a.lease_expires_at > clock_timestamp()
+		WHERE s.ref = $1`, ref).Scan(&name, &gen)
+	return name, gen
+}
+
+func processGone(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return os.IsNotExist(err)
+}
+
+const tickerManifest = `
+ref: demo.ticker
+label: Python ticker
+runtime: core.sensor.python
+entrypoint: %s
+triggers: [{ref: demo.tick}]
+`
+
+// TestPythonSensorFailsOverAfterKill: the owner of a Python sensor is
+// killed with SIGKILL; the other worker's sensor process emits within the
+// lease (three intervals) plus an interval.
+func TestPythonSensorFailsOverAfterKill(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	w1 := worker(t, db, "fo-1")
+	waitUntil(t, w1, 30*time.Second, "fo-1's ticker to emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.Worker == "fo-1"
+	})
+	w2 := worker(t, db, "fo-2")
+	waitRegistered(t, w2, db.Pool, "fo-2")
+	old, _ := latestEvent(t, db.Pool, "demo.ticker")
+	w1.signal(t, syscall.SIGKILL)
+	killed := time.Now()
+	w1.wait(t, 10*time.Second)
+	waitUntil(t, w2, 30*time.Second, "fo-2's ticker to emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.Worker == "fo-2" && e.Generation > old.Generation
+	})
+	gap := time.Since(killed)
+	t.Logf("events resumed from the other worker %s after the kill (lease %s + interval %s)", gap.Round(time.Millisecond), 3*superviseHB, superviseHB)
+	if limit := 3*superviseHB + superviseHB + 3*time.Second; gap > limit {
+		t.Errorf("events resumed %s after the kill; want within the lease plus an interval (%s, with 3s of slack for process start)", gap, limit)
+	}
+	// The killed worker's sensor process went with it (the sandbox's
+	// helper dies with its parent and takes its command along).
+	waitFor(t, 10*time.Second, "the killed worker's sensor process to be gone", func() bool { return processGone(old.PID) })
+	var reason string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT o.end_reason FROM sensor_ownership o JOIN worker w ON w.id = o.worker
+		WHERE w.name = 'fo-1' AND o.ended_at IS NOT NULL ORDER BY o.id DESC LIMIT 1`).Scan(&reason); err != nil || reason != "expired" {
+		t.Errorf("ledger: fo-1's span ended with %q (%v); want expired", reason, err)
+	}
+	stopSensor(t, w2, db.Pool, "fo-2")
+}
+
+// TestSIGSTOPOwnerWritesNoEventAfterTakeover: the owner is suspended past
+// its lease; another worker takes the sensor over; when the owner resumes,
+// its renewal fails, it stops its sensor process within the stop timeout,
+// and not one event of its generation is created after the takeover, even
+// though its process kept running and posting all along.
+func TestSIGSTOPOwnerWritesNoEventAfterTakeover(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	w1 := worker(t, db, "st-1")
+	waitUntil(t, w1, 30*time.Second, "st-1's ticker to emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.Worker == "st-1"
+	})
+	old, _ := latestEvent(t, db.Pool, "demo.ticker")
+	w2 := worker(t, db, "st-2")
+	waitRegistered(t, w2, db.Pool, "st-2")
+	w1.signal(t, syscall.SIGSTOP)
+	waitUntil(t, w2, 30*time.Second, "st-2 to take the sensor over and emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.Worker == "st-2"
+	})
+	var takeover time.Time
+	if err := db.Pool.QueryRow(context.Background(), `SELECT o.ended_at FROM sensor_ownership o JOIN worker w ON w.id = o.worker
+		WHERE w.name = 'st-1' AND o.ended_at IS NOT NULL ORDER BY o.id DESC LIMIT 1`).Scan(&takeover); err != nil {
+		t.Fatalf("ledger: st-1's span has not ended: %v", err)
+	}
+	w1.signal(t, syscall.SIGCONT)
+	resumed := time.Now()
+	waitFor(t, 2*time.Second+2*superviseHB+5*time.Second, "st-1's old sensor process to be stopped", func() bool { return processGone(old.PID) })
+	t.Logf("st-1's old process gone %s after SIGCONT", time.Since(resumed).Round(time.Millisecond))
+	// Let the resumed worker drain whatever its process had queued.
+	time.Sleep(2 * superviseHB)
+	var late int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM event WHERE source_ref = 'demo.ticker'
+		AND source_generation <= $1 AND created >= $2`, old.Generation, takeover).Scan(&late); err != nil {
+		t.Fatal(err)
+	}
+	if late != 0 {
+		t.Fatalf("%d events of st-1's generation (<= %d) created after the takeover at %s", late, old.Generation, takeover)
+	}
+	if !strings.Contains(w1.stderr.String(), "no longer ours") {
+		t.Errorf("st-1 did not log that it dropped the sensor:\n%s", w1.stderr)
+	}
+	stopSensor(t, w1, db.Pool, "st-1")
+	stopSensor(t, w2, db.Pool, "st-2")
+}
+
+// TestCrashLoopQuarantinedAndBackoffSurvivesMove: a sensor that exits at
+// once is restarted with backoff and quarantined after
+// sensor.quarantine_after consecutive failures, counted on the workload:
+// failures on one worker carry over to the next.
+func TestCrashLoopQuarantinedAndBackoffSurvivesMove(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(`
+ref: demo.crash
+label: Crashes
+runtime: core.sensor.shell
+entrypoint: %s
+triggers: [{ref: demo.crashed}]
+`, sensorProgram(t, "crash.sh")))
+	failures := func() (n int, state string) {
+		_ = db.Pool.QueryRow(context.Background(), `SELECT coalesce(consecutive_failures, 0), coalesce(state, '') FROM sensor_workload_state`).Scan(&n, &state)
+		return
+	}
+	w1 := worker(t, db, "cr-1", "--label", "zone=a")
+	waitUntil(t, w1, 30*time.Second, "two failures on cr-1", func() bool { n, _ := failures(); return n >= 2 })
+	stopSensor(t, w1, db.Pool, "cr-1")
+	n1, _ := failures()
+	w2 := worker(t, db, "cr-2")
+	waitUntil(t, w2, 60*time.Second, "the sensor to be quarantined on cr-2", func() bool { _, st := failures(); return st == "quarantined" })
+	n2, _ := failures()
+	if n2 != 5 || n1 < 2 {
+		t.Errorf("failures: %d on cr-1, %d when quarantined; want the count to go on from cr-1's to 5", n1, n2)
+	}
+	l, err := sensors.List(context.Background(), db.Pool, sensors.ListOptions{})
+	if err != nil || len(l.Sensors) != 1 || l.Sensors[0].State != sensors.StateQuarantined || !strings.Contains(l.Sensors[0].Reason, "exit 3") {
+		t.Fatalf("sensor list: %+v (%v); want demo.crash quarantined with its exit status", l.Sensors, err)
+	}
+	stopSensor(t, w2, db.Pool, "cr-2")
+}
+
+// TestSensorDaemonDoesNotOutliveTheSensor: a sensor that starts a setsid
+// daemon; when the worker stops, the daemon is gone too.
+func TestSensorDaemonDoesNotOutliveTheSensor(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(`
+ref: demo.daemon
+label: Leaves a daemon
+runtime: core.sensor.shell
+entrypoint: %s
+triggers: [{ref: demo.daemon_tick}]
+`, sensorProgram(t, "daemon.sh")))
+	daemons := func() []int {
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && strings.Contains(string(b), "987654") {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	w := worker(t, db, "dm-1")
+	waitUntil(t, w, 30*time.Second, "the sensor's setsid daemon to start", func() bool { return len(daemons()) > 0 })
+	stopSensor(t, w, db.Pool, "dm-1")
+	if left := daemons(); len(left) > 0 {
+		t.Fatalf("daemon processes %v outlived their sensor", left)
+	}
+}
+
+// TestSensorProcessRunsAsRunAsUser: as root with sensor.run_as nobody, the
+// sensor process runs as nobody.
+func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (CI runs as root): it checks that sensors run as sensor.run_as")
+	}
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	args := []string{"sensor", "run", "--name", "ra-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "python"}
+	w := start(t, dbEnv(t, db, "ATTUNE__SENSOR__RUN_AS=nobody"), args...)
+	var pid int
+	waitUntil(t, w, 30*time.Second, "the ticker to emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		pid = e.PID
+		return ok && pid > 0
+	})
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatalf("reading the sensor process's status: %v", err)
+	}
+	var uid string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			uid = f[1]
+		}
+	}
+	if uid != "65534" {
+		t.Fatalf("the sensor process runs as uid %s, want nobody (65534)", uid)
+	}
+	stopSensor(t, w, db.Pool, "ra-1")
+}
