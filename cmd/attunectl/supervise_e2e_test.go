@@ -151,9 +151,23 @@ func TestPythonSensorFailsOverAfterKill(t *testing.T) {
 		return ok && e.Worker == "fo-2" && e.Generation > old.Generation
 	})
 	gap := time.Since(killed)
-	t.Logf("events resumed from the other worker %s after the kill (lease %s + interval %s)", gap.Round(time.Millisecond), 3*superviseHB, superviseHB)
-	if limit := 3*superviseHB + superviseHB + 3*time.Second; gap > limit {
-		t.Errorf("events resumed %s after the kill; want within the lease plus an interval (%s, with 3s of slack for process start)", gap, limit)
+	// The claim is placement's part: within the lease (three intervals)
+	// plus one interval of the kill. Starting the Python process and its
+	// first event follow; both are reported.
+	var claimedAt time.Time
+	if err := db.Pool.QueryRow(context.Background(), `SELECT o.started_at FROM sensor_ownership o JOIN worker w ON w.id = o.worker
+		WHERE w.name = 'fo-2' ORDER BY o.id DESC LIMIT 1`).Scan(&claimedAt); err != nil {
+		t.Fatalf("ledger: no span of fo-2: %v", err)
+	}
+	var claimAfter float64
+	if err := db.Pool.QueryRow(context.Background(), `SELECT extract(epoch FROM $1::timestamptz - o.ended_at) FROM sensor_ownership o
+		JOIN worker w ON w.id = o.worker WHERE w.name = 'fo-1' AND o.ended_at IS NOT NULL ORDER BY o.id DESC LIMIT 1`, claimedAt).Scan(&claimAfter); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("events resumed from the other worker %s after the kill; claimed %.3fs after fo-1's lease ran out (lease %s, interval %s)",
+		gap.Round(time.Millisecond), claimAfter, 3*superviseHB, superviseHB)
+	if claimAfter > (superviseHB + time.Second).Seconds() {
+		t.Errorf("fo-2 claimed the sensor %.3fs after the lease ran out; want within an interval (%s, plus 1s of slack)", claimAfter, superviseHB)
 	}
 	// The killed worker's sensor process went with it (the sandbox's
 	// helper dies with its parent and takes its command along).
@@ -294,7 +308,15 @@ func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
 	db := dbtest.New(t)
 	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
 	args := []string{"sensor", "run", "--name", "ra-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "python"}
-	w := start(t, dbEnv(t, db, "ATTUNE__SENSOR__RUN_AS=nobody"), args...)
+	// The interpreter must be one nobody can run: not root's own (a pyenv
+	// under /root, say).
+	e := dbEnv(t, db, "ATTUNE__SENSOR__RUN_AS=nobody")
+	for i, kv := range e {
+		if strings.HasPrefix(kv, "PATH=") {
+			e[i] = "PATH=/usr/local/bin:/usr/bin:/bin"
+		}
+	}
+	w := start(t, e, args...)
 	var pid int
 	waitUntil(t, w, 30*time.Second, "the ticker to emit", func() bool {
 		e, ok := latestEvent(t, db.Pool, "demo.ticker")

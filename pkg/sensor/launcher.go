@@ -2,7 +2,9 @@ package sensor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"os"
 	"path/filepath"
@@ -60,6 +62,9 @@ func (l *sandboxLauncher) Launch(ctx context.Context, spec supervise.ProcessSpec
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%w: %s cannot run %s (sensor.run_as must be able to reach the interpreter and the entrypoint)", err, l.sb.User(), path)
+		}
 		return nil, err
 	}
 	return &sandboxProcess{p: p, out: outR, err: errR}, nil
