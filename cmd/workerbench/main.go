@@ -1,26 +1,37 @@
 // Command workerbench measures attunectl's worker inspection and pruning on
-// big worker tables, for the figures the README publishes:
+// big worker tables, for the figures the README publishes. Every figure is a
+// ratio of medians of commands run alternately in the same run, against
+// psql as the fair floor: `psql -X -A -t` (no psqlrc, unaligned, tuples
+// only) with attunectl's session settings (jit off, the schema on the
+// search_path), running the very statement attunectl sends.
 //
 //   - `attunectl worker stale` on 1,000,000 workers of which 1% are stale,
-//     against psql running the very same statement in the same run (the
-//     ratio of the medians), with EXPLAIN (ANALYZE, BUFFERS) of every
-//     statement;
+//     and the same listings streamed (`workerbench stream --stale`), with
+//     EXPLAIN (ANALYZE, BUFFERS) of every statement;
+//   - `worker list` of every worker, -o name, table and json, streamed
+//     through workers.Stream by `workerbench stream` (the CLI's printers
+//     still print through List), wall time and peak RSS against psql's;
+//   - `worker list --runtime ruby` (1% of the fleet) with and without the
+//     GIN index on the runtimes (migration 00012), and the HOT share of
+//     heartbeats without it;
 //   - `attunectl worker prune --delete` of 500,000 workers while 100 workers
 //     heartbeat every second: the longest a heartbeat waited;
 //   - the share of heartbeats that are HOT updates,
 //
-// each without and with a partial index on worker(last_heartbeat), because
-// that index serves the --older-than queries but makes every heartbeat a
-// non-HOT update on PostgreSQL 15 and older.
+// optionally also with a partial index on worker(last_heartbeat)
+// (--indexes none,partial), which serves the --older-than queries but makes
+// every heartbeat a non-HOT update on PostgreSQL 15 and older. Live
+// workers' heartbeats are a day ahead and dead ones' ten days behind, so no
+// worker changes state during a slow run or its EXPLAINs.
 //
-// It runs the real attunectl binary and psql as subprocesses. Without
-// --database-url it starts a PostgreSQL server of its own (pkg/embeddedpg,
-// durable settings unless --ephemeral) in a temporary directory and removes
-// it at the end. With --database-url it works in a schema of its own
-// (--schema, dropped at the end unless --keep) and needs max_connections of
-// at least --heartbeaters + 20.
+// It runs the real attunectl binary, itself (`workerbench stream`) and psql
+// as subprocesses. Without --database-url it starts a PostgreSQL server of
+// its own (pkg/embeddedpg, durable settings unless --ephemeral) in a
+// temporary directory and removes it at the end. With --database-url it
+// works in a schema of its own (--schema, dropped at the end unless --keep)
+// and needs max_connections of at least --heartbeaters + 20.
 //
-//	go run ./cmd/workerbench                     # everything, embedded server
+//	go run ./cmd/workerbench --rows 1000000 --indexes none   # everything, embedded server
 //	go run ./cmd/workerbench --database-url postgres://u:p@db/bench --rows 200000
 package main
 
@@ -90,7 +101,7 @@ func main() {
 	flag.IntVar(&o.Heartbeaters, "heartbeaters", 100, "workers heartbeating every second during the prune")
 	flag.IntVar(&o.HOTSeconds, "hot-seconds", 20, "seconds of steady-state heartbeats to measure the HOT share")
 	flag.IntVar(&o.Runs, "runs", 5, "timed runs of each command")
-	flag.StringVar(&o.Indexes, "indexes", "none,partial", "index variants: none (the migrations' indexes), partial (+ worker(last_heartbeat) WHERE status = 'active')")
+	flag.StringVar(&o.Indexes, "indexes", "none", "index variants: none (the migrations' indexes), partial (+ worker(last_heartbeat) WHERE status = 'active')")
 	flag.BoolVar(&o.Ephemeral, "ephemeral", false, "own server without fsync (faster, less realistic)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the schema (and the own server's directory) at the end")
 	flag.BoolVar(&o.SkipStale, "skip-stale", false, "skip the worker stale benchmark")

@@ -2,10 +2,12 @@ package workers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
 // TestGraceBackfill: migration 00011 fills heartbeat_grace on rows written
@@ -52,5 +54,37 @@ func TestGraceBackfill(t *testing.T) {
 	var comment string
 	if err := tdb.Pool.QueryRow(ctx, "SELECT obj_description('idx_worker_capabilities_runtimes'::regclass, 'pg_class')").Scan(&comment); err != nil || comment != "attunectl: created by migration 00012" {
 		t.Fatalf("index comment %q (%v)", comment, err)
+	}
+}
+
+// TestWithoutGraceColumn: on a worker table attunectl has not migrated
+// (an Attune database: no heartbeat_grace, no attunectl_worker_grace),
+// listing, streaming and pruning judge the grace from capabilities.
+func TestWithoutGraceColumn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	insert(t, db, fleet...)
+	if _, err := db.Pool.Exec(ctx, `DROP TRIGGER attunectl_worker_grace ON worker;
+		ALTER TABLE worker DROP COLUMN heartbeat_grace;
+		DROP FUNCTION attunectl_worker_set_grace(); DROP FUNCTION attunectl_worker_grace(jsonb)`); err != nil {
+		t.Fatal(err)
+	}
+	l, err := workers.Stale(ctx, db.Pool, workers.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names(l), ","); got != "action-stale,sensor-never,sensor-stale" {
+		t.Errorf("stale without the column: %s", got)
+	}
+	rows, _ := collect(t, db.Pool, workers.ListOptions{StaleOnly: true}, workers.StreamOptions{Fields: workers.FieldsAll})
+	if len(rows) != 3 || rows[2].Name != "sensor-stale" || rows[2].Grace != workers.DefaultGrace {
+		t.Errorf("streamed stale without the column: %+v", rows)
+	}
+	if _, err := workers.PruneCount(ctx, db.Pool, workers.PruneOptions{}); err != nil {
+		t.Errorf("prune count without the column: %v", err)
+	}
+	if _, err := workers.Prune(ctx, db.Pool, workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}}); err != nil {
+		t.Errorf("prune without the column: %v", err)
 	}
 }

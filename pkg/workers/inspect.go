@@ -211,19 +211,45 @@ func inspectColumns(stale string) string {
 		created, updated, now()`
 }
 
-// ListQuery returns the statement List runs for opts and its arguments; the
+// ListQuery returns the statement List runs for opts on a schema migrated
+// by attunectl (with worker.heartbeat_grace) and its arguments; the
 // benchmark runs the same text through psql.
 func ListQuery(opts ListOptions) (string, []any) {
-	p := listParts(opts)
+	q, a := listQuery(opts)
+	return useGraceColumn(q), a
+}
+
+// listQuery is List's statement for any schema (grace from capabilities).
+func listQuery(opts ListOptions) (string, []any) {
+	p := newListParts(opts)
 	return p.finish("SELECT " + inspectColumns(p.stale) + "\nFROM worker" + p.tail)
 }
 
-// listQuery is what the statements of List and Stream share: the
+// querier is what graceColumn needs of a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// forSchema returns q reading worker.heartbeat_grace when the table has it
+// (migration 00010), else as written: an Attune database that attunectl
+// has not migrated works, only slower.
+func forSchema(ctx context.Context, db querier, q string) (string, error) {
+	var has bool
+	if err := db.QueryRow(ctx, "SELECT "+graceColumnSQL).Scan(&has); err != nil {
+		return q, err
+	}
+	if has {
+		return useGraceColumn(q), nil
+	}
+	return q, nil
+}
+
+// listParts is what the statements of List and Stream share: the
 // conditions and order of opts, and the staleness test and grace the state
 // column derives with. Those refer to the grace override as graceHole,
 // which finish numbers as the last parameter if the statement uses it (a
 // statement selecting names only may not).
-type listQuery struct {
+type listParts struct {
 	tail  string // WHERE … ORDER BY …
 	stale string // staleSQL with the grace override
 	grace string // graceSQL with the grace override
@@ -233,7 +259,7 @@ type listQuery struct {
 
 const graceHole = "\x00grace\x00"
 
-func listParts(opts ListOptions) listQuery {
+func newListParts(opts ListOptions) listParts {
 	var a sqlArgs
 	stale := staleSQL("", graceHole)
 	where := selectorSQL(opts.Selector, &a)
@@ -254,11 +280,11 @@ func listParts(opts ListOptions) listQuery {
 	} else {
 		q += "\nORDER BY name"
 	}
-	return listQuery{tail: q, stale: stale, grace: graceSQL("", graceHole), args: a, over: graceArg(opts.OlderThan)}
+	return listParts{tail: q, stale: stale, grace: graceSQL("", graceHole), args: a, over: graceArg(opts.OlderThan)}
 }
 
 // finish numbers the grace override in q and returns q with its arguments.
-func (p listQuery) finish(q string) (string, []any) {
+func (p listParts) finish(q string) (string, []any) {
 	a := p.args
 	if strings.Contains(q, graceHole) {
 		q = strings.ReplaceAll(q, graceHole, a.add(p.over))
@@ -271,7 +297,11 @@ func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, e
 	if err := opts.validate(); err != nil {
 		return Listing{}, err
 	}
-	q, args := ListQuery(opts)
+	q, args := listQuery(opts)
+	q, err := forSchema(ctx, pool, q)
+	if err != nil {
+		return Listing{}, err
+	}
 	l, err := queryListing(ctx, pool, q, args...)
 	l.OlderThan = opts.OlderThan
 	return l, err

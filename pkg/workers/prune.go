@@ -127,6 +127,12 @@ func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale, grace string) {
 // heartbeat. Each batch is its own transaction, so the row locks a heartbeat
 // could wait for are held for one short statement only.
 func PruneQuery(o PruneOptions) (string, []any) {
+	q, a := pruneQuery(o)
+	return useGraceColumn(q), a
+}
+
+// pruneQuery is PruneQuery for any schema (grace from capabilities).
+func pruneQuery(o PruneOptions) (string, []any) {
 	var a sqlArgs
 	where, _, _ := pruneWhere(o, &a)
 	last := a.add(int64(0))
@@ -169,7 +175,10 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (res PruneRe
 	begin := time.Now()
 	defer func() { res.Elapsed = time.Since(begin) }()
 
-	q, args := PruneQuery(o)
+	q, args := pruneQuery(o)
+	if q, err = forSchema(ctx, pool, q); err != nil {
+		return res, fmt.Errorf("pruning workers: %w", err)
+	}
 	lastArg := len(args) - 2
 	size := int64(o.batchSize())
 	for {
@@ -231,7 +240,10 @@ func PrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (List
 	}
 	var a sqlArgs
 	where, stale, _ := pruneWhere(o, &a)
-	q := "SELECT " + inspectColumns(stale) + "\nFROM worker\nWHERE " + where + "\nORDER BY name"
+	q, err := forSchema(ctx, pool, "SELECT "+inspectColumns(stale)+"\nFROM worker\nWHERE "+where+"\nORDER BY name")
+	if err != nil {
+		return Listing{}, err
+	}
 	l, err := queryListing(ctx, pool, q, a...)
 	if !o.Delete {
 		l.OlderThan = o.OlderThan
@@ -246,7 +258,11 @@ func PruneCount(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (int64,
 	}
 	var a sqlArgs
 	where, _, _ := pruneWhere(o, &a)
+	q, err := forSchema(ctx, pool, "SELECT count(*) FROM worker WHERE "+where)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := pool.QueryRow(ctx, "SELECT count(*) FROM worker WHERE "+where, a...).Scan(&n)
+	err = pool.QueryRow(ctx, q, a...).Scan(&n)
 	return n, err
 }

@@ -131,7 +131,8 @@ func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so Stream
 	if err := so.validate(); err != nil {
 		return StreamResult{}, err
 	}
-	q, args := StreamQuery(opts, so.Fields)
+	p := newListParts(opts)
+	q, args := p.finish("SELECT " + streamColumns(so.Fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
 	return streamQuery(ctx, pool, q, args, so, fn)
 }
 
@@ -177,12 +178,13 @@ func (so StreamOptions) validate() error {
 	return nil
 }
 
-// StreamQuery returns the statement Stream declares its cursor for: List's
-// conditions and order, with the columns of fields only. The benchmark runs
-// the same text through psql.
+// StreamQuery returns the statement Stream declares its cursor for on a
+// schema migrated by attunectl: List's conditions and order, with the
+// columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
-	p := listParts(opts)
-	return p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
+	p := newListParts(opts)
+	q, a := p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
+	return useGraceColumn(q), a
 }
 
 // streamColumns are the columns a stream with fields reads, in the order
@@ -241,10 +243,14 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
 		}
 	}()
-	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&res.At); err != nil {
+	var graceColumn bool
+	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL).Scan(&res.At, &graceColumn); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
+	if graceColumn {
+		q = useGraceColumn(q)
+	}
 	// PostgreSQL plans a cursor for its first 10% of rows
 	// (cursor_tuple_fraction): for a listing in name order without
 	// filters that is the name index, whose every FETCH reads just its

@@ -14,6 +14,7 @@ package workers
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -153,22 +154,50 @@ type Worker struct {
 // none). graceParam (an interval parameter such as "$3", or "NULL" for "per
 // worker") overrides the worker's own grace.
 //
-// The worker's own grace is the plain column heartbeat_grace, which a
-// trigger sets whenever capabilities are written (migration 00010), so the
-// test reads one interval per row instead of evaluating jsonb; a row the
-// backfill (migration 00011) has not reached yet falls back to
-// attunectl_worker_grace(capabilities), the SQL definition of the grace
-// (three advertised heartbeat intervals, 90 s when none is advertised, as
-// Capabilities.Grace). Neither is written by a heartbeat, so neither costs
-// a heartbeat its HOT update.
+// As written, the worker's own grace is evaluated from capabilities
+// (ownGraceSQL), which works on any database, migrated or not: the
+// registration statements, which test one row, use it so. On a schema with
+// migration 00010 the inspection and prune statements, which test every
+// row, read the plain column heartbeat_grace instead (useGraceColumn).
 func staleSQL(alias, graceParam string) string {
 	return `(` + col(alias, "last_heartbeat") + ` IS NULL OR ` + col(alias, "last_heartbeat") + ` < now() - ` + graceSQL(alias, graceParam) + `)`
 }
 
 // graceSQL is the grace staleSQL judges a worker by, as an interval.
 func graceSQL(alias, graceParam string) string {
-	return `coalesce(` + graceParam + `::interval, ` + col(alias, "heartbeat_grace") + `, attunectl_worker_grace(` + col(alias, "capabilities") + `))`
+	return `coalesce(` + graceParam + `::interval, ` + ownGraceSQL(alias) + `)`
 }
+
+// ownGraceSQL is a worker's own grace from its capabilities: three of the
+// heartbeat intervals it advertises, or of the default when it advertises
+// none or something that is not a positive number (another tool wrote it),
+// as Capabilities.Grace. attunectl_worker_grace (migration 00010) is the
+// same expression.
+func ownGraceSQL(alias string) string {
+	c := col(alias, "capabilities")
+	return `make_interval(secs => ` + fmt.Sprint(GraceIntervals) + ` * CASE WHEN jsonb_typeof(` + c + `->'heartbeat_interval') = 'number'
+			AND (` + c + `->>'heartbeat_interval')::float8 > 0
+			THEN (` + c + `->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END)`
+}
+
+// useGraceColumn rewrites a statement built with staleSQL to read each
+// worker's grace from the column heartbeat_grace (migration 00010), which a
+// trigger keeps equal to attunectl_worker_grace(capabilities) whenever
+// capabilities are written, so the test reads one interval per row instead
+// of evaluating jsonb; a row the backfill (migration 00011) has not reached
+// yet falls back to the function. Neither is written by a heartbeat, so
+// neither costs a heartbeat its HOT update.
+func useGraceColumn(q string) string {
+	for _, alias := range []string{"", "w"} {
+		q = strings.ReplaceAll(q, ownGraceSQL(alias),
+			`coalesce(`+col(alias, "heartbeat_grace")+`, attunectl_worker_grace(`+col(alias, "capabilities")+`))`)
+	}
+	return q
+}
+
+// graceColumnSQL reports whether the worker table has heartbeat_grace.
+const graceColumnSQL = `EXISTS (SELECT 1 FROM pg_attribute
+	WHERE attrelid = to_regclass('worker') AND attname = 'heartbeat_grace' AND NOT attisdropped)`
 
 // col qualifies column c with alias, when there is one.
 func col(alias, c string) string {
