@@ -116,7 +116,8 @@ type Placer struct {
 	// at or above it leaves newly waiting sensors to those below theirs
 	// until its next balance check.
 	target   int
-	top      int64 // highest waiting workload id at the last renewal
+	top      int64     // highest waiting workload id at the last renewal
+	self     *selfView // this worker as the last balance check saw it
 	seed     uint64
 	shutdown bool
 }
@@ -327,7 +328,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	// grew), so failover does not wait for the next balance check.
 	claimNow := waiting > 0 && (sig != p.lastSig || p.retry) && (len(p.held) < p.target || expired > 0)
 	if !cordoned && !draining && (claimNow || balanceDue) {
-		if err := p.balance(ctx, &out, waiting > 0); err != nil {
+		if err := p.balance(ctx, &out, waiting > 0, expired > 0, balanceDue || p.self == nil); err != nil {
 			return p.finish(out), err
 		}
 		if waiting > 0 {
@@ -502,12 +503,39 @@ func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 // it holds at least two more than the least loaded peer, down to
 // floor(total / peers) — so 3 identical workers with 9 sensors hold 3 each,
 // and a 4th joining ends at 3/2/2/2.
-func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
+//
+// Between balance checks (full false) a claim reuses the view of the last
+// check instead of reading every peer again: after a mass failure hundreds
+// of survivors claim at once, and that read is the expensive statement.
+// Failover (expired leases) then lets a worker at its share take one more
+// sensor per tick.
+func (p *Placer) balance(ctx context.Context, out *Held, waiting, expired, full bool) error {
+	if !full {
+		v := *p.self
+		held := len(p.held)
+		want := 0
+		switch {
+		case held < p.target && !(p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery):
+			want = p.target - held
+		case expired:
+			want = 1
+		}
+		capacity := v.Capacity
+		if capacity <= 0 {
+			capacity = DefaultCapacity
+		}
+		want = min(want, capacity-held)
+		if want <= 0 || !waiting {
+			return nil
+		}
+		return p.claim(ctx, out, v.WorkerInfo, want, false)
+	}
 	v, err := p.readSelf(ctx)
 	out.Statements++
 	if err != nil {
 		return err
 	}
+	p.self = &v
 	if !v.Live || v.Cordoned || (v.Role != workers.RoleSensor && v.Role != workers.RoleHybrid) {
 		return nil
 	}
@@ -556,8 +584,8 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting bool) error {
 // Each part walks an index in order from its own starting point ($5, random
 // per tick) and stops after $3 matches, so that workers claiming at once
 // rarely want the same rows and no part scans every assignment: unowned
-// rows from $5 up, then below $5, then expired leases and leases of an
-// older instance of this worker. $1 worker, $2 instance, $4 only rows
+// rows from $5 up, then below $5, then expired leases (in an order of
+// their own) and leases of an older instance of this worker. $1 worker, $2 instance, $4 only rows
 // waiting more than $6 seconds.
 var candidatesSQL = `
 WITH me AS (
@@ -592,7 +620,9 @@ picked AS (
 	  AND s.worker_selector <@ (SELECT labels FROM me)
 	 WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	   AND (NOT $4::boolean OR a.lease_expires_at <= clock_timestamp() - make_interval(secs => $6::float8))
-	 ORDER BY a.lease_expires_at LIMIT $3)
+	 -- Expired leases are few (a failure's worth): a random order per
+	 -- worker keeps hundreds of survivors from queueing on the same rows.
+	 ORDER BY (a.workload * 2654435761 + $5) % 4294967291 LIMIT $3)
 	UNION ALL
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
