@@ -90,7 +90,9 @@ type rtRun struct {
 // rtEnv is the environment of an in-process run: the database (when db is
 // not nil), PATH and extra variables. Nothing comes from the test process.
 func rtEnv(db *dbtest.DB, path string, extra ...string) []string {
-	env := []string{"PATH=" + path, "HOME=/nonexistent"}
+	// Commands from the database run as root on purpose (the tests run as
+	// root, where sensor.run_as must be said).
+	env := []string{"PATH=" + path, "HOME=/nonexistent", "ATTUNE__SENSOR__RUN_AS=root"}
 	if db != nil {
 		env = append(env, "ATTUNE__DATABASE__URL="+db.URL)
 	}
@@ -593,6 +595,7 @@ func TestRuntimeVerifyGolden(t *testing.T) {
 		rts = append(rts, got...)
 	}
 	app := &App{Environ: env, Config: config.Default(), VerifyResultHook: stableVerifyResult}
+	app.Config.Sensor.RunAs = "root"
 	res := verifyRuntimes(t.Context(), app, rts, 0)
 	for _, f := range []output.Format{output.Table, output.Wide} {
 		var buf bytes.Buffer

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"os"
 	"fmt"
 	"io"
 	"strconv"
@@ -111,8 +112,9 @@ func runRuntimeVerify(ctx context.Context, app *App, o runtimeVerifyOptions) err
 		fmt.Fprintln(app.Err, "No sensor runtimes found.")
 		return nil
 	}
-	if res.RunAs != nil && (o.Format == output.Table || o.Format == output.Wide) {
-		// The results are that user's: say whom (JSON and YAML carry run_as).
+	if res.RunAs != nil && int(res.RunAs.UID) != os.Geteuid() && (o.Format == output.Table || o.Format == output.Wide) {
+		// The results are another user's than attunectl's: say whose (JSON
+		// and YAML always carry run_as).
 		fmt.Fprintf(app.Err, "note: verification commands ran as %s\n", output.EscapeText(res.RunAs.String()))
 	}
 	if err := printVerify(app.Out, res, o.Format, o.Palette); err != nil {
