@@ -49,16 +49,26 @@ func newSensorRunCmd(app *App) *cobra.Command {
 	var opts sensorRunOptions
 	run := &cobra.Command{
 		Use:   "run",
-		Short: "Register this host as a sensor worker, heartbeat, and deregister on exit",
+		Short: "Run this host's sensor worker: register, take a share of the sensors, run them",
 		Long: `Run the long-lived sensor worker of this host. It detects the runtimes
 available here (ATTUNE_SENSOR_RUNTIMES or --runtimes, else
 sensor.capabilities.runtimes, else every sensor runtime of the database,
 verified on this host), registers the worker row (worker_role sensor,
-status active), heartbeats every sensor.heartbeat_interval, re-verifies the
-runtimes every sensor.reverify_interval (0: never) and updates the row when
-they change. SIGINT or SIGTERM stops it: the worker is deregistered (status
-inactive) within sensor.shutdown_timeout and the exit status is 0; a second
-signal exits at once.
+status active, with --label and --taint in its capabilities), heartbeats
+every sensor.heartbeat_interval, re-verifies the runtimes every
+sensor.reverify_interval (0: never) and updates the row when they change.
+
+It then takes its share of the sensors it can run (runtime, version,
+labels, taints, capacity; leases renewed each interval) and runs them:
+built-in timers inside the worker, other sensors as processes in the
+sandbox, as sensor.run_as (required as root), restarted with backoff and
+quarantined after sensor.quarantine_after failures. Their events are posted
+to a loopback endpoint and written only while this worker holds the sensor.
+sensor.run_sensors: false only registers and heartbeats.
+
+SIGINT or SIGTERM stops it: the sensors are stopped and released, the
+worker is deregistered (status inactive) within sensor.shutdown_timeout and
+the exit status is 0; a second signal exits at once.
 
 Database trouble never stops a registered worker: failures are logged and
 retried, and a row pruned by an operator is registered again. The name is
@@ -76,6 +86,10 @@ row was taken over, 2 for invalid flags or configuration.`,
 
   # A named worker with fixed runtimes, metrics on :9464.
   attunectl sensor run --name sensor-web1 --runtimes python,shell --metrics-addr :9464
+
+  # As root: sensors and verification commands run as nobody; a labelled,
+  # tainted worker only gets sensors that select and tolerate it.
+  attunectl sensor run --run-as nobody --label zone=eu --taint gpu=true:NoSchedule
 
   # Smoke test: register, heartbeat once, deregister.
   attunectl sensor run --once --wait-for-database 1m`,
