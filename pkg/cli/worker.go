@@ -18,7 +18,7 @@ const DefaultWatchInterval = 2 * time.Second
 func newWorkerCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Show which workers are alive, which went silent, and clean up after them",
+		Short: "Show which workers are alive and what they hold; cordon, drain and clean up after them",
 		Long: `Inspect the workers registered in the shared worker table, and clean up
 after dead hosts.
 
@@ -32,9 +32,12 @@ with a skewed clock never makes a live worker look dead.`,
 		Example: `  attunectl worker list --role sensor
   attunectl worker list --runtime python --status active
   attunectl worker stale --older-than 5m --exit-code
-  attunectl worker prune --dry-run`,
+  attunectl worker prune --dry-run
+  attunectl worker cordon sensor-web-01 --reason "kernel upgrade"
+  attunectl worker drain sensor-web-01 --deadline 5m --wait`,
 	}
-	cmd.AddCommand(newWorkerListCmd(app), newWorkerStaleCmd(app), newWorkerPruneCmd(app))
+	cmd.AddCommand(newWorkerListCmd(app), newWorkerStaleCmd(app), newWorkerPruneCmd(app),
+		newWorkerCordonCmd(app), newWorkerUncordonCmd(app), newWorkerDrainCmd(app))
 	return cmd
 }
 
