@@ -36,13 +36,13 @@ type workerView struct {
 	Meta             map[string]any        `json:"meta"`
 	Created          string                `json:"created"`
 	Updated          string                `json:"updated"`
-	// Cordoned and Sensors (live leases held) are null where the command
-	// does not read them (worker prune).
-	Cordoned     *bool   `json:"cordoned"`
+	// Cordoned and Sensors (live leases held) are left out where the
+	// command does not read them (worker prune).
+	Cordoned     *bool   `json:"cordoned,omitempty"`
 	CordonReason string  `json:"cordon_reason,omitempty"`
 	CordonedBy   string  `json:"cordoned_by,omitempty"`
 	CordonedAt   *string `json:"cordoned_at,omitempty"`
-	Sensors      *int    `json:"sensors"`
+	Sensors      *int    `json:"sensors,omitempty"`
 }
 
 // workerListing is a listing of workers with what placement knows about
@@ -138,19 +138,18 @@ func workerSpec(l workerListing, stale bool) output.Spec[workers.Worker] {
 		col("HOST", func(w workers.Worker) string { return w.Host }),
 		col("RUNTIMES", func(w workers.Worker) string { return strings.Join(w.Capabilities.Runtimes, ",") }),
 		col("SENSORS", func(w workers.Worker) string {
-			if ps, ok := l.placementOf(w); ok {
-				return strconv.Itoa(ps.Held)
-			}
-			return "-"
+			ps, _ := l.placementOf(w)
+			return strconv.Itoa(ps.Held)
 		}),
 		col("LAST HEARTBEAT", heartbeat),
 	}
+	if l.Placement == nil {
+		// worker prune: it does not read placement; show nothing rather than guesses.
+		base = slices.Delete(base, 5, 6)
+	}
 	cordoned := col("CORDONED", func(w workers.Worker) string {
-		ps, ok := l.placementOf(w)
-		switch {
-		case !ok:
-			return "-"
-		case !ps.Cordoned:
+		ps, _ := l.placementOf(w)
+		if !ps.Cordoned {
 			return "no"
 		}
 		var parts []string
@@ -175,14 +174,17 @@ func workerSpec(l workerListing, stale bool) output.Spec[workers.Worker] {
 		return output.Duration(w.Silence)
 	})
 	grace := col("GRACE", func(w workers.Worker) string { return output.Duration(l.GraceOf(w)) })
-	extra := []output.Column[workers.Worker]{
-		cordoned,
+	var extra []output.Column[workers.Worker]
+	if l.Placement != nil {
+		extra = append(extra, cordoned)
+	}
+	extra = append(extra,
 		col("ID", func(w workers.Worker) string { return fmt.Sprint(w.ID) }),
 		col("TYPE", func(w workers.Worker) string { return w.Type }),
 		col("VERSIONS", versionsOf),
 		col("CREATED", func(w workers.Worker) string { return output.Age(l.At, &w.Created) }),
 		col("INSTANCE", instanceOf),
-	}
+	)
 	table, wide := slices.Clone(base), slices.Clone(base)
 	if stale {
 		table = append(table, silent)
