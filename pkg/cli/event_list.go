@@ -168,8 +168,12 @@ func followEvents(ctx context.Context, app *App, db *database.DB, o eventListOpt
 	return nil
 }
 
+// followMinWidth are the widths --follow starts its columns at, so that
+// usual refs do not push the lines that follow them.
+var followMinWidth = map[string]int{"ID": 6, "CREATED": 9, "TRIGGER": 20, "SENSOR": 20}
+
 // followTable writes table lines one at a time, unbuffered: a column is
-// as wide as its header or its widest cell so far.
+// as wide as its header, its starting width, or its widest cell so far.
 type followTable struct {
 	widths []int
 }
@@ -180,7 +184,7 @@ func (t *followTable) write(w io.Writer, cols []output.Column[events.Event], e e
 		header := make([]string, len(cols))
 		for i, c := range cols {
 			header[i] = c.Header
-			t.widths[i] = utf8.RuneCountInString(c.Header)
+			t.widths[i] = max(utf8.RuneCountInString(c.Header), followMinWidth[c.Header])
 		}
 		if err := t.line(w, header, header); err != nil {
 			return err

@@ -170,3 +170,32 @@ func TestEventListFollow(t *testing.T) {
 		t.Errorf("first line (the newest existing event): %s", lines[0])
 	}
 }
+
+// --follow in a table prints the header once and each event as one line
+// at once (not held back to measure widths), escaped.
+func TestEventListFollowTable(t *testing.T) {
+	t.Parallel()
+	db := eventFixture(t)
+	var out testsupport.SyncBuffer
+	app, _, _ := testApp("")
+	app.Out = &out
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runEventList(ctx, app, dbOf(db), eventListOptions{Follow: true, Format: output.Wide, Limit: 2, Poll: 100 * time.Millisecond})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), "\n") < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "ID       CREATED     TRIGGER                SENSOR                 GENERATION   WORKLOAD   PAYLOAD\n" +
+		"4        2d ago      acme.manual            -                      -            -          null\n" +
+		"5        1s ago      acme.evil\\x1b[2J       acme.ticker            -            -          {\"s\":\"\\u001b]0;x\\u0007\"}\n"
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}

@@ -28,7 +28,11 @@ The grace is three times the heartbeat interval the worker advertises in
 capabilities.heartbeat_interval (30s when it advertises none, so 90s), or the
 --older-than duration when given. A worker that never heartbeat is stale.
 Every staleness test runs in the database with its clock (now()), so a host
-with a skewed clock never makes a live worker look dead.`,
+with a skewed clock never makes a live worker look dead.
+
+Cordon a sensor worker to keep it from taking new sensors (it keeps what it
+holds), drain it to hand its sensors to other workers; list shows the cordon
+and how many sensors each worker holds.`,
 		Example: `  attunectl worker list --role sensor
   attunectl worker list --runtime python --status active
   attunectl worker stale --older-than 5m --exit-code
