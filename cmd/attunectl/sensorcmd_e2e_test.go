@@ -176,3 +176,47 @@ func TestEventListBinary(t *testing.T) {
 		t.Errorf("followed lines:\n%s", p.stdout)
 	}
 }
+
+// TestSensorCommandsThroughPgBouncer: the sensor, cordon, drain and event
+// commands through a transaction pooler, where LISTEN does not work:
+// --follow falls back to polling and still prints a new event.
+func TestSensorCommandsThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewPgBouncer(t)
+	e := poolerEnv(t, db)
+	if r := runIn(t, t.TempDir(), e, "{ref: acme.pooled, runtime: core.sensor.shell, entrypoint: p.sh, triggers: [acme.pooled_fired]}", "sensor", "add", "-f", "-"); r.Code != 0 {
+		t.Fatalf("sensor add through the pooler: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO worker (name, worker_role, worker_type, status, host, capabilities, meta, last_heartbeat)
+		VALUES ('w-pooled', 'sensor', 'local', 'active', 'pooled', '{"runtimes": ["shell"]}', '{}', now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sensor", "list"}, "acme.pooled"},
+		{[]string{"sensor", "disable", "acme.pooled"}, "disabled"},
+		{[]string{"sensor", "enable", "acme.pooled"}, "enabled"},
+		{[]string{"worker", "cordon", "w-pooled"}, "cordoned"},
+		{[]string{"worker", "list"}, "active,cordoned"},
+		{[]string{"worker", "uncordon", "w-pooled"}, "uncordoned"},
+		{[]string{"worker", "drain", "w-pooled", "--wait"}, "drained in"},
+		{[]string{"event", "list", "-o", "json"}, "[]"},
+	} {
+		r := run(t, e, s.args...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, s.want) {
+			t.Errorf("attunectl %s through PgBouncer: exit %d, want %q\n%s%s", strings.Join(s.args, " "), r.Code, s.want, r.Stdout, r.Stderr)
+		}
+	}
+	p := start(t, e, "event", "list", "--follow", "-o", "json")
+	time.Sleep(500 * time.Millisecond)
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO event (trigger_ref, payload, source_ref) VALUES ('acme.pooled_fired', '{"n": 1}', 'acme.pooled')`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the followed event through the pooler", func() bool { return strings.Contains(p.stdout.String(), `"acme.pooled_fired"`) })
+	p.signal(t, syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("event list --follow through PgBouncer after SIGINT: exit %d\n%s", code, p.stderr)
+	}
+}
