@@ -35,3 +35,34 @@ func TestWorkerNamesCompletionAndFilter(t *testing.T) {
 		t.Errorf("worker prune NAME --dry-run: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// TestSensorRefsCompletion completes sensor refs from the database for
+// every command that takes them, and worker names for cordon and drain.
+func TestSensorRefsCompletion(t *testing.T) {
+	t.Parallel()
+	db, _ := sensorFleet(t)
+	env := rtEnv(db, "/nonexistent")
+	for _, args := range [][]string{
+		{"__complete", "sensor", "list", "acme.d"},
+		{"__complete", "sensor", "enable", "acme.heartbeat", "acme.d"},
+		{"__complete", "sensor", "disable", "acme.d"},
+		{"__complete", "event", "list", "--sensor", "acme.d"},
+	} {
+		r := rtExec(t, env, "", args...)
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, "acme.disk_watch\n:4\n") {
+			t.Errorf("%v: exit %d\n%s", args, r.Code, r.Stdout)
+		}
+	}
+	r := rtExec(t, env, "", "__complete", "sensor", "enable", "acme.heartbeat", "acme.h")
+	if !strings.HasPrefix(r.Stdout, ":4\n") {
+		t.Errorf("a ref already on the line is offered again:\n%s", r.Stdout)
+	}
+	r = rtExec(t, env, "", "__complete", "worker", "cordon", "evil")
+	if !strings.HasPrefix(r.Stdout, "evil") {
+		t.Errorf("worker cordon completes no worker names:\n%s", r.Stdout)
+	}
+	r = rtExec(t, env, "", "__complete", "worker", "drain", "x", "")
+	if !strings.HasPrefix(r.Stdout, ":4\n") {
+		t.Errorf("worker drain completes a second name:\n%s", r.Stdout)
+	}
+}

@@ -86,6 +86,7 @@ everything can be tried with one command.`,
 		newRuntimeCmd(app),
 		newSensorCmd(app),
 		newWorkerCmd(app),
+		newEventCmd(app),
 	)
 	root.InitDefaultCompletionCmd()
 	rejectUnknownSubcommands(root)

@@ -18,7 +18,7 @@ const DefaultWatchInterval = 2 * time.Second
 func newWorkerCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Show which workers are alive, which went silent, and clean up after them",
+		Short: "Show which workers are alive and what they hold; cordon, drain and clean up after them",
 		Long: `Inspect the workers registered in the shared worker table, and clean up
 after dead hosts.
 
@@ -28,13 +28,20 @@ The grace is three times the heartbeat interval the worker advertises in
 capabilities.heartbeat_interval (30s when it advertises none, so 90s), or the
 --older-than duration when given. A worker that never heartbeat is stale.
 Every staleness test runs in the database with its clock (now()), so a host
-with a skewed clock never makes a live worker look dead.`,
+with a skewed clock never makes a live worker look dead.
+
+Cordon a sensor worker to keep it from taking new sensors (it keeps what it
+holds), drain it to hand its sensors to other workers; list shows the cordon
+and how many sensors each worker holds.`,
 		Example: `  attunectl worker list --role sensor
   attunectl worker list --runtime python --status active
   attunectl worker stale --older-than 5m --exit-code
-  attunectl worker prune --dry-run`,
+  attunectl worker prune --dry-run
+  attunectl worker cordon sensor-web-01 --reason "kernel upgrade"
+  attunectl worker drain sensor-web-01 --deadline 5m --wait`,
 	}
-	cmd.AddCommand(newWorkerListCmd(app), newWorkerStaleCmd(app), newWorkerPruneCmd(app))
+	cmd.AddCommand(newWorkerListCmd(app), newWorkerStaleCmd(app), newWorkerPruneCmd(app),
+		newWorkerCordonCmd(app), newWorkerUncordonCmd(app), newWorkerDrainCmd(app))
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/workers"
 	"github.com/spf13/cobra"
 )
@@ -71,9 +72,12 @@ func addListFlags(cmd *cobra.Command, o *workerListOptions) {
 	_ = cmd.RegisterFlagCompletionFunc("sort-by", cobra.FixedCompletions([]string{workers.SortByName, workers.SortByHeartbeat}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-const workerFormatsHelp = `Output (-o): table (default), wide (adds ID, TYPE, VERSIONS, CREATED,
-INSTANCE), json and yaml (stable snake_case fields, RFC 3339 times in UTC; state
-is the derived state, status the stored one), name (one name per line).
+const workerFormatsHelp = `Output (-o): table (default; STATUS ends in ",cordoned" for a cordoned
+worker, SENSORS is how many sensors it holds under an unexpired lease), wide
+(adds CORDONED (reason and who), ID, TYPE, VERSIONS, CREATED, INSTANCE), json
+and yaml (stable snake_case fields, RFC 3339 times in UTC; state is the
+derived state, status the stored one, cordoned and sensors as in the table),
+name (one name per line).
 Colour only on a terminal, never with --no-color or NO_COLOR: active green,
 late (missed a heartbeat, still within its grace) yellow, stale red, inactive
 dim.`
@@ -186,12 +190,16 @@ func runWorkerList(ctx context.Context, app *App, db *database.DB, o workerListO
 	if o.Stale {
 		what = "listing stale workers"
 	}
-	query := func(ctx context.Context) (workers.Listing, error) {
+	query := func(ctx context.Context) (workerListing, error) {
 		l, err := workers.List(ctx, db.Pool, lo)
 		if err != nil {
-			return l, explainWorkerError(ctx, app, db, err, what)
+			return workerListing{Listing: l}, explainWorkerError(ctx, app, db, err, what)
 		}
-		return l, nil
+		pl, err := placement.WorkerStates(ctx, db.Pool)
+		if err != nil {
+			return workerListing{Listing: l}, explainWorkerError(ctx, app, db, err, what)
+		}
+		return workerListing{Listing: l, Placement: pl}, nil
 	}
 	if o.Watch {
 		return watchWorkers(ctx, app, o, query)
@@ -224,7 +232,7 @@ func emptyMessage(o workerListOptions) string {
 // each frame clears the screen and starts with a header; otherwise frames
 // follow each other, separated by a "---" line (a YAML document separator;
 // JSON frames are simply concatenated, which jq reads as a stream).
-func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func(context.Context) (workers.Listing, error)) error {
+func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func(context.Context) (workerListing, error)) error {
 	cmdline := "attunectl worker list"
 	if o.Stale {
 		cmdline = "attunectl worker stale"

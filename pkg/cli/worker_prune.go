@@ -186,7 +186,7 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 		if len(l.Workers) > maxPromptListing {
 			shown.Workers = l.Workers[:maxPromptListing]
 		}
-		if err := printWorkers(app.Err, shown, output.Table, app.stderrPalette(), true); err != nil {
+		if err := printWorkers(app.Err, workerListing{Listing: shown}, output.Table, app.stderrPalette(), true); err != nil {
 			return err
 		}
 		if more := len(l.Workers) - len(shown.Workers); more > 0 {
@@ -288,7 +288,7 @@ func pruneDryRun(ctx context.Context, app *App, db *database.DB, o workerPruneOp
 	if err != nil {
 		return explainWorkerError(ctx, app, db, err, "listing the workers to prune")
 	}
-	if err := printWorkers(app.Out, l, o.Format, o.Palette, true); err != nil {
+	if err := printWorkers(app.Out, workerListing{Listing: l}, o.Format, o.Palette, true); err != nil {
 		return err
 	}
 	n := int64(len(l.Workers))

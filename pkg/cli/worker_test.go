@@ -21,6 +21,8 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/placement"
+	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/testsupport"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
@@ -110,6 +112,49 @@ func golden(t *testing.T, name string, got []byte) {
 	testsupport.Golden(t, filepath.Join("..", "..", "testdata", "golden", "worker", name), got, *update, "go test ./pkg/cli -run TestWorkerGolden -update")
 }
 
+// fleetPlacement cordons two workers of the fleet (one with a reason and
+// who, cordoned 20 minutes before the fleet's insert) and gives
+// sensor-web-01 two sensors under live leases, then reads what worker list
+// reads, moved onto the golden clock like rebase does.
+func fleetPlacement(t *testing.T, db *dbtest.DB, inserted time.Time) map[int64]placement.WorkerState {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{
+		`UPDATE worker SET cordoned = true, cordon_reason = 'disk failing', cordoned_by_name = 'alice',
+			cordoned_at = $1::timestamptz - interval '20 minutes' WHERE name = 'sensor-old-01'`,
+		`UPDATE worker SET cordoned = true, cordoned_at = $1::timestamptz - interval '1 hour' WHERE name = 'hybrid-edge-01'`,
+	} {
+		if _, err := db.Pool.Exec(ctx, q, inserted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ss []sensors.Sensor
+	for _, ref := range []string{"golden.one", "golden.two"} {
+		ss = append(ss, sensors.Sensor{Ref: ref, Runtime: "core.sensor.shell", Entrypoint: "x.sh"})
+	}
+	if _, err := sensors.Add(ctx, db.Pool, ss, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE sensor_workload_assignment SET worker = (SELECT id FROM worker WHERE name = 'sensor-web-01'),
+		worker_instance = gen_random_uuid(), generation = 1, lease_expires_at = clock_timestamp() + interval '10 minutes',
+		assigned_at = now(), renewed_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := placement.WorkerStates(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift := goldenNow.Sub(inserted)
+	for id, ps := range pl {
+		if ps.At != nil {
+			at := ps.At.Add(shift).UTC()
+			ps.At = &at
+			pl[id] = ps
+		}
+	}
+	return pl
+}
+
 // TestWorkerGolden prints the real listings of a fixture database in every
 // format, with colour off and on, on a fixed clock.
 func TestWorkerGolden(t *testing.T) {
@@ -124,11 +169,12 @@ func TestWorkerGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pl := fleetPlacement(t, db, inserted)
 	for _, c := range []struct {
 		cmd     string
-		listing workers.Listing
+		listing workerListing
 		stale   bool
-	}{{"list", rebase(list, inserted), false}, {"stale", rebase(stale, inserted), true}} {
+	}{{"list", workerListing{rebase(list, inserted), pl}, false}, {"stale", workerListing{rebase(stale, inserted), pl}, true}} {
 		for _, f := range []output.Format{output.Table, output.Wide, output.JSON, output.YAML, output.Name} {
 			for _, color := range []bool{false, true} {
 				if color && f != output.Table && f != output.Wide {
@@ -594,7 +640,7 @@ func BenchmarkPrintWorkers(b *testing.B) {
 	for _, f := range []output.Format{output.Table, output.Wide, output.JSON} {
 		b.Run(string(f), func(b *testing.B) {
 			for b.Loop() {
-				if err := printWorkers(io.Discard, l, f, output.Palette{}, true); err != nil {
+				if err := printWorkers(io.Discard, workerListing{Listing: l}, f, output.Palette{}, true); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/output"
+	"github.com/attune-automation/attunectl/pkg/sensors"
+)
+
+// sensorAddOptions are the options of `sensor add`.
+type sensorAddOptions struct {
+	// File is a manifest path, or "-" for stdin.
+	File   string
+	Update bool
+	Format output.Format
+}
+
+// Validate checks what can be checked before reading the manifest.
+func (o *sensorAddOptions) Validate() error {
+	if o.File == "" {
+		return usageErrorf("nothing to add: give a manifest with -f FILE, or -f - for stdin (see `attunectl sensor add --help`)")
+	}
+	return nil
+}
+
+func newSensorAddCmd(app *App) *cobra.Command {
+	o := &sensorAddOptions{}
+	cmd := &cobra.Command{
+		Use:   "add -f FILE [--update]",
+		Short: "Add sensor definitions and their triggers from a manifest",
+		Long: `Add every sensor of a manifest (YAML or JSON; one sensor object, a list of
+them, or several YAML documents; -f - reads stdin):
+
+  - ref: acme.disk_watch            # pack.name, lower case
+    label: Disk watcher             # default: the name part of ref
+    runtime: core.sensor.python     # a runtime ref (attunectl runtime list)
+    runtime_version: ">=3.10"       # semver constraint on the worker's version (optional)
+    entrypoint: disk.py             # absolute, or <packs_dir>/<pack>/sensors/<entrypoint>
+    enabled: true                   # default true
+    config: {threshold: 90}         # an object, given to the sensor
+    triggers:                       # created when missing
+      - acme.disk_full
+      - {ref: acme.disk_ok, label: Disk OK, config: {quiet: true}}
+    placement:
+      selector: {zone: eu-1}        # labels the worker must have
+      tolerations:                  # taints it may sit on
+        - {key: gpu, operator: exists}
+
+Everything is validated before anything is written: unknown keys, bad refs,
+unknown runtime refs, bad semver constraints, selectors and tolerations are
+reported with the path of the field (sensors[0].placement.selector.zone) and
+the exit status is 2 with nothing written. The sensors of a file are written
+in one transaction: all of them or none.
+
+A ref that exists already is an error (exit 2) unless --update is given;
+--update replaces the definition (not a patch) and keeps the sensor's id,
+workload and owner, so a running sensor is not moved.
+
+Output (-o): table (default: what was created or updated, and which triggers
+were created), json and yaml ({created, updated, triggers_created}), name
+(the sensor refs).`,
+		Example: `  attunectl sensor add -f sensors.yaml
+  attunectl sensor add -f sensors.yaml --update
+  cat sensors.json | attunectl sensor add -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			f, err := app.outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			o.Format = f
+			// Nothing touches the database before the input is known to be valid.
+			ss, err := readSensorManifest(app, o.File)
+			if err != nil {
+				return err
+			}
+			return withDB(cmd.Context(), app, func(db *database.DB) error {
+				return runSensorAdd(cmd.Context(), app, db, ss, *o)
+			})
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	offerFormats(cmd, output.Formats{output.Table, output.JSON, output.YAML, output.Name})
+	fs := cmd.Flags()
+	fs.StringVarP(&o.File, "filename", "f", "", "manifest to add (YAML or JSON; - reads stdin)")
+	fs.BoolVar(&o.Update, "update", false, "replace sensors whose ref exists already")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	return cmd
+}
+
+// sensorAddReport is what `sensor add -o json|yaml` prints.
+type sensorAddReport struct {
+	Created         []string `json:"created"`
+	Updated         []string `json:"updated"`
+	TriggersCreated []string `json:"triggers_created"`
+}
+
+// runSensorAdd writes the valid sensors ss in one transaction and says what
+// it wrote.
+func runSensorAdd(ctx context.Context, app *App, db *database.DB, ss []sensors.Sensor, o sensorAddOptions) error {
+	res, err := sensors.Add(ctx, db.Pool, ss, o.Update)
+	var ve *sensors.ValidationError
+	switch {
+	case errors.As(err, &ve), errors.Is(err, sensors.ErrExists):
+		return usageError(fmt.Errorf("%w; nothing was written", err))
+	case err != nil:
+		return fmt.Errorf("%w; nothing was written", database.RedactError(err))
+	}
+	rep := sensorAddReport{Created: orEmpty(res.Created), Updated: orEmpty(res.Updated), TriggersCreated: orEmpty(res.TriggersCreated)}
+	switch o.Format {
+	case output.JSON, output.YAML:
+		return output.Write(app.Out, o.Format, rep)
+	case output.Name:
+		for _, s := range ss {
+			fmt.Fprintln(app.Out, output.Escape(s.Ref))
+		}
+		return nil
+	}
+	for _, ref := range rep.Created {
+		fmt.Fprintf(app.Out, "sensor %s created\n", output.Escape(ref))
+	}
+	for _, ref := range rep.Updated {
+		fmt.Fprintf(app.Out, "sensor %s updated\n", output.Escape(ref))
+	}
+	for _, ref := range rep.TriggersCreated {
+		fmt.Fprintf(app.Out, "trigger %s created\n", output.Escape(ref))
+	}
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
