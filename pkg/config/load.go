@@ -72,8 +72,12 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 	case errors.Is(err, errIgnored):
 		// Not obeyed; the warning says why. Defaults, env and flags only.
 	case err == nil:
-		if err := decodeFile(data, cfg); err != nil {
+		unknown, err := decodeFile(data, cfg)
+		if err != nil {
 			return nil, info, fmt.Errorf("reading config file %s: %w (fix the file or point --config elsewhere)", path, err)
+		}
+		for _, u := range unknown {
+			info.Warnings = append(info.Warnings, "config file "+path+", "+u)
 		}
 		info.File = path
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
@@ -82,6 +86,7 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 		return nil, info, fmt.Errorf("reading config file: %w (check --config or %s)", err, EnvConfigFile)
 	}
 
+	info.Warnings = append(info.Warnings, unknownEnvKeys(opts.Environ)...)
 	for _, kv := range opts.Environ {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
@@ -109,24 +114,26 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 	return cfg, info, nil
 }
 
-// decodeFile reads Attune's YAML: unknown sections and keys are ignored, type
-// errors in known keys are reported with their line.
-func decodeFile(data []byte, cfg *Config) error {
+// decodeFile reads Attune's YAML: unknown sections are ignored, type errors
+// in known keys are reported with their line, and the keys under
+// attunectl's own sections that it does not know are returned (warnings,
+// so that Attune's own keys in a shared file still load).
+func decodeFile(data []byte, cfg *Config) (unknown []string, err error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
+		return nil, nil
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return err
+		return nil, err
 	}
 	if len(root.Content) == 0 {
-		return nil
+		return nil, nil
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: the top level must be a mapping of sections (database:, sensor:, …)", doc.Line)
+		return nil, fmt.Errorf("line %d: the top level must be a mapping of sections (database:, sensor:, …)", doc.Line)
 	}
-	return doc.Decode(cfg)
+	return unknownFileKeys(doc), doc.Decode(cfg)
 }
 
 func lookupEnv(environ []string, name string) string {
