@@ -284,7 +284,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("first use: exit %d\n%s", res.Code, res.Stderr)
 	}
-	if !strings.Contains(res.Stderr, "using the embedded PostgreSQL") || !strings.Contains(res.Stdout, "core.sensor.python") {
+	if !strings.Contains(res.Stderr, "using the embedded PostgreSQL\" data_dir=") || !strings.Contains(res.Stdout, "core.sensor.python") {
 		t.Fatalf("first use should say it uses the embedded database and see the migrated runtimes:\n%s\n%s", res.Stderr, res.Stdout)
 	}
 	var st struct {

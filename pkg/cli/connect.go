@@ -98,7 +98,9 @@ func (a *App) startEmbedded(ctx context.Context) (string, error) {
 	}
 	if !a.embeddedNoted {
 		a.embeddedNoted = true
-		fmt.Fprintf(a.Err, "attunectl: no database configured; using the embedded PostgreSQL in %s (stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server)\n", srv.DataDir())
+		// One log line, so --log-level and --log-format apply to it.
+		a.Log.Info("no database configured: using the embedded PostgreSQL", "data_dir", srv.DataDir(),
+			"hint", "stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server")
 	}
 	return srv.ConnString("attune"), nil
 }
