@@ -313,3 +313,38 @@ func TestEmbeddedDefault(t *testing.T) {
 		return !st.Running
 	})
 }
+
+// TestEmbeddedMigratesOnlyWhenCreated: the embedded default migrates when
+// its database is created and by `migrate up`; after `migrate down` a
+// read-only command says "not migrated" instead of migrating again, and a
+// mistyped --schema is not created.
+func TestEmbeddedMigratesOnlyWhenCreated(t *testing.T) {
+	t.Parallel()
+	e := embeddedEnv(t)
+	if res := run(t, e, "worker", "list"); res.Code != 0 {
+		t.Fatalf("first use: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "migrate", "down", "--to", "0"); res.Code != 0 {
+		t.Fatalf("migrate down --to 0: exit %d\n%s", res.Code, res.Stderr)
+	}
+	res := run(t, e, "worker", "list")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "not migrated") {
+		t.Errorf("worker list after migrate down: exit %d, want an error saying not migrated\n%s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "migrate", "version"); !strings.Contains(res.Stdout, "version 0 of") {
+		t.Errorf("worker list after migrate down migrated the schema again: %s%s", res.Stdout, res.Stderr)
+	}
+	res = run(t, e, "--schema", "atune", "worker", "list")
+	if res.Code == 0 || !strings.Contains(res.Stderr, `schema "atune" is not migrated`) {
+		t.Errorf("worker list with a mistyped schema: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "--schema", "atune", "migrate", "status"); strings.Contains(res.Stdout, "applied") {
+		t.Errorf("a mistyped schema was migrated:\n%s", res.Stdout)
+	}
+	if res := run(t, e, "migrate", "up"); res.Code != 0 {
+		t.Fatalf("migrate up: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if res := run(t, e, "worker", "list"); res.Code != 0 {
+		t.Errorf("worker list after migrate up: exit %d\n%s", res.Code, res.Stderr)
+	}
+}

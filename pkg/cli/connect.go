@@ -14,10 +14,15 @@ type connectOptions struct {
 	skipSchemaCheck bool
 	// noStatementTimeout: migrations may take longer than a query.
 	noStatementTimeout bool
+	// migrateEmbedded: bring the embedded database up to date even when it
+	// already existed (`embedded start`). Otherwise the embedded database
+	// is migrated only by the command that created it (and by `migrate
+	// up`): a read-only command never changes a schema.
+	migrateEmbedded bool
 }
 
 // connect opens the configured database, or the embedded one when none is
-// configured (migrating it on first use).
+// configured (migrating it when this very call created it).
 func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, error) {
 	c := a.Config.Database
 	opts := database.Options{
@@ -25,17 +30,19 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 		Schema:         c.Schema,
 		ConnectTimeout: c.ConnectTimeout.D(),
 		MaxConns:       int32(c.MaxConnections),
+		Logger:         a.Log,
 	}
 	if !co.noStatementTimeout {
 		opts.StatementTimeout = c.StatementTimeout.D()
 	}
 	embedded := opts.URL == ""
+	created := false
 	if embedded {
-		url, err := a.startEmbedded(ctx)
+		url, c, err := a.startEmbedded(ctx)
 		if err != nil {
 			return nil, err
 		}
-		opts.URL = url
+		opts.URL, created = url, c
 	}
 	if !embedded {
 		// A URL that cannot be parsed is bad input (exit 2), not a failed connection.
@@ -47,7 +54,7 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 	if err != nil {
 		return nil, err
 	}
-	if embedded && !co.skipSchemaCheck && db.RequireSchema() != nil {
+	if embedded && (created || co.migrateEmbedded) && db.RequireSchema() != nil {
 		if err := database.MigrateUp(ctx, db); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("migrating the embedded database: %w", err)
@@ -86,15 +93,16 @@ func (a *App) embeddedOptions() (embeddedpg.Options, error) {
 	return embeddedpg.Options{DataDir: dir}, nil
 }
 
-// startEmbedded starts (or reuses) the embedded server and returns its URL.
-func (a *App) startEmbedded(ctx context.Context) (string, error) {
+// startEmbedded starts (or reuses) the embedded server and returns its URL
+// and whether this start created its database.
+func (a *App) startEmbedded(ctx context.Context) (string, bool, error) {
 	opts, err := a.embeddedOptions()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	srv, err := embeddedpg.Start(ctx, opts)
 	if err != nil {
-		return "", fmt.Errorf("starting the embedded database: %w", err)
+		return "", false, fmt.Errorf("starting the embedded database: %w", err)
 	}
 	if !a.embeddedNoted {
 		a.embeddedNoted = true
@@ -102,5 +110,5 @@ func (a *App) startEmbedded(ctx context.Context) (string, error) {
 		a.Log.Info("no database configured: using the embedded PostgreSQL", "data_dir", srv.DataDir(),
 			"hint", "stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server")
 	}
-	return srv.ConnString("attune"), nil
+	return srv.ConnString("attune"), srv.CreatedDatabase(), nil
 }

@@ -87,7 +87,7 @@ func runEmbeddedStart(ctx context.Context, app *App) error {
 	if app.Config.Database.URL != "" {
 		return usageErrorf("a database URL is configured, so the embedded server is not used (unset database.url to use it)")
 	}
-	db, err := app.connect(ctx, connectOptions{})
+	db, err := app.connect(ctx, connectOptions{migrateEmbedded: true})
 	if err != nil {
 		return err
 	}
