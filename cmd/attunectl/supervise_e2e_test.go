@@ -338,3 +338,48 @@ func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
 	}
 	stopSensor(t, w, db.Pool, "ra-1")
 }
+
+// TestTourOnEmbeddedDefault is the README's tour on the embedded default:
+// add a built-in interval timer of 1 s, run a worker, and `event list`
+// shows its ticks.
+func TestTourOnEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	e := embeddedEnv(t)
+	dir := t.TempDir()
+	manifest := `
+ref: demo.every_second
+label: Every second
+runtime: core.sensor.builtin
+entrypoint: interval
+config: {interval_seconds: 1}
+triggers: [demo.second]
+`
+	if res := runIn(t, dir, e, manifest, "sensor", "add", "-f", "-"); res.Code != 0 {
+		t.Fatalf("sensor add: exit %d\n%s", res.Code, res.Stderr)
+	}
+	w := start(t, e, "sensor", "run", "--name", "tour-1", "--heartbeat-interval", "1s", "--runtimes", "built-in sensor")
+	waitUntil(t, w, 30*time.Second, "three ticks in event list", func() bool {
+		res := run(t, e, "event", "list", "--sensor", "demo.every_second")
+		return res.Code == 0 && strings.Count(res.Stdout, "demo.second") >= 3
+	})
+	res := run(t, e, "sensor", "list", "demo.every_second", "-o", "json")
+	if !strings.Contains(res.Stdout, `"worker": "tour-1"`) || !strings.Contains(res.Stdout, `"state": "running"`) {
+		t.Errorf("sensor list while tour-1 runs it:\n%s%s", res.Stdout, res.Stderr)
+	}
+	w.signal(t, syscall.SIGINT)
+	if code := w.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("sensor run: exit %d after SIGINT\n%s", code, w.stderr)
+	}
+	res = run(t, e, "event", "list", "--sensor", "demo.every_second", "-o", "json")
+	var evs []struct {
+		TriggerRef string          `json:"trigger_ref"`
+		SourceRef  string          `json:"source_ref"`
+		Payload    json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &evs); err != nil || len(evs) < 3 {
+		t.Fatalf("event list -o json: %d events, %v\n%s", len(evs), err, res.Stdout)
+	}
+	if evs[0].TriggerRef != "demo.second" || evs[0].SourceRef != "demo.every_second" || !strings.Contains(string(evs[0].Payload), "scheduled_time") {
+		t.Errorf("first event: %+v", evs[0])
+	}
+}
