@@ -147,6 +147,13 @@ func (s *Server) ensurePassword(ctx context.Context) error {
 		return fmt.Errorf("connecting to the embedded server to set its password: %w", err)
 	}
 	defer conn.Close(context.Background())
+	// synchronous_commit on for this session: an Ephemeral server commits
+	// asynchronously, and a password lost in a crash right after Start
+	// (a fault test's Kill) would leave the password file naming a password
+	// the role no longer has — ensurePassword trusts the file from then on.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		return fmt.Errorf("setting the embedded server's password: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
 		return fmt.Errorf("setting the embedded server's password: %w", err)
 	}
