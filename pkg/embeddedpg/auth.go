@@ -64,16 +64,24 @@ func invokingUser() string {
 
 // hbaConf is the pg_hba.conf attunectl writes: peer on the socket for the
 // mapped user (or the password when there is no user name to map), the
-// password over loopback TCP, nothing else.
-func hbaConf(osUser string) string {
+// password over loopback TCP, nothing else. trustSocket (Options.TrustSocket,
+// throwaway test servers on a private socket directory only): the socket
+// trusts every connection.
+func hbaConf(osUser string, trustSocket bool) string {
 	local := "peer map=" + identMap
 	if osUser == "" {
 		local = "scram-sha-256"
 	}
+	socketRule := `# The Unix socket: only the OS user attunectl runs as (pg_ident.conf), by
+# peer authentication.`
+	if trustSocket {
+		local = "trust"
+		socketRule = `# The Unix socket: every connection, as any role (a throwaway test server,
+# Options.TrustSocket: its socket directory admits only the server's user).`
+	}
 	return hbaHeader + ` at every start of this server: edits here are lost
 # unless you remove this first line (then attunectl leaves the file alone).
-# The Unix socket: only the OS user attunectl runs as (pg_ident.conf), by
-# peer authentication. Loopback TCP (only when the server listens on it):
+` + socketRule + ` Loopback TCP (only when the server listens on it):
 # the password in attunectl.pgpass. Everything else is rejected.
 # TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  ` + local + `
@@ -99,7 +107,7 @@ func identConf(osUser, role string) string {
 func (s *Server) writeAuthFiles() (changed bool, err error) {
 	osUser := invokingUser()
 	for name, want := range map[string]string{
-		"pg_hba.conf":   hbaConf(osUser),
+		"pg_hba.conf":   hbaConf(osUser, s.opts.TrustSocket),
 		"pg_ident.conf": identConf(osUser, s.opts.Superuser),
 	} {
 		path := filepath.Join(s.opts.DataDir, name)
