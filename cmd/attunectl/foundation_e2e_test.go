@@ -31,8 +31,10 @@ func migrationCount(t *testing.T) int {
 
 // latestVersion is what `migrate version` prints when fully migrated.
 func latestVersion(t *testing.T) string {
-	n := migrationCount(t)
-	return fmt.Sprintf("version %d of %d", n, n)
+	// Versions have gaps (00007 is followed by 00010): the latest version
+	// is not the number of migrations.
+	v := latestMigration(t)
+	return fmt.Sprintf("version %d of %d", v, v)
 }
 
 func TestVersion(t *testing.T) {
