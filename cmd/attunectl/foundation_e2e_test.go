@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/attune-automation/attunectl/migrations"
@@ -304,8 +305,43 @@ func TestEmbeddedDefault(t *testing.T) {
 	if st.PID != first {
 		t.Errorf("second use started a new server: pid %d, was %d", st.PID, first)
 	}
-	if res := run(t, e, "embedded", "stop"); res.Code != 0 || !strings.Contains(res.Stdout, "stopped") {
-		t.Fatalf("stop: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	// status says how to connect: user, database, password file, psql.
+	res = run(t, e, "embedded", "status")
+	for _, want := range []string{"user:       attune", "database:   attune", "attunectl.pgpass", "connect:    ", "psql"} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("status while running: no %q\n%s", want, res.Stdout)
+		}
+	}
+	// An attunectl session connected (as a sensor worker would be): stop
+	// refuses, exit 2, names it and changes nothing; --force stops.
+	var where struct {
+		SocketDir string `json:"socket_dir"`
+		Port      int    `json:"port"`
+	}
+	res = run(t, e, "embedded", "status", "-o", "json")
+	if err := json.Unmarshal([]byte(res.Stdout), &where); err != nil || where.SocketDir == "" {
+		t.Fatalf("status -o json: %v\n%s", err, res.Stdout)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://attune@/attune?host=%s&port=%d&sslmode=disable&application_name=attunectl", where.SocketDir, where.Port))
+	if err != nil {
+		t.Fatalf("connecting as the invoking user over the socket: %v", err)
+	}
+	defer conn.Close(ctx)
+	var session int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&session); err != nil {
+		t.Fatal(err)
+	}
+	res = run(t, e, "embedded", "stop")
+	if res.Code != 2 || !strings.Contains(res.Stderr, "--force") || !strings.Contains(res.Stderr, fmt.Sprint(session)) || !strings.Contains(res.Stderr, "nothing was changed") {
+		t.Errorf("stop with a client connected: exit %d, want 2 naming pid %d and --force\n%s%s", res.Code, session, res.Stdout, res.Stderr)
+	}
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Errorf("the refused stop cut the session off: %v", err)
+	}
+	if res := run(t, e, "embedded", "stop", "--force"); res.Code != 0 || !strings.Contains(res.Stdout, "stopped") {
+		t.Fatalf("stop --force: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
 	}
 	waitFor(t, 10*time.Second, "the server to be gone", func() bool {
 		res := run(t, e, "embedded", "status", "-o", "json")

@@ -90,7 +90,9 @@ func embeddedEnv(t testing.TB) []string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dataRoot) })
 	e := env(t, "ATTUNE__EMBEDDED__DATA_DIR="+filepath.Join(dataRoot, "pg"))
-	t.Cleanup(func() { run(t, e, "embedded", "stop") })
+	// --force: the test is over, and a sensor worker it started may still
+	// be disconnecting; the server must not outlive the test.
+	t.Cleanup(func() { run(t, e, "embedded", "stop", "--force") })
 	return e
 }
 

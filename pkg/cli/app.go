@@ -133,32 +133,25 @@ func (a *App) load(cmd *cobra.Command) error {
 	if err != nil {
 		return usageError(database.RedactError(err))
 	}
+	// Every password of the configured URL is masked from here on, in
+	// every error and log line, however the URL spells it.
+	database.RememberSecrets(cfg.Database.URL)
 	a.Config, a.Loaded = cfg, loaded
 	a.Log = newLogger(a.Err, cfg.Log)
+	for _, w := range loaded.Warnings {
+		a.Log.Warn(w)
+	}
 	return nil
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: database.RedactAttr}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redactAttr keeps passwords out of every log line, whatever logged them.
-func redactAttr(_ []string, a slog.Attr) slog.Attr {
-	switch a.Value.Kind() {
-	case slog.KindString:
-		a.Value = slog.StringValue(database.Redact(a.Value.String()))
-	case slog.KindAny:
-		if err, ok := a.Value.Any().(error); ok {
-			a.Value = slog.StringValue(database.Redact(err.Error()))
-		}
-	}
-	return a
 }
 
 // palette returns the colours for stdout: on a terminal only, never with

@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-automation/attunectl/pkg/config"
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/output"
 )
 
@@ -20,7 +22,9 @@ func newConfigCmd(app *App) *cobra.Command {
 		Long: `Print the configuration attunectl would use, after the config file
 (--config, else $ATTUNE_CONFIG, else ./config.yaml when present), the
 ATTUNE__SECTION__KEY environment variables and the flags. Every password is
-replaced by xxxxx. The sources used are listed on stderr.`,
+replaced by xxxxx. Defaults that depend on the machine are shown resolved
+(sensor.worker_name, sensor.host, embedded.data_dir). The sources used are
+listed on stderr.`,
 		Example: `  attunectl config view
   ATTUNE__SENSOR__HEARTBEAT_INTERVAL=10 attunectl config view
   attunectl -c /etc/attune/config.yaml config view -o json`,
@@ -37,7 +41,11 @@ replaced by xxxxx. The sources used are listed on stderr.`,
 }
 
 func runConfigView(app *App, f output.Format) error {
-	c := *app.Config
+	r, err := app.Config.Resolved(config.ResolveOptions{DefaultDataDir: embeddedpg.DefaultDataDir})
+	if err != nil {
+		app.Log.Warn("config view: " + err.Error())
+	}
+	c := *r
 	c.Database.URL = database.Redact(c.Database.URL)
 	if app.Loaded.File != "" {
 		fmt.Fprintf(app.Err, "# file: %s\n", app.Loaded.File)

@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/output"
 )
@@ -46,19 +49,32 @@ a Unix socket only, keeps its data under the user's state directory
 				return runEmbeddedStart(cmd.Context(), app)
 			},
 		},
-		&cobra.Command{
-			Use:   "stop",
-			Short: "Stop the embedded server (its data is kept)",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				opts, err := app.embeddedOptions()
-				if err != nil {
-					return err
-				}
-				return runEmbeddedStop(cmd.Context(), app, opts)
-			},
-		},
+		newEmbeddedStopCmd(app),
 	)
+	return cmd
+}
+
+func newEmbeddedStopCmd(app *App) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the embedded server (its data is kept)",
+		Long: `Stop the embedded server; its data is kept for the next start. While other
+attunectl sessions are connected (a sensor worker, say) it refuses, names
+their server pids and exits 2 without changing anything: stopping would cut
+them off. --force stops it anyway.`,
+		Example: `  attunectl embedded stop
+  attunectl embedded stop --force`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := app.embeddedOptions()
+			if err != nil {
+				return err
+			}
+			return runEmbeddedStop(cmd.Context(), app, opts, force)
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "stop even while attunectl clients are connected")
 	return cmd
 }
 
@@ -80,6 +96,15 @@ func runEmbeddedStatus(app *App, opts embeddedpg.Options, f output.Format) error
 	if st.Version != "" {
 		fmt.Fprintf(app.Out, "version:    %s\n", st.Version)
 	}
+	if st.Running {
+		fmt.Fprintf(app.Out, "user:       %s\ndatabase:   %s\npassword:   in %s (for TCP; the socket admits only this OS user)\n", st.User, st.Database, st.PassFile)
+	}
+	if st.Psql != "" {
+		fmt.Fprintf(app.Out, "connect:    %s\n", st.Psql)
+	}
+	if st.Problem != "" {
+		fmt.Fprintf(app.Out, "problem:    %s\n", st.Problem)
+	}
 	return nil
 }
 
@@ -96,7 +121,7 @@ func runEmbeddedStart(ctx context.Context, app *App) error {
 	return nil
 }
 
-func runEmbeddedStop(ctx context.Context, app *App, opts embeddedpg.Options) error {
+func runEmbeddedStop(ctx context.Context, app *App, opts embeddedpg.Options, force bool) error {
 	st, err := embeddedpg.StatusOf(opts)
 	if err != nil {
 		return err
@@ -104,6 +129,20 @@ func runEmbeddedStop(ctx context.Context, app *App, opts embeddedpg.Options) err
 	if !st.Running {
 		fmt.Fprintln(app.Out, "embedded database is not running")
 		return nil
+	}
+	clients, err := embeddedpg.Clients(ctx, opts, database.AppName)
+	if err != nil {
+		return fmt.Errorf("stopping the embedded database: %w", err)
+	}
+	if len(clients) > 0 && !force {
+		pids := make([]string, len(clients))
+		for i, c := range clients {
+			pids[i] = strconv.Itoa(c.PID)
+		}
+		// Like worker prune without --yes: a refusal that needs the
+		// operator's word, nothing changed, exit 2.
+		return usageErrorf("%d attunectl session(s) are connected to the embedded database (server pids %s): stopping it would cut them off, and a sensor worker on it would stop heartbeating (stop them first, or pass --force; nothing was changed)",
+			len(clients), strings.Join(pids, ", "))
 	}
 	if err := embeddedpg.StopDir(ctx, opts); err != nil {
 		return fmt.Errorf("stopping the embedded database: %w", err)

@@ -39,7 +39,13 @@ func TestAllowListUnsetVersusEmpty(t *testing.T) {
 }
 
 func TestSandboxKeysFromEnvAndValidation(t *testing.T) {
-	cfg, _, err := Load(LoadOptions{Path: os.DevNull, Environ: []string{"ATTUNE__SENSOR__RUN_AS=nobody", "ATTUNE__SENSOR__LIMITS__MEMORY_BYTES=1073741824", "ATTUNE__SENSOR__VERIFICATION__DEADLINE=30s"}})
+	// An empty file of our own, not /dev/null: a device is refused as a
+	// config file (TestConfigFile…), and these keys come from the environment.
+	empty := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(LoadOptions{Path: empty, Environ: []string{"ATTUNE__SENSOR__RUN_AS=nobody", "ATTUNE__SENSOR__LIMITS__MEMORY_BYTES=1073741824", "ATTUNE__SENSOR__VERIFICATION__DEADLINE=30s"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,7 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	if opts.AppName == "" {
 		opts.AppName = AppName
 	}
+	RememberSecrets(opts.URL)
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w (expected postgres://user:password@host:5432/dbname or host=… dbname=…; check --database-url or ATTUNE__DATABASE__URL)", RedactError(err))

@@ -84,7 +84,8 @@ func Main(m *testing.M, cleanups ...func()) {
 
 // Server is this test binary's shared server: ephemeral (no fsync), a child
 // of the test process (it dies with it), listening on a Unix socket under
-// /tmp/apg-*. It is started on first use; a failure to start fails the test.
+// /tmp/apg-* that trusts every role (embeddedpg.Options.TrustSocket; the
+// socket's directory is private to the server's user). It is started on first use; a failure to start fails the test.
 func Server(t testing.TB) *embeddedpg.Server {
 	t.Helper()
 	shared.once.Do(startShared)
@@ -108,6 +109,13 @@ func startShared() {
 		DataDir:    filepath.Join(root, "data"),
 		Ephemeral:  true,
 		Foreground: true,
+		// Its clients are not only this process's OS user: the shared
+		// PgBouncer runs as the server's user (as root, postgres), and
+		// tests log in as roles of their own (a role without CREATE).
+		// Peer authentication mapped to the invoking user would refuse
+		// both; the socket sits in the 0700 data directory, so only the
+		// server's user and root reach it.
+		TrustSocket: true,
 		Settings: map[string]string{
 			// Parallel tests each hold a small pool.
 			"max_connections": "300",

@@ -64,16 +64,24 @@ func invokingUser() string {
 
 // hbaConf is the pg_hba.conf attunectl writes: peer on the socket for the
 // mapped user (or the password when there is no user name to map), the
-// password over loopback TCP, nothing else.
-func hbaConf(osUser string) string {
+// password over loopback TCP, nothing else. trustSocket (Options.TrustSocket,
+// throwaway test servers on a private socket directory only): the socket
+// trusts every connection.
+func hbaConf(osUser string, trustSocket bool) string {
 	local := "peer map=" + identMap
 	if osUser == "" {
 		local = "scram-sha-256"
 	}
+	socketRule := `# The Unix socket: only the OS user attunectl runs as (pg_ident.conf), by
+# peer authentication.`
+	if trustSocket {
+		local = "trust"
+		socketRule = `# The Unix socket: every connection, as any role (a throwaway test server,
+# Options.TrustSocket: its socket directory admits only the server's user).`
+	}
 	return hbaHeader + ` at every start of this server: edits here are lost
 # unless you remove this first line (then attunectl leaves the file alone).
-# The Unix socket: only the OS user attunectl runs as (pg_ident.conf), by
-# peer authentication. Loopback TCP (only when the server listens on it):
+` + socketRule + ` Loopback TCP (only when the server listens on it):
 # the password in attunectl.pgpass. Everything else is rejected.
 # TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  ` + local + `
@@ -99,7 +107,7 @@ func identConf(osUser, role string) string {
 func (s *Server) writeAuthFiles() (changed bool, err error) {
 	osUser := invokingUser()
 	for name, want := range map[string]string{
-		"pg_hba.conf":   hbaConf(osUser),
+		"pg_hba.conf":   hbaConf(osUser, s.opts.TrustSocket),
 		"pg_ident.conf": identConf(osUser, s.opts.Superuser),
 	} {
 		path := filepath.Join(s.opts.DataDir, name)
@@ -147,6 +155,13 @@ func (s *Server) ensurePassword(ctx context.Context) error {
 		return fmt.Errorf("connecting to the embedded server to set its password: %w", err)
 	}
 	defer conn.Close(context.Background())
+	// synchronous_commit on for this session: an Ephemeral server commits
+	// asynchronously, and a password lost in a crash right after Start
+	// (a fault test's Kill) would leave the password file naming a password
+	// the role no longer has — ensurePassword trusts the file from then on.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		return fmt.Errorf("setting the embedded server's password: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
 		return fmt.Errorf("setting the embedded server's password: %w", err)
 	}

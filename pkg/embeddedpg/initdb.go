@@ -84,7 +84,7 @@ func (s *Server) initdb(ctx context.Context) error {
 	// initdb's own trust for local connections never serves: the server
 	// first starts with attunectl's authentication files (auth.go).
 	osUser := invokingUser()
-	if err := s.writeOwnedFile(filepath.Join(target, "pg_hba.conf"), []byte(hbaConf(osUser))); err != nil {
+	if err := s.writeOwnedFile(filepath.Join(target, "pg_hba.conf"), []byte(hbaConf(osUser, o.TrustSocket))); err != nil {
 		return err
 	}
 	if err := s.writeOwnedFile(filepath.Join(target, "pg_ident.conf"), []byte(identConf(osUser, o.Superuser))); err != nil {

@@ -48,6 +48,16 @@ type Options struct {
 	// synchronous_commit=off, full_page_writes=off. A crash of the machine
 	// can corrupt such a cluster: never use it for data a user keeps.
 	Ephemeral bool
+	// TrustSocket makes the Unix socket trust every connection, as any
+	// role, instead of peer authentication mapped to the invoking user. It
+	// is for throwaway test servers whose clients are not the invoking OS
+	// user: a PgBouncer that runs as the server's user, test roles without
+	// a password. It needs Ephemeral and a private socket directory (no
+	// access for group or others, owned by the server's user, checked at
+	// every start), so that only the server's user and root can reach the
+	// socket. Loopback TCP keeps scram-sha-256. Never for the embedded
+	// default that keeps a user's data.
+	TrustSocket bool
 	// Foreground runs postgres as a child of this process (tests): it is
 	// signalled when this process dies (Linux) and Stop stops it. false runs
 	// it through `pg_ctl start`, a daemon that outlives this process.
@@ -92,6 +102,9 @@ func (o Options) withDefaults() (Options, error) {
 	o.DataDir = filepath.Clean(dataDir)
 	if filepath.Dir(o.DataDir) == o.DataDir {
 		return o, fmt.Errorf("embedded postgres: data directory %q is a file system root: choose a directory below it", o.DataDir)
+	}
+	if o.TrustSocket && !o.Ephemeral {
+		return o, errors.New("embedded postgres: TrustSocket is for throwaway test servers only: set Ephemeral too, or leave TrustSocket off")
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPort

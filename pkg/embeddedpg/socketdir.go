@@ -57,6 +57,26 @@ func checkSocketDir(dir string, r runAs) error {
 // name derived from the data directory, which another user could create
 // first).
 func (s *Server) prepareSocketDir() error {
+	if err := s.prepareSocketDirChecked(); err != nil {
+		return err
+	}
+	if !s.opts.TrustSocket {
+		return nil
+	}
+	// A trusting socket is safe only where no one but the server's user
+	// (and root) can reach it.
+	fi, err := os.Stat(s.opts.SocketDir)
+	if err != nil {
+		return fmt.Errorf("checking socket directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("socket directory %s is open to other users (mode %#o) and the server trusts its socket (Options.TrustSocket): refusing to start (chmod 0700 %s)", s.opts.SocketDir, perm, s.opts.SocketDir)
+	}
+	return nil
+}
+
+// prepareSocketDirChecked is prepareSocketDir without the TrustSocket check.
+func (s *Server) prepareSocketDirChecked() error {
 	o := &s.opts
 	if o.autoSocketDir {
 		if dir := readSocketDirRecord(o.DataDir); dir != "" && checkSocketDir(dir, s.run) == nil {

@@ -221,8 +221,9 @@ func TestListEmpty(t *testing.T) {
 	}
 }
 
-// An Attune database may have columns attunectl does not know (cordoned)
-// and enum values it does not know (draining), and capabilities written by
+// An Attune database may have columns attunectl does not know (the cordon
+// columns were such until migration 00021 made them attunectl's own, so
+// the test adds columns no migration knows) and enum values it does not know (draining), and capabilities written by
 // other tools: listing must work and show them as they are.
 func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 	t.Parallel()
@@ -244,7 +245,7 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 		row{name: "w-array-caps", hbAgo: "2 seconds", caps: `[1, 2]`, meta: `"just a string"`},
 		row{name: "w-null-status", status: "null", hbAgo: "2 seconds"},
 	)
-	if _, err := db.Pool.Exec(ctx, `UPDATE worker SET cordoned = true, cordon_reason = 'maintenance' WHERE name = 'w-draining'`); err != nil {
+	if _, err := db.Pool.Exec(ctx, `UPDATE worker SET agent_version = '0.9', maintenance_note = 'maintenance' WHERE name = 'w-draining'`); err != nil {
 		t.Fatal(err)
 	}
 	l, err := workers.List(ctx, db.Pool, workers.ListOptions{})
