@@ -20,14 +20,26 @@ type WorkerState struct {
 }
 
 // WorkerStates returns the placement state of every worker, by worker id,
-// in one statement.
+// in one statement. It works before `migrate up` on a database Attune
+// created: cordon columns a worker table lacks read as not cordoned (they
+// are read through to_jsonb of the row), and without an assignment table
+// every worker holds nothing.
 func WorkerStates(ctx context.Context, pool *pgxpool.Pool) (map[int64]WorkerState, error) {
+	var haveAssignments bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('sensor_workload_assignment') IS NOT NULL`).Scan(&haveAssignments); err != nil {
+		return nil, fmt.Errorf("reading the cordons and sensors of workers: %w", err)
+	}
+	held := `(SELECT NULL::bigint AS worker, 0::bigint AS n WHERE false)`
+	if haveAssignments {
+		held = `(SELECT worker, count(*) AS n FROM sensor_workload_assignment
+			WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker)`
+	}
 	rows, err := pool.Query(ctx, `
-		SELECT w.id, coalesce(w.cordoned, false), coalesce(w.cordon_reason, ''), coalesce(w.cordoned_by_name, ''), w.cordoned_at,
-			coalesce(h.n, 0)
+		SELECT w.id, coalesce((j.r->>'cordoned')::boolean, false), coalesce(j.r->>'cordon_reason', ''),
+			coalesce(j.r->>'cordoned_by_name', ''), (j.r->>'cordoned_at')::timestamptz, coalesce(h.n, 0)
 		FROM worker w
-		LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
-			WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker) h ON h.worker = w.id`)
+		CROSS JOIN LATERAL (SELECT to_jsonb(w) - 'capabilities' - 'meta' AS r) j
+		LEFT JOIN `+held+` h ON h.worker = w.id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the cordons and sensors of workers: %w", err)
 	}

@@ -230,7 +230,7 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 	db := dbtest.New(t)
 	ctx := context.Background()
 	for _, stmt := range []string{
-		`ALTER TABLE worker ADD COLUMN IF NOT EXISTS cordoned boolean NOT NULL DEFAULT false, ADD COLUMN IF NOT EXISTS cordon_reason text, ADD COLUMN pool_name text`,
+		`ALTER TABLE worker ADD COLUMN agent_version text NOT NULL DEFAULT '', ADD COLUMN maintenance_note text`,
 		`ALTER TYPE worker_status_enum ADD VALUE 'draining'`,
 		`ALTER TYPE worker_role_enum ADD VALUE 'notifier'`,
 	} {

@@ -32,6 +32,8 @@ func LockHolders(ctx context.Context, pool *pgxpool.Pool) []LockHolder {
 		       coalesce(extract(epoch FROM now() - a.xact_start)::float8, 0)
 		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'relation' AND l.relation = to_regclass('worker')
+		  -- the same table of another database (a clone has the same oid) is not ours
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
 		ORDER BY l.pid LIMIT 3`)
 	if err != nil {
