@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -57,7 +58,16 @@ func (m *Migrator) ensureSchema(ctx context.Context) error {
 	if exists {
 		return nil
 	}
-	if _, err := m.db.Pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.db.Schema}.Sanitize()); err != nil {
+	_, err := m.db.Pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.db.Schema}.Sanitize())
+	// IF NOT EXISTS is no guard against a concurrent CREATE SCHEMA (it
+	// runs before the migration lock is taken, as several `migrate up` at
+	// once do): the loser fails on pg_namespace's unique index (23505) or
+	// with duplicate_schema (42P06). The schema then exists, as wanted.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P06") {
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("creating schema %q: %w (ask for CREATE privilege on the database, or create the schema yourself)", m.db.Schema, RedactError(err))
 	}
 	return nil

@@ -18,7 +18,10 @@ type LockHolder struct {
 }
 
 // LockHolders returns up to three sessions that hold an ACCESS EXCLUSIVE
-// lock on the worker table (the lock that blocks reading it), by pid. It
+// lock on the worker table (the lock that blocks reading it), by pid. A
+// relation's oid is only unique within its database (pg_locks lists every
+// database's locks, and databases cloned from one template share oids), so
+// the lock must also be in this database. It
 // is best effort, for error messages: it gives up after a second, whatever
 // ctx allows, and returns nothing on any error.
 func LockHolders(ctx context.Context, pool *pgxpool.Pool) []LockHolder {
@@ -32,7 +35,6 @@ func LockHolders(ctx context.Context, pool *pgxpool.Pool) []LockHolder {
 		       coalesce(extract(epoch FROM now() - a.xact_start)::float8, 0)
 		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'relation' AND l.relation = to_regclass('worker')
-		  -- the same table of another database (a clone has the same oid) is not ours
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
 		ORDER BY l.pid LIMIT 3`)
