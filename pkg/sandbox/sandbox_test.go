@@ -206,8 +206,13 @@ func TestLimitsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := publicDir(t)
-	sh := script(t, dir, "limits", `grep -E '^(Max open files|Max processes|Max data size|Max cpu time)' /proc/self/limits | tr -s ' '
-grep NoNewPrivs /proc/self/status
+	// The command's own limits ($$): the process limit is set on it with
+	// prlimit(2) just after its start (see the package doc), so a child it
+	// forks in its first microseconds may miss it; the command itself never
+	// does, which is what is read here after a moment.
+	sh := script(t, dir, "limits", `sleep 0.2
+grep -E '^(Max open files|Max processes|Max data size|Max cpu time)' /proc/$$/limits | tr -s ' '
+grep NoNewPrivs /proc/$$/status
 `)
 	out := run(t, s, sh)
 	got := string(out.Stdout)
