@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"os"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
