@@ -90,6 +90,7 @@ type options struct {
 	Rate       int
 	Writer     string
 	CPUProfile string
+	NoListen   bool
 }
 
 func main() {
@@ -137,6 +138,7 @@ func eventsMode(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rate, "rate", 10000, "events per second one sensor may post (sensor.events.rate_limit; default 10000)")
 	fs.StringVar(&o.Writer, "writer", "batch", "event writer: batch (group commit, what sensor run uses) or single (one transaction per event)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the event-load runs (worker and clients: one process) to this file")
+	fs.BoolVar(&o.NoListen, "no-listen", false, "do not hold a pool connection in LISTEN as sensor run does (to measure what the LISTEN costs)")
 	_ = fs.Parse(args)
 
 	var commits []string
@@ -165,8 +167,8 @@ func eventsMode(ctx context.Context, args []string) error {
 		return err
 	}
 	defer drop()
-	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs ×%d, server fsync: %v, writer: %s, pool %d, rate limit %d/s per sensor; load average %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Duration(o.Seconds)*time.Second, o.Runs, !o.Ephemeral, o.Writer, o.PoolSize, o.Rate, loadavg())
+	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs ×%d, server fsync: %v, writer: %s, pool %d, rate limit %d/s per sensor, placement LISTEN: %v; load average %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Duration(o.Seconds)*time.Second, o.Runs, !o.Ephemeral, o.Writer, o.PoolSize, o.Rate, !o.NoListen, loadavg())
 
 	fx, err := setup(ctx, db.Pool, slices.Max(counts))
 	if err != nil {
@@ -175,8 +177,10 @@ func eventsMode(ctx context.Context, args []string) error {
 	// sensor run holds one connection of its pool for LISTEN (placement).
 	lctx, cancelListen := context.WithCancel(ctx)
 	defer cancelListen()
-	if _, err := placement.Listen(lctx, db.Pool); err != nil {
-		return err
+	if !o.NoListen {
+		if _, err := placement.Listen(lctx, db.Pool); err != nil {
+			return err
+		}
 	}
 	d := time.Duration(o.Seconds) * time.Second
 
