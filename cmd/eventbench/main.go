@@ -1,22 +1,31 @@
 // Command eventbench measures the event path of a sensor worker, for the
-// figures the README publishes:
+// figures the README publishes (cmd/eventbench/RESULTS.md has them in full):
 //
-//   - events accepted per second by one worker's loopback endpoint, from one
-//     sensor and from 20 sensors posting as fast as they can (each sensor is
-//     one HTTP client, as a sensor process is), with the p50/p99 latency of
-//     an accepted POST; every event goes through the fenced insert of
-//     pkg/events in its own transaction;
-//   - the p99 of a worker heartbeat (the statement of pkg/workers) on its
-//     own connection once a second, without and with that event load;
-//   - the resident memory of a supervisor running 100 built-in interval
-//     timers (1 s) for a while.
+//	eventbench [events]  events accepted per second by one worker's loopback
+//	                     endpoint from 1 and 20 sensors posting as fast as they
+//	                     can (each sensor one HTTP client, as a sensor process
+//	                     is), with the p50/p99 latency of an accepted POST,
+//	                     through the BatchWriter and endpoint settings `sensor
+//	                     run` uses (pool of database.max_connections = 4, one
+//	                     of them held by the placement LISTEN, rate limit
+//	                     10,000/s per sensor), durable and async commit, each
+//	                     configuration --runs times (medians); and the p99 of
+//	                     the worker's heartbeat statement (pkg/workers) on
+//	                     the same pool, without and with that load.
+//	eventbench handoff   the gap of a drain between two real `attunectl sensor
+//	                     run` processes handing a Python sensor over.
+//	eventbench rss       the resident memory of a real `sensor run` process
+//	                     with no sensors and with 100 built-in 1 s timers.
 //
 // Without --database-url it starts a PostgreSQL server of its own
 // (pkg/embeddedpg, durable settings unless --ephemeral) in a temporary
-// directory and removes it at the end.
+// directory and removes it at the end. handoff and rss build attunectl
+// (go build ./cmd/attunectl) unless --attunectl names a binary: run them
+// from the repository root.
 //
-//	go run ./cmd/eventbench
-//	go run ./cmd/eventbench --seconds 20 --sensors 1,20
+//	go run ./cmd/eventbench --seconds 10 --runs 3
+//	go run ./cmd/eventbench handoff --rounds 7
+//	go run ./cmd/eventbench rss --wait 60s
 package main
 
 import (
@@ -32,6 +41,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,80 +50,105 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/events"
+	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/supervise"
+	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
-type options struct {
+// common are the flags of every mode.
+type common struct {
 	URL       string
 	Schema    string
-	Seconds   int
-	Sensors   string
-	Timers    int
-	TimerSecs int
 	Ephemeral bool
-	PoolSize  int
-	Writer    string
-	Async     bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.URL, "database-url", "", "PostgreSQL URL to benchmark on (default: start a server of its own)")
+	fs.StringVar(&c.Schema, "schema", "eventbench", "schema to work in: dropped first and at the end")
+	fs.BoolVar(&c.Ephemeral, "ephemeral", false, "start the embedded server with fsync off (not durable)")
+}
+
+// server returns the URL to work on, starting a server when none is given.
+func (c *common) server(ctx context.Context) (string, func(), error) {
+	if c.URL != "" {
+		return c.URL, func() {}, nil
+	}
+	return startServer(ctx, c.Ephemeral)
+}
+
+type options struct {
+	common
+	Seconds    int
+	Sensors    string
+	Commits    string
+	Runs       int
+	PoolSize   int
+	Rate       int
+	Writer     string
+	CPUProfile string
+	NoListen   bool
 }
 
 func main() {
-	var o options
-	flag.StringVar(&o.URL, "database-url", "", "PostgreSQL URL to benchmark on (default: start a server of its own)")
-	flag.StringVar(&o.Schema, "schema", "eventbench", "schema to work in: dropped first and at the end")
-	flag.IntVar(&o.Seconds, "seconds", 15, "length of each event-load run")
-	flag.StringVar(&o.Sensors, "sensors", "1,20", "comma-separated numbers of concurrently posting sensors")
-	flag.IntVar(&o.Timers, "timers", 100, "built-in timers for the memory figure")
-	flag.IntVar(&o.TimerSecs, "timer-seconds", 30, "how long the timers run before memory is read")
-	flag.BoolVar(&o.Ephemeral, "ephemeral", false, "start the embedded server with fsync off (not durable)")
-	flag.IntVar(&o.PoolSize, "pool", 20, "connections of the worker's pool")
-	flag.StringVar(&o.Writer, "writer", "batch", "event writer: batch (group commit, what sensor run uses) or single (one transaction per event)")
-	flag.BoolVar(&o.Async, "async", false, "batches commit with synchronous_commit off (sensor.event_commit: async)")
-	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	mode, args := "events", os.Args[1:]
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		mode, args = args[0], args[1:]
+	}
+	var err error
+	switch mode {
+	case "events":
+		err = eventsMode(ctx, args)
+	case "handoff":
+		err = handoff(ctx, args)
+	case "rss":
+		err = rss(ctx, args)
+	default:
+		err = fmt.Errorf("unknown mode %q (want events, handoff or rss)", mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "eventbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o options) error {
-	url := o.URL
-	if url == "" {
-		u, stopServer, err := startServer(ctx, o)
-		if err != nil {
-			return err
-		}
-		defer stopServer()
-		url = u
-	}
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connecting: %w", database.RedactError(err))
-	}
-	defer admin.Close(context.Background())
-	schema := pgx.Identifier{o.Schema}.Sanitize()
-	if _, err := admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-		return err
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") //nolint:errcheck
-	db, err := database.Open(ctx, database.Options{URL: url, Schema: o.Schema, MaxConns: int32(o.PoolSize)})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := database.MigrateUp(ctx, db); err != nil {
-		return fmt.Errorf("migrating: %w", err)
-	}
-	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs, server fsync: %v, writer: %s, async commit: %v\n", runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		time.Duration(o.Seconds)*time.Second, !o.Ephemeral, o.Writer, o.Async)
+// result is one event-load run.
+type result struct {
+	rate                float64
+	accepted, refused   int64
+	p50, p99, max       time.Duration
+	hbN                 int
+	hbP50, hbP99, hbMax time.Duration
+}
 
+func eventsMode(ctx context.Context, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("eventbench events", flag.ExitOnError)
+	o.common.register(fs)
+	fs.IntVar(&o.Seconds, "seconds", 10, "length of each event-load run")
+	fs.StringVar(&o.Sensors, "sensors", "1,20", "comma-separated numbers of concurrently posting sensors")
+	fs.StringVar(&o.Commits, "commit", "durable,async", "comma-separated commit settings to run (sensor.events.commit: durable, async)")
+	fs.IntVar(&o.Runs, "runs", 3, "runs of each configuration (the summary shows medians)")
+	fs.IntVar(&o.PoolSize, "pool", 4, "connections of the worker's pool (database.max_connections; sensor run's default is 4)")
+	fs.IntVar(&o.Rate, "rate", 10000, "events per second one sensor may post (sensor.events.rate_limit; default 10000)")
+	fs.StringVar(&o.Writer, "writer", "batch", "event writer: batch (group commit, what sensor run uses) or single (one transaction per event)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the event-load runs (worker and clients: one process) to this file")
+	fs.BoolVar(&o.NoListen, "no-listen", false, "do not hold a pool connection in LISTEN as sensor run does (to measure what the LISTEN costs)")
+	_ = fs.Parse(args)
+
+	var commits []string
+	for _, c := range strings.Split(o.Commits, ",") {
+		c = strings.TrimSpace(c)
+		if c != "durable" && c != "async" {
+			return fmt.Errorf("--commit %q: want durable, async or both (durable,async)", o.Commits)
+		}
+		commits = append(commits, c)
+	}
 	counts := []int{}
 	for _, s := range strings.Split(o.Sensors, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -122,22 +157,89 @@ func run(ctx context.Context, o options) error {
 		}
 		counts = append(counts, n)
 	}
-	maxSensors := slices.Max(counts)
-	fx, err := setup(ctx, db.Pool, max(maxSensors, o.Timers))
+	url, stopServer, err := o.server(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+	db, drop, err := migrated(ctx, url, o.Schema, o.PoolSize)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	fmt.Printf("eventbench: %d cores, GOMAXPROCS %d, %s runs ×%d, server fsync: %v, writer: %s, pool %d, rate limit %d/s per sensor, placement LISTEN: %v; load average %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Duration(o.Seconds)*time.Second, o.Runs, !o.Ephemeral, o.Writer, o.PoolSize, o.Rate, !o.NoListen, loadavg())
+
+	fx, err := setup(ctx, db.Pool, slices.Max(counts))
 	if err != nil {
 		return fmt.Errorf("setting up sensors: %w", err)
 	}
-
-	// Heartbeat alone.
-	idle := heartbeats(ctx, url, o.Schema, fx.worker, time.Duration(o.Seconds)*time.Second, nil)
-	fmt.Printf("heartbeat, no event load:       n=%d p50 %s p99 %s max %s\n", len(idle), pct(idle, 50), pct(idle, 99), pct(idle, 100))
-
-	for _, n := range counts {
-		if err := eventLoad(ctx, o, url, db.Pool, fx, n); err != nil {
+	// sensor run holds one connection of its pool for LISTEN (placement).
+	lctx, cancelListen := context.WithCancel(ctx)
+	defer cancelListen()
+	if !o.NoListen {
+		if _, err := placement.Listen(lctx, db.Pool); err != nil {
 			return err
 		}
 	}
-	return timersMemory(ctx, o, db.Pool, fx)
+	d := time.Duration(o.Seconds) * time.Second
+
+	var idleP99 []time.Duration
+	for r := range o.Runs {
+		idle := heartbeats(ctx, db.Pool, fx.worker, d)
+		idleP99 = append(idleP99, pct(idle, 99))
+		fmt.Printf("heartbeat, no event load (run %d): n=%d p50 %s p99 %s max %s; load %s\n", r+1, len(idle),
+			dur(pct(idle, 50)), dur(pct(idle, 99)), dur(pct(idle, 100)), loadavg())
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	type key struct {
+		commit string
+		n      int
+	}
+	all := map[key][]result{}
+	for _, c := range commits {
+		for _, n := range counts {
+			for r := range o.Runs {
+				res, err := eventLoad(ctx, o, db.Pool, fx, n, c == "async")
+				if err != nil {
+					return err
+				}
+				all[key{c, n}] = append(all[key{c, n}], res)
+				fmt.Printf("%-7s %2d sensor(s), run %d: %d accepted = %.0f/s, refused %d, accept p50 %s p99 %s max %s; heartbeat n=%d p99 %s max %s; load %s\n",
+					c, n, r+1, res.accepted, res.rate, res.refused, dur(res.p50), dur(res.p99), dur(res.max),
+					res.hbN, dur(res.hbP99), dur(res.hbMax), loadavg())
+			}
+		}
+	}
+	fmt.Printf("\nmedians of %d runs of %s (load average now %s):\n", o.Runs, d, loadavg())
+	fmt.Printf("heartbeat p99 without event load: %s\n", dur(median(idleP99)))
+	fmt.Println("| commit | sensors | events/s | accept p99 | heartbeat p99 under load |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, c := range commits {
+		for _, n := range counts {
+			rs := all[key{c, n}]
+			var rates []float64
+			var p99, hb []time.Duration
+			for _, r := range rs {
+				rates = append(rates, r.rate)
+				p99 = append(p99, r.p99)
+				hb = append(hb, r.hbP99)
+			}
+			slices.Sort(rates)
+			fmt.Printf("| %s | %d | %.0f | %s | %s |\n", c, n, rates[len(rates)/2], dur(median(p99)), dur(median(hb)))
+		}
+	}
+	return nil
 }
 
 type fixture struct {
@@ -151,8 +253,8 @@ const instance = "00000000-0000-4000-8000-0000000000be"
 
 func setup(ctx context.Context, pool *pgxpool.Pool, n int) (fixture, error) {
 	var fx fixture
-	err := pool.QueryRow(ctx, `INSERT INTO worker (name, worker_type, worker_role, status, last_heartbeat, capabilities)
-		VALUES ('eventbench', 'local', 'sensor', 'active', now(), '{"runtimes": ["python"]}') RETURNING id`).Scan(&fx.worker)
+	err := pool.QueryRow(ctx, `INSERT INTO worker (name, worker_type, worker_role, status, last_heartbeat, capabilities, meta)
+		VALUES ('eventbench', 'local', 'sensor', 'active', now(), '{"runtimes": ["python"]}', jsonb_build_object('instance_id', $1::text)) RETURNING id`, instance).Scan(&fx.worker)
 	if err != nil {
 		return fx, err
 	}
@@ -181,23 +283,10 @@ func setup(ctx context.Context, pool *pgxpool.Pool, n int) (fixture, error) {
 	return fx, nil
 }
 
-// heartbeats runs the worker's heartbeat once a second on a connection of
-// its own for d and returns the latencies; ready is closed once it runs.
-func heartbeats(ctx context.Context, url, schema string, worker int64, d time.Duration, ready chan<- struct{}) []time.Duration {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil
-	}
-	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize() + ", public"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "eventbench: heartbeat connection:", database.RedactError(err))
-		return nil
-	}
-	defer conn.Close(context.Background())
-	if ready != nil {
-		close(ready)
-	}
+// heartbeats sends the worker's heartbeat statement (pkg/workers) five
+// times a second for d through the worker's pool, as `sensor run` does,
+// and returns the latencies.
+func heartbeats(ctx context.Context, pool *pgxpool.Pool, worker int64, d time.Duration) []time.Duration {
 	var out []time.Duration
 	end := time.Now().Add(d)
 	t := time.NewTicker(200 * time.Millisecond)
@@ -209,18 +298,8 @@ func heartbeats(ctx context.Context, url, schema string, worker int64, d time.Du
 		case <-t.C:
 		}
 		begin := time.Now()
-		// The heartbeat of pkg/workers: one UPDATE by id, asynchronous commit.
-		tx, err := conn.Begin(ctx)
-		if err == nil {
-			_, err = tx.Exec(ctx, "SET LOCAL synchronous_commit = off")
-		}
-		if err == nil {
-			_, err = tx.Exec(ctx, `UPDATE worker SET last_heartbeat = now(), status = 'active' WHERE id = $1`, worker)
-		}
-		if err == nil {
-			err = tx.Commit(ctx)
-		}
-		if err != nil {
+		var at time.Time
+		if err := pool.QueryRow(ctx, workers.HeartbeatSQL(), worker, instance).Scan(&at); err != nil {
 			fmt.Fprintln(os.Stderr, "eventbench: heartbeat:", err)
 			continue
 		}
@@ -229,28 +308,27 @@ func heartbeats(ctx context.Context, url, schema string, worker int64, d time.Du
 	return out
 }
 
-func eventLoad(ctx context.Context, o options, url string, pool *pgxpool.Pool, fx fixture, n int) error {
+func eventLoad(ctx context.Context, o options, pool *pgxpool.Pool, fx fixture, n int, async bool) (result, error) {
 	var writer supervise.EventWriter = events.Writer{Pool: pool}
 	if o.Writer == "batch" {
-		bw := events.NewBatchWriter(pool, 2, o.Async)
+		// As pkg/sensor starts it.
+		bw := events.NewBatchWriter(pool, 2, async)
 		defer bw.Close()
 		writer = bw
 	}
-	ep := supervise.NewEndpoint(writer, supervise.EndpointOptions{RatePerSecond: 1e9, Burst: 1 << 30,
+	ep := supervise.NewEndpoint(writer, supervise.EndpointOptions{RatePerSecond: float64(o.Rate), Burst: o.Rate,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := ep.Start(); err != nil {
-		return err
+		return result{}, err
 	}
 	defer ep.Close(context.Background())
 	d := time.Duration(o.Seconds) * time.Second
 	var hb []time.Duration
 	hbDone := make(chan struct{})
-	ready := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		hb = heartbeats(ctx, url, o.Schema, fx.worker, d, ready)
+		hb = heartbeats(ctx, pool, fx.worker, d)
 	}()
-	<-ready
 
 	var accepted, refused atomic.Int64
 	lat := make([][]time.Duration, n)
@@ -263,6 +341,7 @@ func eventLoad(ctx context.Context, o options, url string, pool *pgxpool.Pool, f
 		go func() {
 			defer wg.Done()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer client.CloseIdleConnections()
 			seq := 0
 			for time.Now().Before(end) && ctx.Err() == nil {
 				seq++
@@ -289,70 +368,32 @@ func eventLoad(ctx context.Context, o options, url string, pool *pgxpool.Pool, f
 	wg.Wait()
 	elapsed := time.Since(start)
 	<-hbDone
-	all := slices.Concat(lat...)
-	fmt.Printf("events, %2d sensor(s): %d accepted in %s = %.0f/s, refused %d, accept p50 %s p99 %s max %s\n",
-		n, accepted.Load(), elapsed.Round(time.Millisecond), float64(accepted.Load())/elapsed.Seconds(), refused.Load(),
-		pct(all, 50), pct(all, 99), pct(all, 100))
-	fmt.Printf("heartbeat under that load:      n=%d p50 %s p99 %s max %s\n", len(hb), pct(hb, 50), pct(hb, 99), pct(hb, 100))
-	return nil
+	lats := slices.Concat(lat...)
+	return result{rate: float64(accepted.Load()) / elapsed.Seconds(), accepted: accepted.Load(), refused: refused.Load(),
+		p50: pct(lats, 50), p99: pct(lats, 99), max: pct(lats, 100),
+		hbN: len(hb), hbP50: pct(hb, 50), hbP99: pct(hb, 99), hbMax: pct(hb, 100)}, nil
 }
 
-func timersMemory(ctx context.Context, o options, pool *pgxpool.Pool, fx fixture) error {
-	before := rssKiB()
-	sup := supervise.New(nil, events.NewStore(pool, nil), nil, supervise.Options{})
-	var as []supervise.Assignment
-	for i := range o.Timers {
-		as = append(as, supervise.Assignment{Fence: fx.fences[i], Sensor: supervise.Sensor{
-			ID: fx.sensors[i], Ref: fmt.Sprintf("bench.s%d", i), RuntimeRef: supervise.BuiltinRuntimeRef,
-			Entrypoint: supervise.BuiltinInterval, Config: map[string]any{"interval_seconds": 1.0},
-			Triggers: []supervise.Trigger{fx.triggers[i]}}})
-	}
-	var n0 int64
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM event").Scan(&n0); err != nil {
-		return err
-	}
-	sup.Reconcile(ctx, as)
-	select {
-	case <-ctx.Done():
-	case <-time.After(time.Duration(o.TimerSecs) * time.Second):
-	}
-	after := rssKiB()
-	sup.StopAll()
-	var n1 int64
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM event").Scan(&n1); err != nil {
-		return err
-	}
-	fmt.Printf("%d built-in timers (1 s) for %ds: %d events, process RSS %.1f MiB (%.1f MiB before the timers)\n",
-		o.Timers, o.TimerSecs, n1-n0, float64(after)/1024, float64(before)/1024)
-	return nil
-}
-
-func rssKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func pct(d []time.Duration, p int) string {
+// pct is the p-th percentile of d (nearest rank); 0 when d is empty.
+func pct(d []time.Duration, p int) time.Duration {
 	if len(d) == 0 {
-		return "-"
+		return 0
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	i = min(max(i-1, 0), len(s)-1)
-	return s[i].Round(10 * time.Microsecond).String()
+	return s[i]
 }
 
-func startServer(ctx context.Context, o options) (string, func(), error) {
+func dur(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+func startServer(ctx context.Context, ephemeral bool) (string, func(), error) {
 	root, err := os.MkdirTemp("/tmp", "ebench-")
 	if err != nil {
 		return "", nil, err
@@ -361,7 +402,7 @@ func startServer(ctx context.Context, o options) (string, func(), error) {
 		return "", nil, err
 	}
 	srv, err := embeddedpg.Start(ctx, embeddedpg.Options{
-		DataDir: filepath.Join(root, "data"), Ephemeral: o.Ephemeral, Foreground: true,
+		DataDir: filepath.Join(root, "data"), Ephemeral: ephemeral, Foreground: true,
 		Settings: map[string]string{"max_connections": "100", "shared_buffers": "256MB"},
 	})
 	if err != nil {

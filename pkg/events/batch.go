@@ -108,14 +108,22 @@ func (w *BatchWriter) loop() {
 	}
 }
 
+// batchSQL checks the fences and inserts a batch in one statement, which
+// is its own transaction: one round trip per batch instead of BEGIN, the
+// statement and COMMIT (and SET LOCAL for async commit). The durability
+// CTE sets synchronous_commit for this transaction only, as the heartbeat
+// does: off when $11 (async), else unchanged.
 const batchSQL = `
-WITH req AS (
+WITH durability AS MATERIALIZED (
+    SELECT set_config('synchronous_commit',
+        CASE WHEN $11::boolean THEN 'off' ELSE current_setting('synchronous_commit') END, true)
+), req AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[],
                          $7::jsonb[], $8::jsonb[], $9::bigint[], $10::text[])
         WITH ORDINALITY AS r(workload, worker, instance, generation, trig, trigger_ref, config, payload, sensor, sensor_ref, ord)
 ), fenced AS (
     SELECT nextval(pg_get_serial_sequence('event', 'id')) AS id, req.*
-    FROM req JOIN sensor_workload_assignment a
+    FROM durability, req JOIN sensor_workload_assignment a
       ON a.workload = req.workload AND a.worker = req.worker AND a.worker_instance = req.instance
      AND a.generation = req.generation AND a.lease_expires_at > clock_timestamp()
     FOR SHARE OF a
@@ -149,18 +157,9 @@ func (w *BatchWriter) write(batch []*batchReq) {
 	}
 	ids := make([]int64, n)
 	err := func() error {
-		ctx := context.Background()
-		tx, err := w.pool.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback(ctx) //nolint:errcheck
-		if w.async {
-			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-				return err
-			}
-		}
-		rows, err := tx.Query(ctx, batchSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref)
+		// Outside BEGIN, the statement commits before the server reports
+		// it ready: rows.Err after Close includes a failed commit.
+		rows, err := w.pool.Query(context.Background(), batchSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref, w.async)
 		if err != nil {
 			return err
 		}
@@ -174,10 +173,7 @@ func (w *BatchWriter) write(batch []*batchReq) {
 			ids[ord-1] = id
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return tx.Commit(ctx)
+		return rows.Err()
 	}()
 	for i, r := range batch {
 		switch {
