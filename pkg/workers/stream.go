@@ -487,7 +487,7 @@ type StreamError struct {
 	// waiting for the consumer; IdleLimit is the server's
 	// idle_in_transaction_session_timeout for the session (0: none).
 	Idle, IdleLimit time.Duration
-	locks     string // who holds a lock that blocks reading the worker table
+	locks           string // who holds a lock that blocks reading the worker table
 }
 
 func (e *StreamError) Unwrap() error { return e.Err }
