@@ -296,7 +296,7 @@ func (b *bench) setIndex(ctx context.Context, variant string) error {
 // that no worker changes state during a slow run, EXPLAINs included.
 func (b *bench) fill(ctx context.Context, rows int, heartbeat, status string) error {
 	begin := time.Now()
-	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY"); err != nil {
+	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY CASCADE"); err != nil {
 		return err
 	}
 	err := b.exec(ctx, `
