@@ -102,8 +102,11 @@ database's clock.
 on a terminal and separating the listings with a "---" line otherwise.
 Database errors while watching are printed and retried at the next redraw.
 
-A statement that waits longer than database.statement_timeout (for example on
-a lock held on the worker table) is cancelled with an error that says so.`,
+Workers are printed as they arrive, a thousand at a time from a cursor, so
+memory stays flat whatever their number. database.statement_timeout bounds
+the wait to start (for example on a lock held on the worker table: the error
+names its holder) and the server's work on each batch, never the time the
+output takes to be read (a pager, a slow terminal).`,
 		Example: `  attunectl worker list
   attunectl worker list --role sensor --runtime python --status active
   attunectl worker list --host web-01 -o wide
