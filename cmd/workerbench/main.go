@@ -384,8 +384,8 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 		b.printf("| `attunectl %s` | %d | %s (%s) | %s (%s) | %.2f |\n", strings.Join(c.args, " "), n,
 			ms(median(ta)), ms(slices.Min(ta)), ms(median(tp)), ms(slices.Min(tp)), float64(median(ta))/float64(median(tp)))
 	}
-	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends, "+
-		"(the statement of its cursor), with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
+	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends "+
+		"(the statement of its cursor) with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
 		"(`psql -X -A -t -c 'SET jit = off' -c 'SET search_path …' -c '<statement>'`). Ratio: median over median, same run.\n\n", o.Runs)
 
 	if !o.SkipList {
