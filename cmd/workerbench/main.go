@@ -62,6 +62,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
@@ -308,7 +309,7 @@ func (b *bench) setIndex(ctx context.Context, variant string) error {
 // that no worker changes state during a slow run, EXPLAINs included.
 func (b *bench) fill(ctx context.Context, rows int, heartbeat, status string) error {
 	begin := time.Now()
-	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY"); err != nil {
+	if err := b.exec(ctx, "TRUNCATE worker RESTART IDENTITY CASCADE"); err != nil {
 		return err
 	}
 	err := b.exec(ctx, `
@@ -377,7 +378,13 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 	}
 	b.printf("| command | rows | attunectl median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range cases {
-		q, args := workers.ListQuery(c.opts)
+		// The statement attunectl's cursor is declared for, with the
+		// fields its format reads.
+		format := "table"
+		if slices.Contains(c.args, "json") {
+			format = "json"
+		}
+		q, args := workers.StreamQuery(c.opts, listFields[format])
 		sql := inline(q, args)
 		var n int64
 		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") s").Scan(&n); err != nil {
@@ -393,8 +400,8 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 		b.printf("| `attunectl %s` | %d | %s (%s) | %s (%s) | %.2f |\n", strings.Join(c.args, " "), n,
 			ms(median(ta)), ms(slices.Min(ta)), ms(median(tp)), ms(slices.Min(tp)), float64(median(ta))/float64(median(tp)))
 	}
-	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends, "+
-		"with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
+	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends "+
+		"(the statement of its cursor) with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
 		"(`psql -X -A -t -c 'SET jit = off' -c 'SET search_path …' -c '<statement>'`). Ratio: median over median, same run.\n\n", o.Runs)
 
 	if !o.SkipList {
@@ -914,35 +921,55 @@ func (b *bench) streamCmd(ctx context.Context, format string, extra ...string) f
 
 func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 
-// listBench times the streaming listings of every worker (-o name, table,
-// json) against psql running their statements, and --runtime ruby with and
-// without the GIN index on the runtimes, with the HOT share of heartbeats
-// without it (the share with it is the staleBench's).
+// listBench times attunectl's listings of every worker (worker list -o
+// name, table, json), which stream, against psql running the statement
+// their cursor is declared for; then --runtime ruby with and without the
+// GIN index on the runtimes, with the HOT share of heartbeats without it
+// (the share with it is the staleBench's).
 func (b *bench) listBench(ctx context.Context) error {
 	o := b.o
 	if o.SkipFullList {
 		return b.runtimeBench(ctx)
 	}
 	b.printf("### worker list, streamed: %d workers\n\n", o.Rows)
-	b.printf("`workerbench stream -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows) "+
-		"and formats each row as it arrives, connected as attunectl connects (jit off, search_path, statement_timeout 30s); "+
+	b.printf("`attunectl worker list -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows, "+
+		"cordons and sensors held joined in) and prints each row as it arrives (a table measures its first %d rows), "+
+		"with jit off, its search_path and the default statement_timeout of 30s; "+
 		"psql runs the statement its cursor is declared for. %d timed runs each, alternately, after one untimed run.\n\n",
-		workers.DefaultStreamBatchSize, o.ListRuns)
-	b.printf("| listing | rows | streamed median (min) | peak RSS | psql median (min) | psql peak RSS | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		workers.DefaultStreamBatchSize, output.DefaultProbeRows, o.ListRuns)
+	b.printf("| listing | rows | attunectl median (min) | peak RSS | psql median (min) | psql peak RSS | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, format := range []string{"name", "table", "json"} {
-		q, args := streamQueryOf(format, workers.ListOptions{})
+		q, args := workers.StreamQuery(workers.ListOptions{}, listFields[format])
 		sql := inline(q, args)
-		res, err := b.timeAlternately(ctx, o.ListRuns, b.streamCmd(ctx, format), func() *exec.Cmd { return b.psql(ctx, sql) })
+		res, err := b.timeAlternately(ctx, o.ListRuns, b.attunectlCmd(ctx, "worker", "list", "-o", format), func() *exec.Cmd { return b.psql(ctx, sql) })
 		if err != nil {
 			return err
 		}
 		s, p := res[0], res[1]
-		b.printf("| `worker list -o %s` | %d | %s (%s) | %s | %s (%s) | %s | %.2f |\n", format, o.Rows,
+		b.printf("| `attunectl worker list -o %s` | %d | %s (%s) | %s | %s (%s) | %s | %.2f |\n", format, o.Rows,
 			ms(s.median()), ms(slices.Min(s.d)), mib(s.maxRSS()), ms(p.median()), ms(slices.Min(p.d)), mib(p.maxRSS()),
 			float64(s.median())/float64(p.median()))
 	}
 	b.printf("\n")
 	return b.runtimeBench(ctx)
+}
+
+// listFields are the fields attunectl's worker list reads for each format
+// (pkg/cli's workerFields).
+var listFields = map[string]workers.Fields{
+	"name":  workers.FieldsName,
+	"table": workers.FieldsTable | workers.FieldPlacement,
+	"json":  workers.FieldsAll | workers.FieldPlacement,
+}
+
+// attunectlCmd runs attunectl with args on the bench's schema, colour off.
+func (b *bench) attunectlCmd(ctx context.Context, args ...string) func() *exec.Cmd {
+	env := append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+b.o.Schema, "NO_COLOR=1")
+	return func() *exec.Cmd {
+		c := exec.CommandContext(ctx, b.o.Attunectl, args...)
+		c.Env = env
+		return c
+	}
 }
 
 // runtimeBench times `worker list --runtime ruby` (1%% of the fleet) with
@@ -957,15 +984,10 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 	streamSQL := inline(q, args)
 	q, args = workers.ListQuery(opts)
 	listSQL := inline(q, args)
-	env := append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+o.Schema, "NO_COLOR=1")
-	attunectl := func() *exec.Cmd {
-		c := exec.CommandContext(ctx, o.Attunectl, "worker", "list", "--runtime", "ruby")
-		c.Env = env
-		return c
-	}
+	attunectl := b.attunectlCmd(ctx, "worker", "list", "--runtime", "ruby")
 	cmds := []func() *exec.Cmd{attunectl, b.streamCmd(ctx, "table", "--runtime", "ruby"),
 		func() *exec.Cmd { return b.psql(ctx, listSQL) }, func() *exec.Cmd { return b.psql(ctx, streamSQL) }}
-	titles := []string{"`attunectl worker list --runtime ruby` (List, today's printer)", "`workerbench stream -o table --runtime ruby`",
+	titles := []string{"`attunectl worker list --runtime ruby` (streamed)", "`workerbench stream -o table --runtime ruby`",
 		"psql, List's statement", "psql, the streaming statement"}
 	var n int64
 	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+listSQL+") s").Scan(&n); err != nil {
@@ -996,7 +1018,7 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 		b.printf("| %s | %s (%s) | %s (%s) | %.2f |\n", t, ms(with[i].median()), ms(slices.Min(with[i].d)),
 			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
 	}
-	b.printf("\nToday (attunectl's List without the index) against the streaming path with the index: %.2f× as fast "+
+	b.printf("\nattunectl without the index against the streaming stand-in with the index: %.1f× faster "+
 		"(%s → %s, medians of the same run). Server time (EXPLAIN ANALYZE of the streaming statement): %s with the index, %s without.\n\n",
 		float64(without[0].median())/float64(with[1].median()), ms(without[0].median()), ms(with[1].median()),
 		executionTime(planWith), executionTime(planWithout))

@@ -12,8 +12,9 @@ import (
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
-// explainWorkerError says what failed while doing what. A statement that
-// ran into database.statement_timeout says that the worker table is locked
+// explainWorkerError says what failed while doing what. A stream's error
+// after its first batch says what really stopped it (explainStreamError).
+// Any other statement that ran into database.statement_timeout says that the worker table is locked
 // or the server overloaded — and, when it can find them, who holds an
 // exclusive lock on the table — instead of PostgreSQL's bare "canceling
 // statement due to statement timeout". A filter value the database cannot
@@ -32,6 +33,15 @@ func explainWorkerError(ctx context.Context, app *App, db *database.DB, err erro
 		return fmt.Errorf("%s: interrupted: %w", what, ctx.Err())
 	}
 	err = database.RedactError(err)
+	var se *workers.StreamError
+	if errors.As(err, &se) {
+		if se.Batch > 0 {
+			return explainStreamError(app, se, what, err)
+		}
+		// Before the first batch (connecting, opening the cursor) a stream
+		// fails as any statement does: explained the same way.
+		err = database.RedactError(se.Err)
+	}
 	if database.IsTimeout(err) {
 		var holders []workers.LockHolder
 		if db != nil {
@@ -40,6 +50,30 @@ func explainWorkerError(ctx context.Context, app *App, db *database.DB, err erro
 		return database.ExplainTimeout(what, "worker", app.statementTimeout(), describeLockHolders(holders), err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// explainStreamError says what stopped a stream after its cursor opened.
+// The statement timeout there bounds one FETCH, the server's work for one
+// batch, never the time the rows took to be printed or read: so it is the
+// server that was slow, not a lock (the cursor already holds its lock),
+// and not a slow terminal or pager. A slow reader shows up instead as the
+// server ending an idle transaction. (A timeout while opening the cursor is
+// a wait for a lock, explained as for any other statement.)
+func explainStreamError(app *App, se *workers.StreamError, what string, err error) error {
+	switch {
+	case se.ReadTooSlowly():
+		return database.WithMessage(fmt.Sprintf("%s: %s: the server ended the session because the output was read too slowly "+
+			"(idle_in_transaction_session_timeout; %d rows were printed): write the output to a file, or raise that setting for this role", what, se.Step, se.Delivered), err)
+	case database.IsTimeout(err):
+		after := "the statement timeout"
+		if t := app.statementTimeout(); t > 0 {
+			after = "database.statement_timeout (" + t.String() + ")"
+		}
+		return database.WithMessage(fmt.Sprintf("%s: %s: the server took longer than %s to produce the next %d rows (%d were printed before): "+
+			"the time spent printing them does not count, so the server is overloaded or the filters make it scan far more rows than it returns; "+
+			"narrow the filters, retry later, or raise database.statement_timeout", what, se.Step, after, se.BatchSize, se.Delivered), err)
+	}
+	return fmt.Errorf("%s: %s: %w", what, se.Step, se.Err)
 }
 
 // describeLockHolders names the sessions holding the worker table, e.g.

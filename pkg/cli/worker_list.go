@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/output"
-	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/workers"
 	"github.com/spf13/cobra"
 )
@@ -102,8 +102,11 @@ database's clock.
 on a terminal and separating the listings with a "---" line otherwise.
 Database errors while watching are printed and retried at the next redraw.
 
-A statement that waits longer than database.statement_timeout (for example on
-a lock held on the worker table) is cancelled with an error that says so.`,
+Workers are printed as they arrive, a thousand at a time from a cursor, so
+memory stays flat whatever their number. database.statement_timeout bounds
+the wait to start (for example on a lock held on the worker table: the error
+names its holder) and the server's work on each batch, never the time the
+output takes to be read (a pager, a slow terminal).`,
 		Example: `  attunectl worker list
   attunectl worker list --role sensor --runtime python --status active
   attunectl worker list --host web-01 -o wide
@@ -180,44 +183,66 @@ func runWorkerListCmd(cmd *cobra.Command, app *App, o *workerListOptions) error 
 	return runWorkerList(ctx, app, db, *o)
 }
 
-// runWorkerList lists (or watches) the workers and prints them to app.Out.
+// runWorkerList lists (or watches) the workers and prints them to app.Out
+// as they arrive from the database, so memory stays flat whatever the
+// number of workers.
 func runWorkerList(ctx context.Context, app *App, db *database.DB, o workerListOptions) error {
 	lo := o.listOptions()
 	if err := workers.CheckFilters(ctx, db.Pool, lo.Roles, lo.Status); err != nil {
 		return explainWorkerError(ctx, app, db, err, "checking the filters")
 	}
+	if o.Watch {
+		return watchWorkers(ctx, app, db, o)
+	}
+	n, err := streamWorkers(ctx, app, db, app.Out, o)
+	if err != nil {
+		return err
+	}
+	if n == 0 && (o.Format == output.Table || o.Format == output.Wide) {
+		fmt.Fprintln(app.Err, emptyMessage(o))
+	}
+	if o.Stale && o.ExitCode && n > 0 {
+		return conditionError(nil)
+	}
+	return nil
+}
+
+// streamWorkers prints the workers o selects to w, one FETCH at a time,
+// reading only the fields o.Format shows; it returns how many it printed.
+func streamWorkers(ctx context.Context, app *App, db *database.DB, w io.Writer, o workerListOptions) (int64, error) {
 	what := "listing workers"
 	if o.Stale {
 		what = "listing stale workers"
 	}
-	query := func(ctx context.Context) (workerListing, error) {
-		l, err := workers.List(ctx, db.Pool, lo)
-		if err != nil {
-			return workerListing{Listing: l}, explainWorkerError(ctx, app, db, err, what)
+	return printStream(ctx, app, db, workerSpec(o.Stale, true).NewPrinter(w, o.Format, output.PrinterOptions{Palette: o.Palette}), what,
+		func(fn func(workers.Row) error) (workers.StreamResult, error) {
+			return workers.Stream(ctx, db.Pool, o.listOptions(), workers.StreamOptions{Fields: workerFields(o.Format, true)}, fn)
+		})
+}
+
+// printStream writes the rows of stream to p as they arrive and flushes
+// it. A database error is explained (explainWorkerError, doing what); an
+// error writing the output is returned as it is. After a database error
+// the table rows held back to measure the columns are still written, but a
+// JSON or YAML document is left unfinished, so that no script mistakes it
+// for the whole listing.
+func printStream(ctx context.Context, app *App, db *database.DB, p *output.Printer[workers.Row], what string,
+	stream func(func(workers.Row) error) (workers.StreamResult, error)) (int64, error) {
+	var werr error
+	res, err := stream(func(r workers.Row) error {
+		werr = p.Write(r)
+		return werr
+	})
+	switch {
+	case err != nil && werr != nil:
+		return res.Rows, werr
+	case err != nil:
+		if p.Format() == output.Table || p.Format() == output.Wide {
+			_ = p.Flush()
 		}
-		pl, err := placement.WorkerStates(ctx, db.Pool)
-		if err != nil {
-			return workerListing{Listing: l}, explainWorkerError(ctx, app, db, err, what)
-		}
-		return workerListing{Listing: l, Placement: pl}, nil
+		return res.Rows, explainWorkerError(ctx, app, db, err, what)
 	}
-	if o.Watch {
-		return watchWorkers(ctx, app, o, query)
-	}
-	l, err := query(ctx)
-	if err != nil {
-		return err
-	}
-	if err := printWorkers(app.Out, l, o.Format, o.Palette, o.Stale); err != nil {
-		return err
-	}
-	if len(l.Workers) == 0 && (o.Format == output.Table || o.Format == output.Wide) {
-		fmt.Fprintln(app.Err, emptyMessage(o))
-	}
-	if o.Stale && o.ExitCode && len(l.Workers) > 0 {
-		return conditionError(nil)
-	}
-	return nil
+	return res.Rows, p.Flush()
 }
 
 func emptyMessage(o workerListOptions) string {
@@ -232,7 +257,7 @@ func emptyMessage(o workerListOptions) string {
 // each frame clears the screen and starts with a header; otherwise frames
 // follow each other, separated by a "---" line (a YAML document separator;
 // JSON frames are simply concatenated, which jq reads as a stream).
-func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func(context.Context) (workerListing, error)) error {
+func watchWorkers(ctx context.Context, app *App, db *database.DB, o workerListOptions) error {
 	cmdline := "attunectl worker list"
 	if o.Stale {
 		cmdline = "attunectl worker stale"
@@ -245,8 +270,9 @@ func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func
 			return nil
 		case <-timer.C:
 		}
-		var buf bytes.Buffer
-		l, err := query(ctx)
+		// A frame is drawn whole, so the screen never shows half a listing.
+		var buf, body bytes.Buffer
+		n, err := streamWorkers(ctx, app, db, &body, o)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -257,8 +283,8 @@ func watchWorkers(ctx context.Context, app *App, o workerListOptions, query func
 			buf.WriteString("---\n")
 		}
 		if err == nil {
-			err = printWorkers(&buf, l, o.Format, o.Palette, o.Stale)
-			if err == nil && len(l.Workers) == 0 && o.Terminal && (o.Format == output.Table || o.Format == output.Wide) {
+			buf.Write(body.Bytes())
+			if n == 0 && o.Terminal && (o.Format == output.Table || o.Format == output.Wide) {
 				fmt.Fprintln(&buf, emptyMessage(o))
 			}
 		}

@@ -284,14 +284,14 @@ func capitalize(s string) string {
 
 func pruneDryRun(ctx context.Context, app *App, db *database.DB, o workerPruneOptions) error {
 	po := o.pruneOptions()
-	l, err := workers.PrunePreview(ctx, db.Pool, po)
+	// Streamed: a dry run of a big prune lists every worker it would change.
+	p := workerSpec(true, false).NewPrinter(app.Out, o.Format, output.PrinterOptions{Palette: o.Palette})
+	n, err := printStream(ctx, app, db, p, "listing the workers to prune", func(fn func(workers.Row) error) (workers.StreamResult, error) {
+		return workers.StreamPrunePreview(ctx, db.Pool, po, workers.StreamOptions{Fields: workerFields(o.Format, false)}, fn)
+	})
 	if err != nil {
-		return explainWorkerError(ctx, app, db, err, "listing the workers to prune")
-	}
-	if err := printWorkers(app.Out, workerListing{Listing: l}, o.Format, o.Palette, true); err != nil {
 		return err
 	}
-	n := int64(len(l.Workers))
 	verb := "marked inactive"
 	if po.Delete {
 		verb = "deleted"

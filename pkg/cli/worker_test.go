@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -190,6 +191,66 @@ func TestWorkerGolden(t *testing.T) {
 						t.Fatal(err)
 					}
 					golden(t, name+".golden", buf.Bytes())
+				})
+			}
+		}
+	}
+}
+
+// TestWorkerGoldenStreamed prints the same listings as TestWorkerGolden the
+// way worker list and worker stale do: from workers.Stream, each format
+// reading only its fields (names only for -o name, no capabilities for the
+// table), cordons and sensors joined into the stream's statement. The
+// output must be byte for byte the goldens.
+func TestWorkerGoldenStreamed(t *testing.T) {
+	t.Parallel()
+	db, inserted := fleetDBAt(t)
+	ctx := context.Background()
+	fleetPlacement(t, db, inserted)
+	shift := goldenNow.Sub(inserted)
+	move := func(t time.Time) time.Time { return t.Add(shift).UTC() }
+	for _, c := range []struct {
+		cmd   string
+		stale bool
+	}{{"list", false}, {"stale", true}} {
+		for _, f := range []output.Format{output.Table, output.Wide, output.JSON, output.YAML, output.Name} {
+			for _, color := range []bool{false, true} {
+				if color && f != output.Table && f != output.Wide {
+					continue
+				}
+				name := c.cmd + "-" + string(f)
+				if color {
+					name += "-color"
+				}
+				t.Run(name, func(t *testing.T) {
+					var buf bytes.Buffer
+					p := workerSpec(c.stale, true).NewPrinter(&buf, f, output.PrinterOptions{Palette: output.Palette{On: color}})
+					_, err := workers.Stream(ctx, db.Pool, workers.ListOptions{StaleOnly: c.stale}, workers.StreamOptions{Fields: workerFields(f, true), BatchSize: 3}, func(r workers.Row) error {
+						r.At = goldenNow
+						r.Created, r.Updated = move(r.Created), move(r.Updated)
+						if r.LastHeartbeat != nil {
+							hb := move(*r.LastHeartbeat)
+							r.LastHeartbeat, r.Silence = &hb, goldenNow.Sub(hb)
+						}
+						if r.Placement.At != nil {
+							at := move(*r.Placement.At)
+							r.Placement.At = &at
+						}
+						return p.Write(r)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := p.Flush(); err != nil {
+						t.Fatal(err)
+					}
+					want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden", "worker", name+".golden"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(buf.Bytes(), want) {
+						t.Errorf("streamed output differs from %s.golden:\n%s\nwant:\n%s", name, buf.Bytes(), want)
+					}
 				})
 			}
 		}
@@ -650,3 +711,102 @@ func BenchmarkPrintWorkers(b *testing.B) {
 
 // dbOf is the database.DB the commands take, over a test database's pool.
 func dbOf(db *dbtest.DB) *database.DB { return &database.DB{Pool: db.Pool, Schema: db.Schema} }
+
+// slowWriter is a terminal or pager that takes its time with every write.
+type slowWriter struct {
+	bytes.Buffer
+	delay time.Duration
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	return w.Buffer.Write(p)
+}
+
+// A consumer slower than database.statement_timeout (a pager, a slow
+// terminal) is not a timeout: the timeout bounds each FETCH on the server,
+// never the time the rows take to be printed.
+func TestWorkerListSlowReader(t *testing.T) {
+	t.Parallel()
+	tdb := fleetDB(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Options{URL: tdb.URL, Schema: tdb.Schema, StatementTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	app, _, _ := testApp("")
+	app.Config.Database.StatementTimeout = config.Seconds(100 * time.Millisecond)
+	out := &slowWriter{delay: 60 * time.Millisecond}
+	app.Out = out
+	if err := runWorkerList(ctx, app, db, listOpts(func(o *workerListOptions) { o.Format = output.Name })); err != nil {
+		t.Fatalf("a slow reader failed the listing: %v", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n < 5 {
+		t.Errorf("printed %d names, want the fleet (each write took %s, the timeout is 100ms):\n%s", n, out.delay, out.String())
+	}
+}
+
+// A stream that stopped after its first batch says what really stopped it,
+// never that the table is locked: the server's statement timeout on a
+// batch, or the server ending a session whose reader was too slow. The
+// errors are real server errors, wrapped as the stream wraps them.
+func TestExplainStreamError(t *testing.T) {
+	t.Parallel()
+	tdb := dbtest.New(t)
+	ctx := context.Background()
+	conn, err := tdb.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	_, timeout := conn.Exec(ctx, "SET statement_timeout = 50; SELECT pg_sleep(1)")
+	if timeout == nil {
+		t.Fatal("pg_sleep did not time out")
+	}
+	if _, err := conn.Exec(ctx, "RESET statement_timeout"); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := tdb.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Release()
+	_, err = idle.Exec(ctx, "SET idle_in_transaction_session_timeout = 50")
+	if err == nil {
+		_, err = idle.Exec(ctx, "BEGIN")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, slow := idle.Exec(ctx, "SELECT 1")
+	if slow == nil {
+		t.Fatal("the idle transaction was not ended")
+	}
+	idle.Conn().Close(ctx)
+	idleLimit := 50 * time.Millisecond
+
+	app, _, _ := testApp("")
+	app.Config.Database.StatementTimeout = config.Seconds(30 * time.Second)
+	for _, tc := range []struct {
+		err  error
+		idle time.Duration
+		want string
+	}{
+		{timeout, 0, "listing workers: reading batch 3: the server took longer than database.statement_timeout (30s) to produce the next 1000 rows (2000 were printed before): " +
+			"the time spent printing them does not count, so the server is overloaded or the filters make it scan far more rows than it returns; " +
+			"narrow the filters, retry later, or raise database.statement_timeout"},
+		{slow, 300 * time.Millisecond, "listing workers: reading batch 3: the server ended the session because the output was read too slowly " +
+			"(idle_in_transaction_session_timeout; 2000 rows were printed): write the output to a file, or raise that setting for this role"},
+	} {
+		se := &workers.StreamError{Step: "reading batch 3", Batch: 3, BatchSize: 1000, Delivered: 2000, Err: tc.err, Idle: tc.idle, IdleLimit: idleLimit}
+		got := explainWorkerError(ctx, app, dbOf(tdb), se, "listing workers")
+		if got == nil || got.Error() != tc.want {
+			t.Errorf("%v:\ngot  %v\nwant %s", tc.err, got, tc.want)
+		}
+		if strings.Contains(got.Error(), "locked") {
+			t.Errorf("says locked: %v", got)
+		}
+	}
+}

@@ -47,30 +47,40 @@ type workerView struct {
 
 // workerListing is a listing of workers with what placement knows about
 // each (cordon, sensors held), by worker id; Placement is nil where the
-// command does not read it.
+// command does not read it. The listings that are read whole (prune's
+// preview, tests) print through it; worker list and worker stale stream
+// workers.Row instead.
 type workerListing struct {
 	workers.Listing
 	Placement map[int64]placement.WorkerState
 }
 
-// placementOf returns the placement state of w, ok false when unknown.
-func (l workerListing) placementOf(w workers.Worker) (placement.WorkerState, bool) {
-	if l.Placement == nil {
-		return placement.WorkerState{}, false
+// rows turns the listing into the rows workerSpec prints.
+func (l workerListing) rows() []workers.Row {
+	rows := make([]workers.Row, len(l.Workers))
+	for i, w := range l.Workers {
+		r := workers.Row{Worker: w, At: l.At, Grace: l.GraceOf(w), InstanceID: instanceOf(w)}
+		if ps, ok := l.Placement[w.ID]; ok {
+			r.Placement = workers.Placement{Cordoned: ps.Cordoned, Reason: ps.Reason, By: ps.By, At: ps.At, Held: ps.Held}
+		}
+		rows[i] = r
 	}
-	return l.Placement[w.ID], true
+	return rows
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func viewOf(l workerListing, w workers.Worker) workerView {
+// viewOf is r's element of -o json and -o yaml; withPlacement adds the
+// cordon and the sensors held, which prune does not read.
+func viewOf(r workers.Row, withPlacement bool) workerView {
+	w := r.Worker
 	v := workerView{
 		ID: w.ID, Name: w.Name, Role: w.Role, Type: w.Type, State: w.State, Status: w.Status,
 		Host: w.Host, Port: w.Port,
 		Runtimes:        w.Capabilities.Runtimes,
 		RuntimeVersions: w.Capabilities.RuntimeVersions,
-		InstanceID:      instanceOf(w),
-		GraceSeconds:    l.GraceOf(w).Seconds(),
+		InstanceID:      r.InstanceID,
+		GraceSeconds:    r.Grace.Seconds(),
 		Meta:            w.Meta,
 		Created:         rfc3339(w.Created),
 		Updated:         rfc3339(w.Updated),
@@ -88,7 +98,8 @@ func viewOf(l workerListing, w workers.Worker) workerView {
 	if v.Meta == nil {
 		v.Meta = map[string]any{}
 	}
-	if ps, ok := l.placementOf(w); ok {
+	if withPlacement {
+		ps := r.Placement
 		v.Cordoned, v.Sensors = &ps.Cordoned, &ps.Held
 		v.CordonReason, v.CordonedBy = ps.Reason, ps.By
 		if ps.At != nil {
@@ -112,43 +123,43 @@ func instanceOf(w workers.Worker) string {
 }
 
 // workerSpec is how worker list, worker stale and prune --dry-run print
-// workers. It is pure given the listing: every age is relative to l.At, the
-// database's clock when the statement ran, which is also the clock that
-// derived the states. stale selects the `worker stale` table (SILENT FOR,
-// and the heartbeat as a time).
-func workerSpec(l workerListing, stale bool) output.Spec[workers.Worker] {
-	col := func(h string, cell func(workers.Worker) string) output.Column[workers.Worker] {
-		return output.Column[workers.Worker]{Header: h, Cell: cell}
+// workers. It is pure given the rows: every age is relative to the row's
+// At, the database's clock when the statement ran, which is also the clock
+// that derived the states. stale selects the `worker stale` table (SILENT
+// FOR, and the heartbeat as a time); withPlacement the SENSORS and
+// CORDONED columns and the cordon in STATUS, which prune does not read.
+//
+// Each format reads only what workerFields(format) asks the stream for.
+func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
+	col := func(h string, cell func(workers.Row) string) output.Column[workers.Row] {
+		return output.Column[workers.Row]{Header: h, Cell: cell}
 	}
-	heartbeat := func(w workers.Worker) string {
-		if stale && w.LastHeartbeat != nil {
-			return w.LastHeartbeat.UTC().Format(time.RFC3339)
+	heartbeat := func(r workers.Row) string {
+		if stale && r.LastHeartbeat != nil {
+			return r.LastHeartbeat.UTC().Format(time.RFC3339)
 		}
-		return output.Age(l.At, w.LastHeartbeat)
+		return output.Age(r.At, r.LastHeartbeat)
 	}
-	base := []output.Column[workers.Worker]{
-		col("NAME", func(w workers.Worker) string { return w.Name }),
-		col("ROLE", func(w workers.Worker) string { return w.Role }),
-		{Header: "STATUS", Cell: func(w workers.Worker) string {
-			if ps, _ := l.placementOf(w); ps.Cordoned {
-				return w.State + ",cordoned"
+	base := []output.Column[workers.Row]{
+		col("NAME", func(r workers.Row) string { return r.Name }),
+		col("ROLE", func(r workers.Row) string { return r.Role }),
+		{Header: "STATUS", Cell: func(r workers.Row) string {
+			if r.Placement.Cordoned {
+				return r.State + ",cordoned"
 			}
-			return w.State
-		}, Color: func(w workers.Worker) output.Color { return stateColor(l.Listing, w) }},
-		col("HOST", func(w workers.Worker) string { return w.Host }),
-		col("RUNTIMES", func(w workers.Worker) string { return strings.Join(w.Capabilities.Runtimes, ",") }),
-		col("SENSORS", func(w workers.Worker) string {
-			ps, _ := l.placementOf(w)
-			return strconv.Itoa(ps.Held)
-		}),
+			return r.State
+		}, Color: stateColor},
+		col("HOST", func(r workers.Row) string { return r.Host }),
+		col("RUNTIMES", func(r workers.Row) string { return strings.Join(r.Capabilities.Runtimes, ",") }),
+		col("SENSORS", func(r workers.Row) string { return strconv.Itoa(r.Placement.Held) }),
 		col("LAST HEARTBEAT", heartbeat),
 	}
-	if l.Placement == nil {
+	if !withPlacement {
 		// worker prune: it does not read placement; show nothing rather than guesses.
 		base = slices.Delete(base, 5, 6)
 	}
-	cordoned := col("CORDONED", func(w workers.Worker) string {
-		ps, _ := l.placementOf(w)
+	cordoned := col("CORDONED", func(r workers.Row) string {
+		ps := r.Placement
 		if !ps.Cordoned {
 			return "no"
 		}
@@ -160,59 +171,80 @@ func workerSpec(l workerListing, stale bool) output.Spec[workers.Worker] {
 			parts = append(parts, "by "+ps.By)
 		}
 		if ps.At != nil {
-			parts = append(parts, output.Age(l.At, ps.At))
+			parts = append(parts, output.Age(r.At, ps.At))
 		}
 		if len(parts) == 0 {
 			return "yes"
 		}
 		return "yes (" + strings.Join(parts, ", ") + ")"
 	})
-	silent := col("SILENT FOR", func(w workers.Worker) string {
-		if w.LastHeartbeat == nil {
+	silent := col("SILENT FOR", func(r workers.Row) string {
+		if r.LastHeartbeat == nil {
 			return "never"
 		}
-		return output.Duration(w.Silence)
+		return output.Duration(r.Silence)
 	})
-	grace := col("GRACE", func(w workers.Worker) string { return output.Duration(l.GraceOf(w)) })
-	var extra []output.Column[workers.Worker]
-	if l.Placement != nil {
+	grace := col("GRACE", func(r workers.Row) string { return output.Duration(r.Grace) })
+	var extra []output.Column[workers.Row]
+	if withPlacement {
 		extra = append(extra, cordoned)
 	}
 	extra = append(extra,
-		col("ID", func(w workers.Worker) string { return fmt.Sprint(w.ID) }),
-		col("TYPE", func(w workers.Worker) string { return w.Type }),
-		col("VERSIONS", versionsOf),
-		col("CREATED", func(w workers.Worker) string { return output.Age(l.At, &w.Created) }),
-		col("INSTANCE", instanceOf),
+		col("ID", func(r workers.Row) string { return fmt.Sprint(r.ID) }),
+		col("TYPE", func(r workers.Row) string { return r.Type }),
+		col("VERSIONS", func(r workers.Row) string { return versionsOf(r.Worker) }),
+		col("CREATED", func(r workers.Row) string { return output.Age(r.At, &r.Created) }),
+		col("INSTANCE", func(r workers.Row) string { return r.InstanceID }),
 	)
 	table, wide := slices.Clone(base), slices.Clone(base)
 	if stale {
 		table = append(table, silent)
 		wide = append(wide, silent, grace)
 	}
-	return output.Spec[workers.Worker]{
+	return output.Spec[workers.Row]{
 		Columns: table,
 		Wide:    append(wide, extra...),
-		Name:    func(w workers.Worker) string { return w.Name },
-		View:    func(w workers.Worker) any { return viewOf(l, w) },
+		Name:    func(r workers.Row) string { return r.Name },
+		View:    func(r workers.Row) any { return viewOf(r, withPlacement) },
 	}
 }
 
-// workerFormats are the formats of every command that prints workers.
-var workerFormats = workerSpec(workerListing{}, false).Formats()
+// workerFields is what the stream reads for format f: names only for -o
+// name, the table's few columns (no capabilities or meta decoded) for the
+// table, everything for json and yaml.
+func workerFields(f output.Format, withPlacement bool) workers.Fields {
+	var fs workers.Fields
+	switch f {
+	case output.Name:
+		return workers.FieldsName
+	case output.Wide:
+		fs = workers.FieldsWide
+	case output.JSON, output.YAML:
+		fs = workers.FieldsAll
+	default:
+		fs = workers.FieldsTable
+	}
+	if withPlacement {
+		fs |= workers.FieldPlacement
+	}
+	return fs
+}
 
-// printWorkers prints a listing in format f (see workerSpec).
+// workerFormats are the formats of every command that prints workers.
+var workerFormats = workerSpec(false, true).Formats()
+
+// printWorkers prints a listing read whole in format f (see workerSpec).
 func printWorkers(w io.Writer, l workerListing, f output.Format, p output.Palette, stale bool) error {
-	return workerSpec(l, stale).PrintAll(w, f, output.PrinterOptions{Palette: p}, l.Workers)
+	return workerSpec(stale, l.Placement != nil).PrintAll(w, f, output.PrinterOptions{Palette: p}, l.rows())
 }
 
 // stateColor colours a worker's derived state: active green (yellow when
 // late), stale and error red, inactive dim; busy is alive and green; states
 // attunectl does not know stay plain.
-func stateColor(l workers.Listing, w workers.Worker) output.Color {
-	switch w.State {
+func stateColor(r workers.Row) output.Color {
+	switch r.State {
 	case workers.StatusActive:
-		if l.Late(w) {
+		if r.Late() {
 			return output.Yellow
 		}
 		return output.Green

@@ -37,6 +37,12 @@ const (
 	FieldInstance
 	// FieldMeta reads and decodes the whole meta object into Worker.Meta.
 	FieldMeta
+	// FieldPlacement reads the worker's cordon and how many sensors it
+	// holds under an unexpired lease into Row.Placement, joined into the
+	// stream's statement, so a listing never holds a map of every worker.
+	FieldPlacement
+
+	fieldsKnown = FieldPlacement<<1 - 1
 )
 
 // The field sets of attunectl's formats.
@@ -86,6 +92,20 @@ type Row struct {
 	Grace time.Duration
 	// InstanceID is meta.instance_id when it is a string (FieldInstance).
 	InstanceID string
+	// Placement is the worker's cordon and the sensors it holds
+	// (FieldPlacement).
+	Placement Placement
+}
+
+// Placement is what the placement of sensors knows about a worker: its
+// cordon (Attune's columns on worker) and how many sensors it holds under
+// an unexpired lease, as placement.WorkerStates reads them.
+type Placement struct {
+	Cordoned bool
+	Reason   string
+	By       string
+	At       *time.Time
+	Held     int
 }
 
 // Late reports whether the worker is active and has missed at least one
@@ -164,7 +184,7 @@ func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions,
 	}
 	var a sqlArgs
 	where, stale, grace := pruneWhere(o, &a)
-	q := "SELECT " + streamColumns(so.Fields, stale, grace) + "\nFROM worker\nWHERE " + where + "\nORDER BY name"
+	q := "SELECT " + streamColumns(so.Fields, stale, grace) + "\nFROM " + streamFrom(so.Fields) + "\nWHERE " + where + "\nORDER BY name"
 	return streamQuery(ctx, pool, q, a, so, fn)
 }
 
@@ -172,7 +192,7 @@ func (so StreamOptions) validate() error {
 	if so.BatchSize < 0 || so.BatchSize > MaxStreamBatchSize {
 		return fmt.Errorf("stream batch size %d: must be between 1 and %d", so.BatchSize, MaxStreamBatchSize)
 	}
-	if so.Fields > FieldsAll {
+	if so.Fields&^fieldsKnown != 0 {
 		return fmt.Errorf("stream fields %#x: unknown field bits", uint(so.Fields))
 	}
 	return nil
@@ -183,9 +203,34 @@ func (so StreamOptions) validate() error {
 // columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
 	p := newListParts(opts)
-	q, a := p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
+	q, a := p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM " + streamFrom(fields) + p.tail)
 	return useGraceColumn(q), a
 }
+
+// streamFrom is the FROM of a stream's statement. FieldPlacement joins the
+// live leases counted per worker once (a hash join on a small aggregate),
+// not a subquery per row; the derived table exposes only worker and n, so
+// the unqualified columns of the conditions still name worker's.
+func streamFrom(f Fields) string {
+	if f&FieldPlacement == 0 {
+		return "worker"
+	}
+	return placementFrom
+}
+
+// placementFrom and placementCols are what FieldPlacement adds; on a
+// database not migrated to placement (Attune's tables before `migrate up`)
+// streamQuery replaces them with placementNone: nobody cordoned, nothing
+// held.
+const (
+	placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
+		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker) held ON held.worker = worker.id`
+	placementCols = `coalesce(worker.cordoned, false), coalesce(worker.cordon_reason, ''), coalesce(worker.cordoned_by_name, ''),
+		worker.cordoned_at, coalesce(held.n, 0)`
+	placementNone     = `false, '', '', NULL::timestamptz, 0::bigint`
+	placementReadySQL = `to_regclass('sensor_workload_assignment') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute
+		WHERE attrelid = to_regclass('worker') AND attname = 'cordoned_by_name' AND NOT attisdropped)`
+)
 
 // streamColumns are the columns a stream with fields reads, in the order
 // scanRow expects them.
@@ -211,6 +256,9 @@ func streamColumns(f Fields, stale, grace string) string {
 	}
 	if f&FieldMeta != 0 {
 		cols = append(cols, "meta")
+	}
+	if f&FieldPlacement != 0 {
+		cols = append(cols, placementCols)
 	}
 	return strings.Join(cols, ", ")
 }
@@ -243,13 +291,19 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
 		}
 	}()
-	var graceColumn bool
-	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL).Scan(&res.At, &graceColumn); err != nil {
+	var graceColumn, placementReady bool
+	var idleLimit float64
+	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+", "+placementReadySQL+
+		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8").
+		Scan(&res.At, &graceColumn, &placementReady, &idleLimit); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
 	if graceColumn {
 		q = useGraceColumn(q)
+	}
+	if !placementReady {
+		q = strings.Replace(strings.Replace(q, placementFrom, "worker", 1), placementCols, placementNone, 1)
 	}
 	// PostgreSQL plans a cursor for its first 10% of rows
 	// (cursor_tuple_fraction): for a listing in name order without
@@ -282,6 +336,7 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 	go func() {
 		defer close(done)
 		defer close(full)
+		idleSince := time.Now()
 		for n := 1; ; n++ {
 			var buf []Row
 			select {
@@ -289,9 +344,12 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 			case <-quit:
 				return
 			}
+			idle := time.Since(idleSince)
 			rows, err := fetchBatch(ctx, tx, fetch, so.Fields, res.At, buf[:0])
+			idleSince = time.Now()
 			if err != nil {
-				err = &StreamError{Step: "reading batch " + fmt.Sprint(n), Batch: n, BatchSize: size, Err: err}
+				err = &StreamError{Step: "reading batch " + fmt.Sprint(n), Batch: n, BatchSize: size, Err: err,
+					Idle: idle, IdleLimit: time.Duration(idleLimit * float64(time.Second))}
 			}
 			select {
 			case full <- batch{rows: rows, err: err}:
@@ -366,6 +424,8 @@ type rowScanner struct {
 	silence, grace, interval                       *float64
 	created, updated                               time.Time
 	caps, runtimes, meta                           []byte
+	placement                                      Placement
+	held                                           int64
 }
 
 func (s *rowScanner) init(f Fields) {
@@ -386,16 +446,27 @@ func (s *rowScanner) init(f Fields) {
 	if f&FieldMeta != 0 {
 		s.dest = append(s.dest, &s.meta)
 	}
+	if f&FieldPlacement != 0 {
+		s.dest = append(s.dest, &s.placement.Cordoned, &s.placement.Reason, &s.placement.By, &s.placement.At, &s.held)
+	}
 }
 
 // scan decodes one row as scanInspected does, so that a stream with
 // FieldsAll yields the workers List returns.
 func (s *rowScanner) scan(rows pgx.Rows, at time.Time) (Row, error) {
-	s.caps, s.runtimes, s.meta, s.interval = nil, nil, nil, nil
+	s.caps, s.runtimes, s.meta, s.interval, s.placement.At = nil, nil, nil, nil, nil
 	if err := rows.Scan(s.dest...); err != nil {
 		return Row{}, fmt.Errorf("reading a worker row: %w", err)
 	}
 	r := Row{At: at, InstanceID: s.instance}
+	if s.f&FieldPlacement != 0 {
+		r.Placement = s.placement
+		r.Placement.Held = int(s.held)
+		if s.placement.At != nil {
+			t := s.placement.At.UTC()
+			r.Placement.At = &t
+		}
+	}
 	w := &r.Worker
 	w.Name = s.name
 	if s.f&FieldState != 0 {
@@ -447,10 +518,29 @@ type StreamError struct {
 	BatchSize int
 	Delivered int64 // rows handed to the consumer before the error
 	Err       error
-	locks     string // who holds a lock that blocks reading the worker table
+	// Idle is how long the transaction sat idle before the failed FETCH,
+	// waiting for the consumer; IdleLimit is the server's
+	// idle_in_transaction_session_timeout for the session (0: none).
+	Idle, IdleLimit time.Duration
+	locks           string // who holds a lock that blocks reading the worker table
 }
 
 func (e *StreamError) Unwrap() error { return e.Err }
+
+// ReadTooSlowly reports whether the server ended the stream's session
+// because it idled in its transaction (idle_in_transaction_session_timeout)
+// while the consumer was still working through the rows it had. The
+// server says so (25P03) only to a client that is reading; the stream
+// usually learns it by its next FETCH failing on a closed connection, so a
+// lost connection after the stream idled for at least that timeout counts.
+func (e *StreamError) ReadTooSlowly() bool {
+	var pgErr *pgconn.PgError
+	if errors.As(e.Err, &pgErr) {
+		return pgErr.Code == "25P03"
+	}
+	lost := !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	return lost && e.IdleLimit > 0 && e.Idle >= e.IdleLimit
+}
 
 func (e *StreamError) Error() string {
 	var pgErr *pgconn.PgError
@@ -469,7 +559,7 @@ func (e *StreamError) Error() string {
 		return fmt.Sprintf("streaming workers: %s: the server took longer than the statement timeout to produce %d rows (after %d were delivered); "+
 			"the time spent printing does not count, so the server is overloaded or the query scans far more rows than it returns: "+
 			"narrow the filters, or raise database.statement_timeout", e.Step, e.BatchSize, e.Delivered)
-	case code == "25P03":
+	case e.ReadTooSlowly():
 		return fmt.Sprintf("streaming workers: %s: the server closed the connection because the output was read too slowly "+
 			"(idle_in_transaction_session_timeout; %d rows were delivered): write the output to a file, or raise that setting for this role", e.Step, e.Delivered)
 	}
