@@ -151,8 +151,12 @@ func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so Stream
 	if err := so.validate(); err != nil {
 		return StreamResult{}, err
 	}
+	so, err := placementFields(ctx, pool, so)
+	if err != nil {
+		return StreamResult{}, err
+	}
 	p := newListParts(opts)
-	q, args := p.finish("SELECT " + streamColumns(so.Fields, p.stale, p.grace) + "\nFROM worker" + p.tail)
+	q, args := p.finish("SELECT " + streamColumns(so.Fields, p.stale, p.grace) + "\nFROM " + streamFrom(so.Fields) + p.tail)
 	return streamQuery(ctx, pool, q, args, so, fn)
 }
 
@@ -180,6 +184,10 @@ func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions,
 		return StreamResult{}, err
 	}
 	if err := so.validate(); err != nil {
+		return StreamResult{}, err
+	}
+	so, err := placementFields(ctx, pool, so)
+	if err != nil {
 		return StreamResult{}, err
 	}
 	var a sqlArgs
@@ -220,8 +228,7 @@ func streamFrom(f Fields) string {
 
 // placementFrom and placementCols are what FieldPlacement adds; on a
 // database not migrated to placement (Attune's tables before `migrate up`)
-// streamQuery replaces them with placementNone: nobody cordoned, nothing
-// held.
+// placementFields drops FieldPlacement: nobody cordoned, nothing held.
 const (
 	placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
 		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker) held ON held.worker = worker.id`
@@ -272,6 +279,22 @@ type batch struct {
 	err  error
 }
 
+// placementFields drops FieldPlacement when the schema has no placement
+// tables and columns yet.
+func placementFields(ctx context.Context, pool *pgxpool.Pool, so StreamOptions) (StreamOptions, error) {
+	if so.Fields&FieldPlacement == 0 {
+		return so, nil
+	}
+	var ready bool
+	if err := pool.QueryRow(ctx, "SELECT "+placementReadySQL).Scan(&ready); err != nil {
+		return so, &StreamError{Step: "starting the read", Err: err}
+	}
+	if !ready {
+		so.Fields &^= FieldPlacement
+	}
+	return so, nil
+}
+
 func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
 	size := so.batchSize()
 	conn, err := pool.Acquire(ctx)
@@ -291,19 +314,16 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
 		}
 	}()
-	var graceColumn, placementReady bool
+	var graceColumn bool
 	var idleLimit float64
-	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+", "+placementReadySQL+
+	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+
 		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8").
-		Scan(&res.At, &graceColumn, &placementReady, &idleLimit); err != nil {
+		Scan(&res.At, &graceColumn, &idleLimit); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
 	if graceColumn {
 		q = useGraceColumn(q)
-	}
-	if !placementReady {
-		q = strings.Replace(strings.Replace(q, placementFrom, "worker", 1), placementCols, placementNone, 1)
 	}
 	// PostgreSQL plans a cursor for its first 10% of rows
 	// (cursor_tuple_fraction): for a listing in name order without
