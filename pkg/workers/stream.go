@@ -414,8 +414,11 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 // fetchBatch runs one FETCH and decodes its rows into buf.
 func fetchBatch(ctx context.Context, tx pgx.Tx, fetch string, f Fields, at time.Time, buf []Row) ([]Row, error) {
 	// The columns of a FETCH depend on the cursor, not on its text: never
-	// use a description cached for another stream's cursor.
-	rows, err := tx.Query(ctx, fetch, pgx.QueryExecModeDescribeExec)
+	// use a description cached for another stream's cursor. The simple
+	// protocol: one round trip that needs no description at all, and the
+	// form a transaction pooler's per-transaction settings can be put in
+	// front of (pkg/database's pooler mode).
+	rows, err := tx.Query(ctx, fetch, pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		return buf, err
 	}
