@@ -451,12 +451,12 @@ func (s *Service) fail(err error) {
 }
 
 func (s *Service) serveMetrics() error {
-	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	// Timeouts, a connection limit and errors through slog (ListenMetrics).
+	ln, srv, err := ListenMetrics(s.cfg.MetricsAddr, s.Handler(), s.log, DefaultMetricsLimits)
 	if err != nil {
 		return fmt.Errorf("serving metrics on %s: %w (choose another --metrics-addr, or leave it empty to turn metrics off)", s.cfg.MetricsAddr, err)
 	}
-	s.listener = ln
-	s.server = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.listener, s.server = ln, srv
 	go func() { _ = s.server.Serve(ln) }()
 	s.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return nil
