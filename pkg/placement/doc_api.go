@@ -16,10 +16,10 @@ package placement
 // With Config.Heartbeat the tick is also the worker's heartbeat (one
 // statement); without it the loop keeps calling Registration.Heartbeat.
 //
-// The supervisor (pkg/supervise), under each lease's Fence:
-// placement.WriteState (starting, running, backoff, quarantined, stopped),
-// placement.InsertEvent, placement.CheckFence inside its own transactions,
-// placement.Release when it gives a sensor up.
+// The supervisor (pkg/supervise) writes under each lease's Fence through
+// pkg/events (the event insert and the workload's run state, as `sensor
+// run` does); pkg/sensor releases handed-over sensors with
+// Placer.ReleaseHandover once their processes stopped.
 //
 // The commands:
 //

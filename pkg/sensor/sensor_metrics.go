@@ -49,7 +49,7 @@ func newSensorMetrics(reg *prometheus.Registry) *sensorMetrics {
 }
 
 // observe sets the gauge of sensors by state from the supervisor's view.
-func (m *sensorMetrics) observe(running map[int64]string, held int) {
+func (m *sensorMetrics) observe(running map[int64]string) {
 	counts := map[string]int{supervise.StateStarting: 0, supervise.StateRunning: 0, supervise.StateBackoff: 0, supervise.StateQuarantined: 0}
 	for _, st := range running {
 		if st == "" {
@@ -60,5 +60,4 @@ func (m *sensorMetrics) observe(running map[int64]string, held int) {
 	for st, n := range counts {
 		m.byState.WithLabelValues(st).Set(float64(n))
 	}
-	_ = held
 }

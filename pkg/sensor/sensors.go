@@ -213,7 +213,7 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 		return
 	}
 	l.sup.Reconcile(ctx, as)
-	l.metrics.observe(l.sup.Running(), len(held.Leases))
+	l.metrics.observe(l.sup.Running())
 }
 
 // assignments joins the held leases with the sensors' definitions (read

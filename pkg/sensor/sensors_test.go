@@ -120,9 +120,9 @@ triggers: [{ref: demo.tick}]
 	}
 }
 
-// TestSensorsNeedingExternalProcessesWithoutSandbox: without a sandbox a
-// worker still claims a python sensor it can run by runtime, but reports
-// why it does not start it.
+// TestQuarantineOfUnrunnableSensor: a sensor whose entrypoint does not
+// exist is claimed, quarantined at once with the reason on the workload
+// (not crash-looped), and sensor list shows it.
 func TestQuarantineOfUnrunnableSensor(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)

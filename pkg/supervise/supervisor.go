@@ -148,15 +148,3 @@ func (s *Supervisor) Running() map[int64]string {
 	}
 	return out
 }
-
-// Fence returns the current fence of a workload's runner (its generation
-// moves with each start).
-func (s *Supervisor) Fence(workload int64) (Fence, bool) {
-	s.mu.Lock()
-	r, ok := s.runners[workload]
-	s.mu.Unlock()
-	if !ok {
-		return Fence{}, false
-	}
-	return r.currentFence(), true
-}
