@@ -127,6 +127,7 @@ func runEventList(ctx context.Context, app *App, db *database.DB, o eventListOpt
 	if !o.Follow {
 		p := eventSpec(now, o.Terminal).NewPrinter(app.Out, o.Format, output.PrinterOptions{Palette: o.Palette})
 		if err := events.List(ctx, db.Pool, f, p.Write); err != nil {
+			_ = p.Drain() // what was printed reaches the output; the document stays unfinished
 			return database.RedactError(err)
 		}
 		if err := p.Flush(); err != nil {

@@ -223,9 +223,9 @@ func streamWorkers(ctx context.Context, app *App, db *database.DB, w io.Writer, 
 // printStream writes the rows of stream to p as they arrive and flushes
 // it. A database error is explained (explainWorkerError, doing what); an
 // error writing the output is returned as it is. After a database error
-// the table rows held back to measure the columns are still written, but a
-// JSON or YAML document is left unfinished, so that no script mistakes it
-// for the whole listing.
+// the rows printed so far are still written (with the table rows held back
+// to measure the columns), but a JSON or YAML document is left unfinished,
+// so that no script mistakes it for the whole listing.
 func printStream(ctx context.Context, app *App, db *database.DB, p *output.Printer[workers.Row], what string,
 	stream func(func(workers.Row) error) (workers.StreamResult, error)) (int64, error) {
 	var werr error
@@ -239,6 +239,8 @@ func printStream(ctx context.Context, app *App, db *database.DB, p *output.Print
 	case err != nil:
 		if p.Format() == output.Table || p.Format() == output.Wide {
 			_ = p.Flush()
+		} else {
+			_ = p.Drain()
 		}
 		return res.Rows, explainWorkerError(ctx, app, db, err, what)
 	}

@@ -1,7 +1,7 @@
 package output
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -19,33 +19,34 @@ func Age(now time.Time, t *time.Time) string {
 	if d < time.Second {
 		return "just now"
 	}
-	return Duration(d) + " ago"
+	return string(append(AppendDuration(make([]byte, 0, 16), d), " ago"...))
 }
 
 // Duration renders d compactly with at most two units: 45s, 5m12s, 3h4m, 2d3h.
 func Duration(d time.Duration) string {
+	return string(AppendDuration(make([]byte, 0, 8), d))
+}
+
+// AppendDuration appends Duration(d) to b, without allocating: listings
+// render an age for every row.
+func AppendDuration(b []byte, d time.Duration) []byte {
+	two := func(b []byte, big int, bigUnit byte, small int, smallUnit byte) []byte {
+		b = append(strconv.AppendInt(b, int64(big), 10), bigUnit)
+		if small != 0 {
+			b = append(strconv.AppendInt(b, int64(small), 10), smallUnit)
+		}
+		return b
+	}
 	switch {
 	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
+		return append(strconv.AppendInt(b, d.Milliseconds(), 10), "ms"...)
 	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
+		return append(strconv.AppendInt(b, int64(d/time.Second), 10), 's')
 	case d < time.Hour:
-		m, s := int(d.Minutes()), int(d.Seconds())%60
-		if s == 0 {
-			return fmt.Sprintf("%dm", m)
-		}
-		return fmt.Sprintf("%dm%ds", m, s)
+		return two(b, int(d/time.Minute), 'm', int(d/time.Second)%60, 's')
 	case d < 48*time.Hour:
-		h, m := int(d.Hours()), int(d.Minutes())%60
-		if m == 0 {
-			return fmt.Sprintf("%dh", h)
-		}
-		return fmt.Sprintf("%dh%dm", h, m)
+		return two(b, int(d/time.Hour), 'h', int(d/time.Minute)%60, 'm')
 	default:
-		days, h := int(d.Hours())/24, int(d.Hours())%24
-		if h == 0 {
-			return fmt.Sprintf("%dd", days)
-		}
-		return fmt.Sprintf("%dd%dh", days, h)
+		return two(b, int(d/time.Hour)/24, 'd', int(d/time.Hour)%24, 'h')
 	}
 }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -107,7 +108,7 @@ func (fs Formats) Join(sep string) string {
 // says so on stderr.
 type Printer[T any] struct {
 	spec    Spec[T]
-	w       io.Writer
+	w       *bufio.Writer // every format writes through it; Flush and Drain empty it
 	format  Format
 	palette Palette
 	probe   int
@@ -132,7 +133,7 @@ type PrinterOptions struct {
 // NewPrinter returns a printer of spec's rows to w in format f, which must
 // be one of spec.Formats() (parse -o with spec.Formats().Parse).
 func (s Spec[T]) NewPrinter(w io.Writer, f Format, opts PrinterOptions) *Printer[T] {
-	p := &Printer[T]{spec: s, w: w, format: f, palette: opts.Palette, probe: opts.ProbeRows}
+	p := &Printer[T]{spec: s, w: bufio.NewWriterSize(w, 64<<10), format: f, palette: opts.Palette, probe: opts.ProbeRows}
 	if p.probe == 0 {
 		p.probe = DefaultProbeRows
 	}
@@ -167,8 +168,8 @@ func (p *Printer[T]) Write(row T) error {
 func (p *Printer[T]) write(row T) error {
 	switch p.format {
 	case Name:
-		_, err := io.WriteString(p.w, Escape(p.spec.Name(row))+"\n")
-		return err
+		p.w.WriteString(Escape(p.spec.Name(row)))
+		return p.w.WriteByte('\n')
 	case JSON, YAML:
 		if p.spec.Encode != nil {
 			p.rows = append(p.rows, row)
@@ -199,7 +200,7 @@ func (p *Printer[T]) write(row T) error {
 }
 
 func (p *Printer[T]) tableRow(row T) error {
-	cells := make([]string, len(p.columns))
+	cells := p.cells // the table copies what it holds back
 	for i, c := range p.columns {
 		s := Escape(c.Cell(row))
 		if c.Color != nil {
@@ -260,6 +261,20 @@ func (p *Printer[T]) Flush() error {
 		if p.table != nil {
 			p.err = p.table.flush()
 		}
+	}
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	return p.err
+}
+
+// Drain writes out the rows the printer has buffered, without ending the
+// document: after an error, what was printed reaches the output, and a
+// JSON array or YAML sequence stays unfinished (Flush would close it).
+// Table rows held back to measure the columns are not written: Flush them.
+func (p *Printer[T]) Drain() error {
+	if err := p.w.Flush(); err != nil && p.err == nil {
+		p.err = err
 	}
 	return p.err
 }

@@ -30,7 +30,7 @@ type TablePrinter struct {
 
 // NewTable starts a table with the given column headers.
 func NewTable(w io.Writer, header ...string) *TablePrinter {
-	return &TablePrinter{header: header, t: newTableStream(w, len(header), -1)}
+	return &TablePrinter{header: header, t: newTableStream(bufio.NewWriterSize(w, 64<<10), len(header), -1)}
 }
 
 // Append adds one row; missing cells are blank, extra cells are dropped.
@@ -71,27 +71,23 @@ type tableStream struct {
 	colWidth []int
 	fixed    bool
 	line     []byte
+	rowBuf   []string // the line being written once the widths are fixed
+	wsBuf    []int
 }
 
-func newTableStream(w io.Writer, columns, probe int) *tableStream {
-	return &tableStream{w: bufio.NewWriterSize(w, 64<<10), n: columns, probe: probe, colWidth: make([]int, columns)}
+func newTableStream(w *bufio.Writer, columns, probe int) *tableStream {
+	return &tableStream{w: w, n: columns, probe: probe, colWidth: make([]int, columns)}
 }
 
-// add takes one row of cells (header first).
+// add takes one row of cells (header first). Once the widths are fixed
+// the row is written at once and nothing of it is kept.
 func (t *tableStream) add(r []string) error {
-	row := make([]string, t.n)
-	ws := make([]int, t.n)
-	for i := 0; i < t.n && i < len(r); i++ {
-		c := r[i]
-		if strings.ContainsAny(c, "\r\n\t") {
-			c = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(c)
-		}
-		row[i] = c
-		ws[i] = twwidth.Width(c)
-	}
 	if t.fixed {
+		row, ws := t.scratch(r)
 		return t.writeLine(row, ws)
 	}
+	row, ws := make([]string, t.n), make([]int, t.n)
+	t.cells(r, row, ws)
 	for i, w := range ws {
 		t.colWidth[i] = max(t.colWidth[i], w)
 	}
@@ -100,6 +96,42 @@ func (t *tableStream) add(r []string) error {
 		return t.release()
 	}
 	return nil
+}
+
+// scratch lays r out in buffers the stream reuses for every line.
+func (t *tableStream) scratch(r []string) ([]string, []int) {
+	if t.rowBuf == nil {
+		t.rowBuf, t.wsBuf = make([]string, t.n), make([]int, t.n)
+	}
+	clear(t.rowBuf)
+	clear(t.wsBuf)
+	t.cells(r, t.rowBuf, t.wsBuf)
+	return t.rowBuf, t.wsBuf
+}
+
+// cells puts r's cells, line breaks and tabs made blanks, into row and
+// their display widths into ws; missing cells stay blank.
+func (t *tableStream) cells(r []string, row []string, ws []int) {
+	for i := 0; i < t.n && i < len(r); i++ {
+		c := r[i]
+		if strings.ContainsAny(c, "\r\n\t") {
+			c = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(c)
+		}
+		row[i] = c
+		ws[i] = displayWidth(c)
+	}
+}
+
+// displayWidth is c's width on a terminal: its length when it is printable
+// ASCII (nearly every cell), otherwise twwidth's count (wide runes two,
+// colour escape sequences nothing).
+func displayWidth(c string) int {
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; b < 0x20 || b >= 0x7f {
+			return twwidth.Width(c)
+		}
+	}
+	return len(c)
 }
 
 // release fixes the widths and writes the rows held back.

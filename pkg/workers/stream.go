@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,7 +60,7 @@ const (
 	FieldsAll = FieldState | FieldCapabilities | FieldInstance | FieldMeta
 )
 
-// DefaultStreamBatchSize is how many rows one FETCH of Stream asks for:
+// DefaultStreamBatchSize is how many rows make one batch of Stream:
 // enough that the round trips cost little, few enough that a batch decoded
 // in memory stays well under a megabyte or two, and that producing it is a
 // small fraction of any statement timeout.
@@ -70,7 +73,7 @@ const MaxStreamBatchSize = 100_000
 type StreamOptions struct {
 	// Fields to read; FieldsName (0) reads names only.
 	Fields Fields
-	// BatchSize is the rows per FETCH (DefaultStreamBatchSize when 0).
+	// BatchSize is the rows per batch (DefaultStreamBatchSize when 0).
 	BatchSize int
 }
 
@@ -124,26 +127,31 @@ type StreamResult struct {
 }
 
 // Stream runs the statement List runs for opts and calls fn with each
-// worker, in List's order, as the batches arrive: memory holds two batches
-// at most, whatever the number of rows.
+// worker, in List's order, as the rows arrive: memory holds two batches of
+// so.BatchSize rows at most, whatever the number of rows.
 //
-// The statement is a cursor (DECLARE … NO SCROLL CURSOR) in a read-only
-// transaction of its own connection, read with FETCH so.BatchSize at a
-// time. So every row comes from one snapshot and is judged against one
-// now(), exactly as List's one statement, and each FETCH is a statement of
-// its own: database.statement_timeout bounds the server's work for one
-// batch, never the time fn takes. Each batch is read whole and decoded
-// before fn sees its first row, so a consumer that stops reading (a pager
-// waiting for a key) never leaves the server blocked inside a statement;
-// the next batch is fetched while fn works through the current one.
+// The statement runs once, as psql would run it (so the server may plan it
+// in parallel, which it never does for a cursor), in a read-only
+// transaction of its own connection: every row comes from one snapshot and
+// is judged against one now(), exactly as List's. A reader decodes the rows
+// into batches while fn works through the previous one; when fn falls
+// behind by two batches the reader stops reading and the server waits on
+// the connection, holding nothing in memory on either side.
 //
-// The transaction is open for as long as the stream is: an operator who
-// leaves a paged listing open holds a snapshot, as a psql with FETCH_COUNT
-// would (see StreamError for the server's idle_in_transaction_session_timeout).
+// database.statement_timeout bounds the server's work for each batch,
+// never the time fn takes: the stream turns the server's timeout off for
+// its statement and keeps it itself, on the time it waits for each batch
+// (batchWatchdog), so a pager waiting for a key is not a "timeout". When it
+// runs out, the server is asked to cancel the statement, which fails with
+// SQLSTATE 57014 as a statement timeout does.
 //
-// When fn returns an error, the stream stops, closes its cursor, and
-// Stream returns that error as it is. Database errors are a *StreamError
-// that says which step failed and why, in the operator's terms.
+// An operator who leaves a paged listing open holds a snapshot and a
+// running statement, as psql with FETCH_COUNT would.
+//
+// When fn returns an error, the stream stops, asks the server to cancel
+// the rest of the statement, and Stream returns that error as it is.
+// Database errors are a *StreamError that says which step failed and why,
+// in the operator's terms.
 func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
 	if err := opts.validate(); err != nil {
 		return StreamResult{}, err
@@ -161,7 +169,7 @@ func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so Stream
 }
 
 // Rows is Stream as an iterator: for row, err := range Rows(…). A non-nil
-// error ends the sequence; breaking out of the loop closes the cursor.
+// error ends the sequence; breaking out of the loop ends the statement.
 func Rows(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions) iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
 		errStop := errors.New("stop")
@@ -206,7 +214,7 @@ func (so StreamOptions) validate() error {
 	return nil
 }
 
-// StreamQuery returns the statement Stream declares its cursor for on a
+// StreamQuery returns the statement Stream runs on a
 // schema migrated by attunectl: List's conditions and order, with the
 // columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
@@ -270,10 +278,7 @@ func streamColumns(f Fields, stale, grace string) string {
 	return strings.Join(cols, ", ")
 }
 
-// streamCursor is the cursor's name; one per transaction, so it never clashes.
-const streamCursor = "attunectl_workers"
-
-// batch is one FETCH, decoded.
+// batch is one batch of decoded rows, or the error that ended the stream.
 type batch struct {
 	rows []Row
 	err  error
@@ -315,75 +320,127 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 		}
 	}()
 	var graceColumn bool
-	var idleLimit float64
+	var idleLimit, timeoutSecs float64
 	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+
-		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8").
-		Scan(&res.At, &graceColumn, &idleLimit); err != nil {
+		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8"+
+		", extract(epoch FROM current_setting('statement_timeout')::interval)::float8").
+		Scan(&res.At, &graceColumn, &idleLimit, &timeoutSecs); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
 	if graceColumn {
 		q = useGraceColumn(q)
 	}
-	// PostgreSQL plans a cursor for its first 10% of rows
-	// (cursor_tuple_fraction): for a listing in name order without
-	// filters that is the name index, whose every FETCH reads just its
-	// batch — the right plan whatever the table's size. With a filter it
-	// would read the whole table in name order to find the few rows that
-	// match (--runtime ruby: 6 s instead of 0.5 s at 1,000,000 workers), so
-	// a filtered stream is planned for all its rows, as List's statement is.
-	if strings.Contains(q, "\nWHERE ") {
-		if _, err := tx.Exec(ctx, "SET LOCAL cursor_tuple_fraction = 1"); err != nil {
+	// The server's statement_timeout would count the time the server
+	// waits for a slow reader (a pager) to take the rows it sends; the
+	// stream keeps the same limit itself, on the server's work for each
+	// batch only (see batchWatchdog).
+	timeout := time.Duration(timeoutSecs * float64(time.Second))
+	if timeout > 0 {
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
 			return res, &StreamError{Step: "starting the read", Err: err}
 		}
 	}
-	if _, err := tx.Exec(ctx, "DECLARE "+streamCursor+" NO SCROLL CURSOR FOR "+q, args...); err != nil {
-		return res, &StreamError{Step: "opening the cursor", Err: err, locks: lockHolders(ctx, pool)}
-	}
 
-	// The fetcher reads and decodes batch n+1 while fn consumes batch n.
-	// free recycles the row slices, so the stream holds two batches at most.
-	// quit stops it between FETCHes: a FETCH in flight is finished (it is
-	// one batch) rather than cancelled, so that the transaction ends with
-	// a clean ROLLBACK and the connection goes back to the pool.
-	fetch := "FETCH FORWARD " + fmt.Sprint(size) + " FROM " + streamCursor
+	// The reader decodes batch n+1 while fn consumes batch n. free
+	// recycles the row slices, so the stream holds two batches at most;
+	// while both wait for fn, the reader stops reading and the server
+	// waits on the connection, with nothing held in memory.
 	full := make(chan batch, 1)
 	free := make(chan []Row, 2)
 	free <- make([]Row, 0, size)
 	free <- make([]Row, 0, size)
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	qctx, qcancel := context.WithCancel(ctx)
+	defer qcancel()
+	pgConn := conn.Conn().PgConn()
+	wd := newBatchWatchdog(timeout, pgConn, qcancel)
 	go func() {
 		defer close(done)
 		defer close(full)
-		idleSince := time.Now()
-		for n := 1; ; n++ {
-			var buf []Row
+		defer wd.stop()
+		n := 1
+		// stop ends the statement early (the consumer stopped reading):
+		// the server is asked to cancel it rather than to send every
+		// remaining row for rows.Close to read and drop.
+		stop := func(rows pgx.Rows) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_ = pgConn.CancelRequest(cctx)
+			qcancel()
+			rows.Close()
+		}
+		send := func(b batch) bool {
+			select {
+			case full <- b:
+				return true
+			case <-quit:
+				return false
+			}
+		}
+		fail := func(err error, got int64) batch {
+			if wd.fired.Load() && !database.IsTimeout(err) {
+				err = fmt.Errorf("%w (the server did not answer the request to cancel the statement)", context.DeadlineExceeded)
+			}
+			se := &StreamError{Step: "reading batch " + fmt.Sprint(n), Batch: n, BatchSize: size, Err: err,
+				IdleLimit: time.Duration(idleLimit * float64(time.Second))}
+			if got == 0 {
+				se.Step, se.Batch = "running the query", 0
+				if database.IsTimeout(err) {
+					se.locks = lockHolders(ctx, pool)
+				}
+			}
+			return batch{err: se}
+		}
+		buf := <-free
+		wd.arm()
+		rows, err := tx.Query(qctx, q, args...)
+		if err != nil {
+			wd.pause()
+			send(fail(err, 0))
+			return
+		}
+		var s rowScanner
+		s.init(so.Fields)
+		var got int64
+		for rows.Next() {
+			buf = append(buf, Row{})
+			if err := s.scan(rows, res.At, &buf[len(buf)-1]); err != nil {
+				wd.pause()
+				rows.Close()
+				send(fail(err, got))
+				return
+			}
+			got++
+			if len(buf) < size {
+				continue
+			}
+			wd.pause()
+			if !send(batch{rows: buf}) {
+				stop(rows)
+				return
+			}
+			n++
 			select {
 			case buf = <-free:
 			case <-quit:
+				stop(rows)
 				return
 			}
-			idle := time.Since(idleSince)
-			rows, err := fetchBatch(ctx, tx, fetch, so.Fields, res.At, buf[:0])
-			idleSince = time.Now()
-			if err != nil {
-				err = &StreamError{Step: "reading batch " + fmt.Sprint(n), Batch: n, BatchSize: size, Err: err,
-					Idle: idle, IdleLimit: time.Duration(idleLimit * float64(time.Second))}
-			}
-			select {
-			case full <- batch{rows: rows, err: err}:
-			case <-quit:
-				return
-			}
-			if err != nil || len(rows) < size {
-				return
-			}
+			buf = buf[:0]
+			wd.arm()
 		}
+		wd.pause()
+		b := batch{rows: buf}
+		if err := rows.Err(); err != nil {
+			b = fail(err, got)
+		}
+		send(b)
 	}()
 	defer func() {
 		close(quit)
-		<-done // the fetcher no longer uses tx
+		<-done // the reader no longer uses tx
 	}()
 	for b := range full {
 		if b.err != nil {
@@ -411,28 +468,59 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 	return res, nil
 }
 
-// fetchBatch runs one FETCH and decodes its rows into buf.
-func fetchBatch(ctx context.Context, tx pgx.Tx, fetch string, f Fields, at time.Time, buf []Row) ([]Row, error) {
-	// The columns of a FETCH depend on the cursor, not on its text: never
-	// use a description cached for another stream's cursor. The simple
-	// protocol: one round trip that needs no description at all, and the
-	// form a transaction pooler's per-transaction settings can be put in
-	// front of (pkg/database's pooler mode).
-	rows, err := tx.Query(ctx, fetch, pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		return buf, err
+// batchWatchdog is the statement timeout of a stream, kept by the client
+// on the time the server takes to produce each batch: it runs while the
+// reader waits for rows and is paused while the consumer holds both
+// batches. When it runs out, the server is asked to cancel the statement
+// (which then fails with SQLSTATE 57014, as a statement timeout does);
+// should the server not answer within cancelGrace, the statement's
+// context is cancelled and the connection dropped.
+type batchWatchdog struct {
+	limit   time.Duration
+	timer   *time.Timer
+	fired   atomic.Bool
+	stopped atomic.Bool
+}
+
+const cancelGrace = 5 * time.Second
+
+func newBatchWatchdog(limit time.Duration, pgConn *pgconn.PgConn, hardStop func()) *batchWatchdog {
+	wd := &batchWatchdog{limit: limit}
+	if limit <= 0 {
+		return wd
 	}
-	defer rows.Close()
-	var s rowScanner
-	s.init(f)
-	for rows.Next() {
-		r, err := s.scan(rows, at)
-		if err != nil {
-			return buf, err
+	wd.timer = time.AfterFunc(time.Hour, func() {
+		if wd.stopped.Load() {
+			return
 		}
-		buf = append(buf, r)
+		wd.fired.Store(true)
+		hard := time.AfterFunc(cancelGrace, hardStop)
+		cctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		defer cancel()
+		if pgConn.CancelRequest(cctx) != nil {
+			hard.Stop()
+			hardStop()
+		}
+	})
+	wd.timer.Stop()
+	return wd
+}
+
+func (wd *batchWatchdog) arm() {
+	if wd.timer != nil {
+		wd.timer.Reset(wd.limit)
 	}
-	return buf, rows.Err()
+}
+
+func (wd *batchWatchdog) pause() {
+	if wd.timer != nil {
+		wd.timer.Stop()
+	}
+}
+
+func (wd *batchWatchdog) stop() {
+	wd.stopped.Store(true)
+	wd.pause()
 }
 
 // rowScanner scans the columns of streamColumns(f) into a Row.
@@ -476,12 +564,15 @@ func (s *rowScanner) init(f Fields) {
 
 // scan decodes one row as scanInspected does, so that a stream with
 // FieldsAll yields the workers List returns.
-func (s *rowScanner) scan(rows pgx.Rows, at time.Time) (Row, error) {
+//
+// It decodes into *r, which it overwrites: a batch's rows are decoded in
+// place, never built and copied.
+func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 	s.caps, s.runtimes, s.meta, s.interval, s.placement.At = nil, nil, nil, nil, nil
 	if err := rows.Scan(s.dest...); err != nil {
-		return Row{}, fmt.Errorf("reading a worker row: %w", err)
+		return fmt.Errorf("reading a worker row: %w", err)
 	}
-	r := Row{At: at, InstanceID: s.instance}
+	*r = Row{At: at, InstanceID: s.instance}
 	if s.f&FieldPlacement != 0 {
 		r.Placement = s.placement
 		r.Placement.Held = int(s.held)
@@ -514,10 +605,11 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time) (Row, error) {
 		_ = json.Unmarshal(s.caps, &w.Capabilities)
 	}
 	if len(s.runtimes) > 0 {
-		var rt []string
-		if json.Unmarshal(s.runtimes, &rt) == nil {
-			w.Capabilities.Runtimes = rt
+		rt, ok := decodeStringList(s.runtimes)
+		if !ok && json.Unmarshal(s.runtimes, &rt) != nil {
+			rt = nil
 		}
+		w.Capabilities.Runtimes = rt
 	}
 	if s.interval != nil {
 		w.Capabilities.HeartbeatInterval = *s.interval
@@ -525,25 +617,26 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time) (Row, error) {
 	if len(s.meta) > 0 {
 		_ = json.Unmarshal(s.meta, &w.Meta)
 	}
-	return r, nil
+	return nil
 }
 
 // StreamError is a database error of a stream, with the step that failed.
 // Its message says what happened in the operator's terms: a statement
-// timeout while opening the cursor is a wait (for a lock on the worker
+// timeout before the first row is a wait (for a lock on the worker
 // table, when someone holds one), a statement timeout on a batch is the
 // server taking too long to produce that batch — the time the output took
 // to be read or printed never counts — and a connection the server ended
 // for idling in a transaction is a consumer that read too slowly.
 type StreamError struct {
-	Step      string // "opening the cursor", "reading batch 3", …
-	Batch     int    // 1-based; 0 before the first FETCH
+	Step      string // "running the query", "reading batch 3", …
+	Batch     int    // 1-based; 0 before the first row arrived
 	BatchSize int
 	Delivered int64 // rows handed to the consumer before the error
 	Err       error
-	// Idle is how long the transaction sat idle before the failed FETCH,
-	// waiting for the consumer; IdleLimit is the server's
-	// idle_in_transaction_session_timeout for the session (0: none).
+	// Idle is how long the session sat idle in its transaction, waiting
+	// for the consumer, before the failure; IdleLimit is the server's
+	// idle_in_transaction_session_timeout for the session (0: none). While
+	// the statement runs the session is never idle: Stream leaves Idle 0.
 	Idle, IdleLimit time.Duration
 	locks           string // who holds a lock that blocks reading the worker table
 }
@@ -553,9 +646,9 @@ func (e *StreamError) Unwrap() error { return e.Err }
 // ReadTooSlowly reports whether the server ended the stream's session
 // because it idled in its transaction (idle_in_transaction_session_timeout)
 // while the consumer was still working through the rows it had. The
-// server says so (25P03) only to a client that is reading; the stream
-// usually learns it by its next FETCH failing on a closed connection, so a
-// lost connection after the stream idled for at least that timeout counts.
+// server says so (25P03) only to a client that is reading; a client that
+// learns it by a closed connection counts when it idled for at least that
+// timeout.
 func (e *StreamError) ReadTooSlowly() bool {
 	var pgErr *pgconn.PgError
 	if errors.As(e.Err, &pgErr) {
@@ -609,4 +702,63 @@ func lockHolders(ctx context.Context, pool *pgxpool.Pool) string {
 		return ""
 	}
 	return strings.Join(holders, ", ")
+}
+
+// decodeStringList decodes b, a JSON array of strings as PostgreSQL
+// prints jsonb (["a", "b"]), as json.Unmarshal into a []string does, without
+// reflection: the runtimes of every row of a listing. ok is false for
+// anything it does not read exactly so (an escape in a string, another
+// type, null): the caller then uses json.Unmarshal.
+func decodeStringList(b []byte) (list []string, ok bool) {
+	i := 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	skip()
+	if i == len(b) || b[i] != '[' {
+		return nil, false
+	}
+	i++
+	skip()
+	list = []string{}
+	if i < len(b) && b[i] == ']' {
+		i++
+		skip()
+		return list, i == len(b)
+	}
+	for {
+		if i == len(b) || b[i] != '"' {
+			return nil, false
+		}
+		start := i + 1
+		end := start
+		for end < len(b) && b[end] != '"' {
+			if c := b[end]; c == '\\' || c < 0x20 {
+				return nil, false
+			}
+			end++
+		}
+		if end == len(b) || !utf8.Valid(b[start:end]) {
+			return nil, false
+		}
+		list = append(list, string(b[start:end]))
+		i = end + 1
+		skip()
+		if i == len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+			skip()
+		case ']':
+			i++
+			skip()
+			return list, i == len(b)
+		default:
+			return nil, false
+		}
+	}
 }

@@ -246,6 +246,77 @@ func TestStreamSlowConsumerIsNotATimeout(t *testing.T) {
 	}
 }
 
+// bigFleet inserts n workers whose rows are wide enough (a 2 KB meta) that
+// a listing of them fills the connection's buffers many times over: the
+// server then waits on the client whenever the client stops reading.
+func bigFleet(t *testing.T, db *dbtest.DB, n int) {
+	t.Helper()
+	if _, err := db.Pool.Exec(context.Background(), `
+		INSERT INTO worker (name, worker_role, worker_type, status, host, capabilities, meta, last_heartbeat)
+		SELECT 'w-' || lpad(i::text, 6, '0'), 'sensor', 'local', 'active', 'host-' || (i % 100),
+		       '{"runtimes": ["python", "shell"], "heartbeat_interval": 30}',
+		       jsonb_build_object('instance_id', 'i-' || i, 'pad', repeat('x', 2000)), now()
+		FROM generate_series(1, $1::int) AS i`, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamSlowConsumerBlocksNoTimeout: with far more rows than the
+// connection buffers hold, a consumer that stops for longer than the
+// statement timeout leaves the server waiting to send (the reader holds
+// two batches and reads no more), and that wait is not a timeout: every
+// row arrives.
+func TestStreamSlowConsumerBlocksNoTimeout(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	const n = 20_000 // about 40 MB of meta
+	bigFleet(t, db, n)
+	pool := poolWithTimeout(t, db, 300*time.Millisecond)
+	got := 0
+	res, err := workers.Stream(context.Background(), pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll, BatchSize: 500}, func(workers.Row) error {
+		if got++; got == 10 || got == n/2 {
+			time.Sleep(time.Second) // a pager waiting for a key
+		}
+		return nil
+	})
+	if err != nil || got != n || res.Rows != n {
+		t.Fatalf("slow consumer: %d rows delivered (result %d), %v; want %d and no error", got, res.Rows, err, n)
+	}
+}
+
+// TestStreamEarlyStopEndsTheStatement: a consumer that stops after one
+// row (| head -1) gets its error back at once, the server's statement is
+// cancelled rather than sent to the end, and no session is left running it.
+func TestStreamEarlyStopEndsTheStatement(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bigFleet(t, db, 20_000)
+	boom := errors.New("broken pipe")
+	start := time.Now()
+	_, err := workers.Stream(context.Background(), db.Pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll}, func(workers.Row) error {
+		return boom
+	})
+	if err != boom {
+		t.Fatalf("Stream returned %v, want the consumer's error", err)
+	}
+	t.Logf("stopped after one row in %s", time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var running int
+		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still running a statement 5 s after the stream stopped", running)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestStreamTimeoutSaysLocked: a statement timeout while the table is
 // locked names the session that holds the lock.
 func TestStreamTimeoutSaysLocked(t *testing.T) {
