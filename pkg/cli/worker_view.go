@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -94,6 +95,9 @@ func viewOf(r workers.Row, withPlacement bool) workerView {
 	}
 	if v.RuntimeVersions == nil {
 		v.RuntimeVersions = map[string]string{}
+	}
+	if v.Meta == nil && r.MetaJSON != nil {
+		_ = json.Unmarshal(r.MetaJSON, &v.Meta) // read as List reads it: what is not an object is {}
 	}
 	if v.Meta == nil {
 		v.Meta = map[string]any{}
@@ -206,6 +210,9 @@ func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
 		Wide:    append(wide, extra...),
 		Name:    func(r workers.Row) string { return r.Name },
 		View:    func(r workers.Row) any { return viewOf(r, withPlacement) },
+		AppendJSON: func(b []byte, r workers.Row) ([]byte, bool) {
+			return appendWorkerJSON(b, r, withPlacement)
+		},
 	}
 }
 
@@ -220,7 +227,7 @@ func workerFields(f output.Format, withPlacement bool) workers.Fields {
 	case output.Wide:
 		fs = workers.FieldsWide
 	case output.JSON, output.YAML:
-		fs = workers.FieldsAll
+		fs = workers.FieldsJSON
 	default:
 		fs = workers.FieldsTable
 	}

@@ -48,6 +48,12 @@ type Spec[T any] struct {
 	// View is a row's element of -o json's array and -o yaml's sequence,
 	// written as the row arrives; field names are its json tags in both.
 	View func(T) any
+	// AppendJSON, when set, appends a row's element of -o json exactly as
+	// encoding/json writes View's value there (indented one level, as
+	// inside the array), without reflection, for listings of millions of
+	// rows. It reports false, having appended nothing, for a row it cannot
+	// write so; View's value is encoded instead.
+	AppendJSON func(b []byte, row T) ([]byte, bool)
 	// Encode writes the whole -o json or -o yaml document at once, for
 	// documents that are not a plain list of rows (a manifest, a report);
 	// rows are collected until Flush. Set View or Encode, or neither (no
@@ -117,7 +123,8 @@ type Printer[T any] struct {
 	table   *tableStream
 	columns []Column[T]
 	cells   []string
-	rows    []T // Encode's rows
+	rows    []T    // Encode's rows
+	jsonBuf []byte // AppendJSON's element, reused
 	ended   bool
 	err     error
 }
@@ -174,6 +181,19 @@ func (p *Printer[T]) write(row T) error {
 		if p.spec.Encode != nil {
 			p.rows = append(p.rows, row)
 			return nil
+		}
+		if p.format == JSON && p.spec.AppendJSON != nil {
+			b := p.jsonBuf[:0]
+			if p.count == 1 {
+				b = append(b, "[\n  "...)
+			} else {
+				b = append(b, ",\n  "...)
+			}
+			if b, ok := p.spec.AppendJSON(b, row); ok {
+				p.jsonBuf = b
+				_, err := p.w.Write(b)
+				return err
+			}
 		}
 		return p.writeView(p.spec.View(row))
 	}

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -41,4 +42,29 @@ func TestDecodeStringListReadsWhatPostgreSQLPrints(t *testing.T) {
 			t.Errorf("%s: fast path read %#v; it must leave it to json.Unmarshal", in, got)
 		}
 	}
+}
+
+// FuzzDecodeCapabilities: wherever the fast decoder of capabilities says
+// it read them, Capabilities.UnmarshalJSON reads the same from the same bytes.
+func FuzzDecodeCapabilities(f *testing.F) {
+	for _, s := range []string{`{}`, `{"runtimes": ["built-in sensor", "python"], "sensor_version": "0.1.0", "runtime_versions": {"python": "3.11.7", "node.js": "v20.11.1"}, "heartbeat_interval": 60, "max_concurrent_sensors": 10}`,
+		`{"runtimes": [], "detection_source": "env", "heartbeat_interval": 0.5}`, `{"runtimes": null}`, `{"max_concurrent_sensors": 1.5}`,
+		`{"max_concurrent_sensors": 1e3}`, `{"heartbeat_interval": 1e400}`, `{"heartbeat_interval": "60"}`, `{"x": 1}`, `{"runtimes": ["a"], "runtimes": ["b"]}`,
+		`{"runtime_versions": {}}`, `{"runtime_versions": {"a": "1", "a": "2"}}`, `[]`, `null`, `{"sensor_version": "a\u00e9"}`, `{"max_concurrent_sensors": -0}`,
+		`{"max_concurrent_sensors": 99999999999999999999}`, `{"heartbeat_interval": -1}`, `{} x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := decodeCapabilities(b)
+		if !ok {
+			return
+		}
+		var want Capabilities
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: fast decoder read %+v, UnmarshalJSON fails: %v", b, got, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: fast decoder read %#v, UnmarshalJSON %#v", b, got, want)
+		}
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/jackc/pgx/v5"
@@ -40,6 +39,9 @@ const (
 	FieldInstance
 	// FieldMeta reads and decodes the whole meta object into Worker.Meta.
 	FieldMeta
+	// FieldMetaJSON reads meta as its JSON text into Row.MetaJSON, without
+	// decoding it (-o json writes it again from the text).
+	FieldMetaJSON
 	// FieldPlacement reads the worker's cordon and how many sensors it
 	// holds under an unexpired lease into Row.Placement, joined into the
 	// stream's statement, so a listing never holds a map of every worker.
@@ -56,8 +58,10 @@ const (
 	FieldsTable = FieldState | FieldRuntimes
 	// FieldsWide is -o wide: the table plus runtime versions and the instance.
 	FieldsWide = FieldState | FieldCapabilities | FieldInstance
-	// FieldsAll is -o json and -o yaml: everything List returns.
+	// FieldsAll is everything List returns.
 	FieldsAll = FieldState | FieldCapabilities | FieldInstance | FieldMeta
+	// FieldsJSON is -o json and -o yaml: everything, with meta as text.
+	FieldsJSON = FieldState | FieldCapabilities | FieldInstance | FieldMetaJSON
 )
 
 // DefaultStreamBatchSize is how many rows make one batch of Stream:
@@ -95,6 +99,9 @@ type Row struct {
 	Grace time.Duration
 	// InstanceID is meta.instance_id when it is a string (FieldInstance).
 	InstanceID string
+	// MetaJSON is the worker's meta as the database prints it
+	// (FieldMetaJSON); nil when meta is NULL.
+	MetaJSON []byte
 	// Placement is the worker's cordon and the sensors it holds
 	// (FieldPlacement).
 	Placement Placement
@@ -269,7 +276,7 @@ func streamColumns(f Fields, stale, grace string) string {
 	if f&FieldInstance != 0 {
 		cols = append(cols, `CASE WHEN jsonb_typeof(meta->'instance_id') = 'string' THEN meta->>'instance_id' ELSE '' END`)
 	}
-	if f&FieldMeta != 0 {
+	if f&(FieldMeta|FieldMetaJSON) != 0 {
 		cols = append(cols, "meta")
 	}
 	if f&FieldPlacement != 0 {
@@ -554,7 +561,7 @@ func (s *rowScanner) init(f Fields) {
 	if f&FieldInstance != 0 {
 		s.dest = append(s.dest, &s.instance)
 	}
-	if f&FieldMeta != 0 {
+	if f&(FieldMeta|FieldMetaJSON) != 0 {
 		s.dest = append(s.dest, &s.meta)
 	}
 	if f&FieldPlacement != 0 {
@@ -602,7 +609,11 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 		w.Created, w.Updated = s.created.UTC(), s.updated.UTC()
 	}
 	if len(s.caps) > 0 {
-		_ = json.Unmarshal(s.caps, &w.Capabilities)
+		if c, ok := decodeCapabilities(s.caps); ok {
+			w.Capabilities = c
+		} else {
+			_ = json.Unmarshal(s.caps, &w.Capabilities)
+		}
 	}
 	if len(s.runtimes) > 0 {
 		rt, ok := decodeStringList(s.runtimes)
@@ -614,8 +625,11 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 	if s.interval != nil {
 		w.Capabilities.HeartbeatInterval = *s.interval
 	}
-	if len(s.meta) > 0 {
+	if len(s.meta) > 0 && s.f&FieldMeta != 0 {
 		_ = json.Unmarshal(s.meta, &w.Meta)
+	}
+	if s.f&FieldMetaJSON != 0 {
+		r.MetaJSON = s.meta // Scan made it a copy of its own
 	}
 	return nil
 }
@@ -702,63 +716,4 @@ func lockHolders(ctx context.Context, pool *pgxpool.Pool) string {
 		return ""
 	}
 	return strings.Join(holders, ", ")
-}
-
-// decodeStringList decodes b, a JSON array of strings as PostgreSQL
-// prints jsonb (["a", "b"]), as json.Unmarshal into a []string does, without
-// reflection: the runtimes of every row of a listing. ok is false for
-// anything it does not read exactly so (an escape in a string, another
-// type, null): the caller then uses json.Unmarshal.
-func decodeStringList(b []byte) (list []string, ok bool) {
-	i := 0
-	skip := func() {
-		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-			i++
-		}
-	}
-	skip()
-	if i == len(b) || b[i] != '[' {
-		return nil, false
-	}
-	i++
-	skip()
-	list = []string{}
-	if i < len(b) && b[i] == ']' {
-		i++
-		skip()
-		return list, i == len(b)
-	}
-	for {
-		if i == len(b) || b[i] != '"' {
-			return nil, false
-		}
-		start := i + 1
-		end := start
-		for end < len(b) && b[end] != '"' {
-			if c := b[end]; c == '\\' || c < 0x20 {
-				return nil, false
-			}
-			end++
-		}
-		if end == len(b) || !utf8.Valid(b[start:end]) {
-			return nil, false
-		}
-		list = append(list, string(b[start:end]))
-		i = end + 1
-		skip()
-		if i == len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case ',':
-			i++
-			skip()
-		case ']':
-			i++
-			skip()
-			return list, i == len(b)
-		default:
-			return nil, false
-		}
-	}
 }

@@ -1,0 +1,402 @@
+// Package jsontext reads and writes JSON text without reflection, byte for
+// byte as encoding/json does, for listings of a million rows.
+//
+// Reader reads the JSON that PostgreSQL prints for jsonb values, but only
+// what it can read exactly as json.Unmarshal would: strings without
+// escapes, well-formed numbers; every caller falls back to encoding/json for
+// the rest. The Append functions write as encoding/json's Encoder with
+// SetIndent("  ", "  ") does (-o json). Tests compare both with
+// encoding/json on corpora and fuzzed input.
+package jsontext
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string, escaped as encoding/json
+// escapes it: quote, backslash and control characters always (\b, \f, \n,
+// \r, \t by name), <, > and & only with html (json.Marshal's default; the
+// Encoder of -o json has it off), U+2028 and U+2029 always, and each byte of
+// invalid UTF-8 as \ufffd.
+func AppendString(b []byte, s string, html bool) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || (c != '<' && c != '>' && c != '&')) {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// AppendFloat appends f as encoding/json writes a float64: the
+// shortest form that reads back the same, in exponent form below 1e-6 and
+// from 1e21 (as JavaScript does). NaN and infinities, which JSON cannot
+// hold, are written as null.
+func AppendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1] // e-07 is written e-7
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// AppendIndent appends a newline and the indentation of depth (two
+// blanks for each level, as -o json indents).
+func AppendIndent(b []byte, depth int) []byte {
+	b = append(b, '\n')
+	for range depth {
+		b = append(b, ' ', ' ')
+	}
+	return b
+}
+
+// AppendGeneric appends the JSON value raw (a document as PostgreSQL
+// prints jsonb) as encoding/json would write it after decoding it into an
+// `any` (objects become maps, written with their keys sorted; numbers
+// become float64), HTML not escaped, nested at depth. ok is false, and
+// nothing is appended, for what it cannot write exactly so (a string with
+// an escape, a number out of float64's range, anything that is not JSON):
+// the caller then decodes raw and encodes it with encoding/json.
+func AppendGeneric(b []byte, raw []byte, depth int) (out []byte, ok bool) {
+	r := Reader{b: raw}
+	v, ok := r.generic(0)
+	if !ok || !r.End() {
+		return b, false
+	}
+	return v.append(b, depth), true
+}
+
+// genericValue is a parsed JSON value: one of its fields is set by kind.
+type genericValue struct {
+	kind   byte // '{', '[', '"', '0' (number), 'l' (literal)
+	text   string
+	number float64
+	keys   []string // objects: sorted
+	elems  []genericValue
+}
+
+func (v *genericValue) append(b []byte, depth int) []byte {
+	switch v.kind {
+	case '"':
+		return AppendString(b, v.text, false)
+	case '0':
+		return AppendFloat(b, v.number)
+	case 'l':
+		return append(b, v.text...)
+	}
+	open, end := byte('['), byte(']')
+	if v.kind == '{' {
+		open, end = '{', '}'
+	}
+	b = append(b, open)
+	if len(v.elems) == 0 {
+		return append(b, end)
+	}
+	for i := range v.elems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendIndent(b, depth+1)
+		if v.kind == '{' {
+			b = AppendString(b, v.keys[i], false)
+			b = append(b, ':', ' ')
+		}
+		b = v.elems[i].append(b, depth+1)
+	}
+	b = AppendIndent(b, depth)
+	return append(b, end)
+}
+
+// Reader reads one JSON document from its start.
+type Reader struct {
+	b []byte
+	i int
+}
+
+// NewReader reads b.
+func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+func (r *Reader) space() {
+	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
+		r.i++
+	}
+}
+
+// Peek returns the next byte after blanks, 0 at the end.
+func (r *Reader) Peek() byte {
+	r.space()
+	if r.i == len(r.b) {
+		return 0
+	}
+	return r.b[r.i]
+}
+
+// Eat consumes c, after blanks, when it comes next.
+func (r *Reader) Eat(c byte) bool {
+	if r.Peek() != c {
+		return false
+	}
+	r.i++
+	return true
+}
+
+// End reports whether only blanks are left.
+func (r *Reader) End() bool {
+	r.space()
+	return r.i == len(r.b)
+}
+
+// PlainString reads a string without escapes, control characters or
+// invalid UTF-8: one whose value is its bytes. false: anything else.
+func (r *Reader) PlainString() (string, bool) {
+	if r.Peek() != '"' {
+		return "", false
+	}
+	start := r.i + 1
+	i := start
+	for i < len(r.b) && r.b[i] != '"' {
+		if c := r.b[i]; c == '\\' || c < 0x20 {
+			return "", false
+		}
+		i++
+	}
+	if i == len(r.b) || !utf8.Valid(r.b[start:i]) {
+		return "", false
+	}
+	r.i = i + 1
+	return string(r.b[start:i]), true
+}
+
+// Number reads a number's text, checked against JSON's grammar.
+func (r *Reader) Number() ([]byte, bool) {
+	r.space()
+	start := r.i
+	if r.i < len(r.b) && r.b[r.i] == '-' {
+		r.i++
+	}
+	digits := r.i
+	r.digits()
+	if r.i == digits || (r.b[digits] == '0' && r.i-digits > 1) {
+		return nil, false
+	}
+	if r.i < len(r.b) && r.b[r.i] == '.' {
+		r.i++
+		if frac := r.i; r.digits() == frac {
+			return nil, false
+		}
+	}
+	if r.i < len(r.b) && (r.b[r.i] == 'e' || r.b[r.i] == 'E') {
+		r.i++
+		if r.i < len(r.b) && (r.b[r.i] == '+' || r.b[r.i] == '-') {
+			r.i++
+		}
+		if exp := r.i; r.digits() == exp {
+			return nil, false
+		}
+	}
+	return r.b[start:r.i], true
+}
+
+func (r *Reader) digits() int {
+	for r.i < len(r.b) && r.b[r.i] >= '0' && r.b[r.i] <= '9' {
+		r.i++
+	}
+	return r.i
+}
+
+// StringList reads an array of plain strings; [] is an empty, non-nil
+// list, as json.Unmarshal makes it.
+func (r *Reader) StringList() ([]string, bool) {
+	if !r.Eat('[') {
+		return nil, false
+	}
+	list := []string{}
+	if r.Eat(']') {
+		return list, true
+	}
+	for {
+		s, ok := r.PlainString()
+		if !ok {
+			return nil, false
+		}
+		list = append(list, s)
+		if r.Eat(']') {
+			return list, true
+		}
+		if !r.Eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// StringMap reads an object of plain strings; {} is an empty, non-nil
+// map. A key that repeats is false (json.Unmarshal would keep the last).
+func (r *Reader) StringMap() (map[string]string, bool) {
+	if !r.Eat('{') {
+		return nil, false
+	}
+	m := map[string]string{}
+	if r.Eat('}') {
+		return m, true
+	}
+	for {
+		k, ok := r.PlainString()
+		if !ok || !r.Eat(':') {
+			return nil, false
+		}
+		v, ok := r.PlainString()
+		if _, dup := m[k]; !ok || dup {
+			return nil, false
+		}
+		m[k] = v
+		if r.Eat('}') {
+			return m, true
+		}
+		if !r.Eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// maxGenericDepth bounds nesting (encoding/json allows 10,000 levels; a
+// worker's meta needs a handful): deeper documents go the slow way.
+const maxGenericDepth = 100
+
+// generic reads any value into a genericValue.
+func (r *Reader) generic(depth int) (genericValue, bool) {
+	switch c := r.Peek(); {
+	case c == '{' || c == '[':
+		if depth >= maxGenericDepth {
+			return genericValue{}, false
+		}
+		return r.container(c, depth+1)
+	case c == '"':
+		s, ok := r.PlainString()
+		return genericValue{kind: '"', text: s}, ok
+	case c == '-' || c >= '0' && c <= '9':
+		n, ok := r.Number()
+		if !ok {
+			return genericValue{}, false
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		return genericValue{kind: '0', number: f}, err == nil
+	}
+	for _, lit := range []string{"true", "false", "null"} {
+		if len(r.b)-r.i >= len(lit) && string(r.b[r.i:r.i+len(lit)]) == lit {
+			r.i += len(lit)
+			return genericValue{kind: 'l', text: lit}, true
+		}
+	}
+	return genericValue{}, false
+}
+
+func (r *Reader) container(open byte, depth int) (genericValue, bool) {
+	r.i++
+	v := genericValue{kind: open}
+	end := byte(']')
+	if open == '{' {
+		end = '}'
+	}
+	if r.Eat(end) {
+		return v, true
+	}
+	for {
+		if open == '{' {
+			k, ok := r.PlainString()
+			if !ok || !r.Eat(':') {
+				return v, false
+			}
+			v.keys = append(v.keys, k)
+		}
+		e, ok := r.generic(depth)
+		if !ok {
+			return v, false
+		}
+		v.elems = append(v.elems, e)
+		if r.Eat(end) {
+			break
+		}
+		if !r.Eat(',') {
+			return v, false
+		}
+	}
+	if open == '{' && !sortKeys(&v) {
+		return v, false
+	}
+	return v, true
+}
+
+// sortKeys orders an object's members by key, as encoding/json orders a
+// map's; false when a key repeats (a map would keep one of them).
+func sortKeys(v *genericValue) bool {
+	idx := make([]int, len(v.keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(v.keys[a], v.keys[b]) })
+	keys, elems := make([]string, len(idx)), make([]genericValue, len(idx))
+	for i, j := range idx {
+		keys[i], elems[i] = v.keys[j], v.elems[j]
+		if i > 0 && keys[i] == keys[i-1] {
+			return false
+		}
+	}
+	v.keys, v.elems = keys, elems
+	return true
+}

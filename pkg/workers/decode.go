@@ -1,0 +1,88 @@
+package workers
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/attune-automation/attunectl/pkg/jsontext"
+)
+
+// The decoders of this file read the jsonb values of a listing's rows in
+// the form PostgreSQL prints them, without reflection: a listing of a
+// million workers decodes a million of each. Each reads only what it can
+// read exactly as json.Unmarshal would and reports ok = false for anything
+// else (an escape in a string, an unexpected key or type, null), so that
+// the caller falls back to json.Unmarshal; fuzz tests hold them to that.
+
+// decodeStringList decodes b, a JSON array of strings as PostgreSQL
+// prints jsonb (["a", "b"]), as json.Unmarshal into a []string does: the
+// runtimes of every row of a table.
+func decodeStringList(b []byte) ([]string, bool) {
+	r := jsontext.NewReader(b)
+	list, ok := r.StringList()
+	return list, ok && r.End()
+}
+
+// decodeCapabilities decodes b as Capabilities.UnmarshalJSON does, for
+// an object of the known keys with values of their types (what attunectl
+// writes); anything else (another key, which goes to Extra, a value of
+// another type, null, a key twice) is left to UnmarshalJSON.
+func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
+	r := jsontext.NewReader(b)
+	if !r.Eat('{') {
+		return c, false
+	}
+	if r.Eat('}') {
+		return c, r.End()
+	}
+	var seen uint
+	for {
+		key, ok := r.PlainString()
+		if !ok || !r.Eat(':') {
+			return c, false
+		}
+		var bit uint
+		switch key {
+		case "runtimes":
+			bit = 1
+			c.Runtimes, ok = r.StringList()
+		case "max_concurrent_sensors":
+			bit = 2
+			var n []byte
+			if n, ok = r.Number(); ok {
+				v, err := strconv.ParseInt(string(n), 10, 64)
+				ok = err == nil && v >= math.MinInt && v <= math.MaxInt
+				c.MaxConcurrentSensors = int(v)
+			}
+		case "sensor_version":
+			bit = 4
+			c.SensorVersion, ok = r.PlainString()
+		case "runtime_versions":
+			bit = 8
+			c.RuntimeVersions, ok = r.StringMap()
+		case "heartbeat_interval":
+			bit = 16
+			var n []byte
+			if n, ok = r.Number(); ok {
+				var err error
+				c.HeartbeatInterval, err = strconv.ParseFloat(string(n), 64)
+				ok = err == nil
+			}
+		case "detection_source":
+			bit = 32
+			c.DetectionSource, ok = r.PlainString()
+		default:
+			return c, false
+		}
+		if !ok || seen&bit != 0 {
+			return c, false
+		}
+		seen |= bit
+		if r.Eat('}') {
+			return c, r.End()
+		}
+		if !r.Eat(',') {
+			return c, false
+		}
+	}
+}
