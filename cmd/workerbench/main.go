@@ -85,12 +85,13 @@ type options struct {
 	SkipList     bool
 	SkipFullList bool
 	ListRuns     int
+	// Before is an attunectl binary built before issue 13 (for example at
+	// commit ca0e4ed), timed on --runtime ruby without the GIN index: "the
+	// same today" of the issue's target.
+	Before string
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "stream" {
-		os.Exit(streamMain(os.Args[2:]))
-	}
 	var o options
 	flag.StringVar(&o.URL, "database-url", "", "PostgreSQL URL to benchmark on (default: start a server of its own)")
 	flag.StringVar(&o.Schema, "schema", "workerbench", "schema to work in: dropped first, and at the end unless --keep")
@@ -110,6 +111,7 @@ func main() {
 	flag.BoolVar(&o.SkipList, "skip-list", false, "skip the worker list (streaming) and --runtime benchmarks")
 	flag.BoolVar(&o.SkipFullList, "skip-full-list", false, "skip the listings of every worker (keep --runtime ruby)")
 	flag.IntVar(&o.ListRuns, "list-runs", 3, "timed runs of each full listing (they take seconds each at 1,000,000 rows)")
+	flag.StringVar(&o.Before, "before", "", "attunectl binary from before issue 13 (e.g. built at ca0e4ed), timed on --runtime ruby without the index")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -372,17 +374,17 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 		{"worker stale --role sensor --older-than 5m (the seed's query)", []string{"worker", "stale", "--role", "sensor", "--older-than", "5m"},
 			workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}},
 		{"worker stale -o json", []string{"worker", "stale", "-o", "json"}, workers.ListOptions{StaleOnly: true}},
-	}
-	if err := b.staleStreamBench(ctx, every); err != nil {
-		return err
+		{"worker stale -o name", []string{"worker", "stale", "-o", "name"}, workers.ListOptions{StaleOnly: true}},
 	}
 	b.printf("| command | rows | attunectl median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range cases {
-		// The statement attunectl's cursor is declared for, with the
-		// fields its format reads.
+		// The statement attunectl runs, with the fields its format reads.
 		format := "table"
-		if slices.Contains(c.args, "json") {
+		switch {
+		case slices.Contains(c.args, "json"):
 			format = "json"
+		case slices.Contains(c.args, "name"):
+			format = "name"
 		}
 		q, args := workers.StreamQuery(c.opts, listFields[format])
 		sql := inline(q, args)
@@ -401,7 +403,7 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 			ms(median(ta)), ms(slices.Min(ta)), ms(median(tp)), ms(slices.Min(tp)), float64(median(ta))/float64(median(tp)))
 	}
 	b.printf("\nattunectl and psql each run %d times, alternately, output to /dev/null; psql runs the statement attunectl sends "+
-		"(the statement of its cursor) with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
+		"with the parameters written as literals, unaligned and tuples only, with attunectl's session settings "+
 		"(`psql -X -A -t -c 'SET jit = off' -c 'SET search_path …' -c '<statement>'`). Ratio: median over median, same run.\n\n", o.Runs)
 
 	if !o.SkipList {
@@ -418,13 +420,13 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 	type plan struct{ title, sql string }
 	var plans []plan
 	for _, c := range cases[:2] {
-		q, args := workers.ListQuery(c.opts)
-		plans = append(plans, plan{c.title, inline(q, args)})
+		q, args := workers.StreamQuery(c.opts, listFields["table"])
+		plans = append(plans, plan{c.title + " (the statement of the table)", inline(q, args)})
 	}
-	q, args := workers.ListQuery(workers.ListOptions{Status: "active", Selector: workers.Selector{Roles: []string{"sensor"}, Runtime: "python"}})
+	q, args := workers.StreamQuery(workers.ListOptions{Status: "active", Selector: workers.Selector{Roles: []string{"sensor"}, Runtime: "python"}}, listFields["table"])
 	plans = append(plans, plan{"worker list --role sensor --runtime python --status active (the seed's first query)", inline(q, args)})
-	q, args = streamQueryOf("table", workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}})
-	plans = append(plans, plan{"worker list --runtime ruby (1% of the fleet; the streaming statement of the table)", inline(q, args)})
+	q, args = workers.StreamQuery(workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}}, listFields["table"])
+	plans = append(plans, plan{"worker list --runtime ruby (1% of the fleet; the statement of the table)", inline(q, args)})
 	q, args = workers.PruneQuery(workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}})
 	plans = append(plans, plan{"worker prune: first batch (mark inactive, 5000 rows; rolled back)", inline(q, args)})
 	for _, p := range plans {
@@ -826,48 +828,6 @@ func ms(d time.Duration) string {
 
 // ---------------------------------------------------------------- worker list, streamed
 
-// staleStreamBench times the stale listings on the streaming path
-// (`workerbench stream --stale`, the fields of the format only) against
-// psql running the statement of the stream's cursor.
-func (b *bench) staleStreamBench(ctx context.Context, every int) error {
-	o := b.o
-	type c struct {
-		title  string
-		format string
-		extra  []string
-		opts   workers.ListOptions
-	}
-	seed := workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}
-	cases := []c{
-		{"worker stale", "table", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
-		{"worker stale --role sensor --older-than 5m", "table", []string{"--stale", "--role", "sensor", "--older-than", "5m"}, seed},
-		{"worker stale -o json", "json", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
-		{"worker stale -o name", "name", []string{"--stale"}, workers.ListOptions{StaleOnly: true}},
-	}
-	b.printf("Streamed (`workerbench stream --stale`, workers.Stream with the fields of the format) against psql running the statement of its cursor:\n\n")
-	b.printf("| command | rows | streamed median (min) | psql median (min) | ratio |\n|---|---:|---:|---:|---:|\n")
-	for _, k := range cases {
-		q, args := streamQueryOf(k.format, k.opts)
-		sql := inline(q, args)
-		var n int64
-		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") s").Scan(&n); err != nil {
-			return err
-		}
-		if want := int64(o.Rows / every); n != want {
-			return fmt.Errorf("%s selects %d workers, want the %d stale ones", k.title, n, want)
-		}
-		res, err := b.timeAlternately(ctx, o.Runs, b.streamCmd(ctx, k.format, k.extra...), func() *exec.Cmd { return b.psql(ctx, sql) })
-		if err != nil {
-			return err
-		}
-		b.printf("| `%s` | %d | %s (%s) | %s (%s) | %.2f |\n", k.title, n, ms(res[0].median()), ms(slices.Min(res[0].d)),
-			ms(res[1].median()), ms(slices.Min(res[1].d)), float64(res[0].median())/float64(res[1].median()))
-	}
-	b.printf("\n")
-	return nil
-}
-
-// timed is one command's runs.
 type timed struct {
 	d   []time.Duration
 	rss []int64 // peak resident set, KiB
@@ -910,20 +870,11 @@ func (b *bench) timeAlternately(ctx context.Context, runs int, mk ...func() *exe
 	return out, nil
 }
 
-// streamCmd runs `workerbench stream`, the streaming listing, on the bench's schema.
-func (b *bench) streamCmd(ctx context.Context, format string, extra ...string) func() *exec.Cmd {
-	self, _ := os.Executable()
-	return func() *exec.Cmd {
-		args := append([]string{"stream", "--database-url", b.url, "--schema", b.o.Schema, "-o", format}, extra...)
-		return exec.CommandContext(ctx, self, args...)
-	}
-}
-
 func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 
 // listBench times attunectl's listings of every worker (worker list -o
 // name, table, json), which stream, against psql running the statement
-// their cursor is declared for; then --runtime ruby with and without the
+// they run; then --runtime ruby with and without the
 // GIN index on the runtimes, with the HOT share of heartbeats without it
 // (the share with it is the staleBench's).
 func (b *bench) listBench(ctx context.Context) error {
@@ -932,10 +883,10 @@ func (b *bench) listBench(ctx context.Context) error {
 		return b.runtimeBench(ctx)
 	}
 	b.printf("### worker list, streamed: %d workers\n\n", o.Rows)
-	b.printf("`attunectl worker list -o FORMAT` streams with workers.Stream (a cursor, FETCH %d, the fields the format shows, "+
+	b.printf("`attunectl worker list -o FORMAT` streams with workers.Stream (one statement, rows decoded in batches of %d, the fields the format shows, "+
 		"cordons and sensors held joined in) and prints each row as it arrives (a table measures its first %d rows), "+
 		"with jit off, its search_path and the default statement_timeout of 30s; "+
-		"psql runs the statement its cursor is declared for. %d timed runs each, alternately, after one untimed run.\n\n",
+		"psql runs the same statement. %d timed runs each, alternately, after one untimed run.\n\n",
 		workers.DefaultStreamBatchSize, output.DefaultProbeRows, o.ListRuns)
 	b.printf("| listing | rows | attunectl median (min) | peak RSS | psql median (min) | psql peak RSS | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, format := range []string{"name", "table", "json"} {
@@ -959,14 +910,20 @@ func (b *bench) listBench(ctx context.Context) error {
 var listFields = map[string]workers.Fields{
 	"name":  workers.FieldsName,
 	"table": workers.FieldsTable | workers.FieldPlacement,
-	"json":  workers.FieldsAll | workers.FieldPlacement,
+	"json":  workers.FieldsJSON | workers.FieldPlacement,
 }
 
 // attunectlCmd runs attunectl with args on the bench's schema, colour off.
 func (b *bench) attunectlCmd(ctx context.Context, args ...string) func() *exec.Cmd {
+	return b.binaryCmd(ctx, b.o.Attunectl, args...)
+}
+
+// binaryCmd runs the attunectl binary bin with args on the bench's schema,
+// colour off.
+func (b *bench) binaryCmd(ctx context.Context, bin string, args ...string) func() *exec.Cmd {
 	env := append(os.Environ(), "ATTUNE__DATABASE__URL="+b.url, "ATTUNE__DATABASE__SCHEMA="+b.o.Schema, "NO_COLOR=1")
 	return func() *exec.Cmd {
-		c := exec.CommandContext(ctx, b.o.Attunectl, args...)
+		c := exec.CommandContext(ctx, bin, args...)
 		c.Env = env
 		return c
 	}
@@ -980,17 +937,17 @@ func (b *bench) attunectlCmd(ctx context.Context, args ...string) func() *exec.C
 func (b *bench) runtimeBench(ctx context.Context) error {
 	o := b.o
 	opts := workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}}
-	q, args := streamQueryOf("table", opts)
+	q, args := workers.StreamQuery(opts, listFields["table"])
 	streamSQL := inline(q, args)
-	q, args = workers.ListQuery(opts)
-	listSQL := inline(q, args)
 	attunectl := b.attunectlCmd(ctx, "worker", "list", "--runtime", "ruby")
-	cmds := []func() *exec.Cmd{attunectl, b.streamCmd(ctx, "table", "--runtime", "ruby"),
-		func() *exec.Cmd { return b.psql(ctx, listSQL) }, func() *exec.Cmd { return b.psql(ctx, streamSQL) }}
-	titles := []string{"`attunectl worker list --runtime ruby` (streamed)", "`workerbench stream -o table --runtime ruby`",
-		"psql, List's statement", "psql, the streaming statement"}
+	cmds := []func() *exec.Cmd{attunectl, func() *exec.Cmd { return b.psql(ctx, streamSQL) }}
+	titles := []string{"`attunectl worker list --runtime ruby`", "psql, the same statement"}
+	if o.Before != "" {
+		cmds = append(cmds, b.binaryCmd(ctx, o.Before, "worker", "list", "--runtime", "ruby"))
+		titles = append(titles, "attunectl before issue 13 (`--before`), same command")
+	}
 	var n int64
-	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+listSQL+") s").Scan(&n); err != nil {
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+streamSQL+") s").Scan(&n); err != nil {
 		return err
 	}
 	with, err := b.timeAlternately(ctx, o.Runs, cmds...)
@@ -1013,14 +970,17 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 		return err
 	}
 	b.printf("### worker list --runtime ruby: %d of %d workers\n\n", n, o.Rows)
-	b.printf("| command | with idx_worker_capabilities_runtimes, median (min) | without (today's plan), median (min) | without / with |\n|---|---:|---:|---:|\n")
+	b.printf("| command | with idx_worker_capabilities_runtimes, median (min) | without, median (min) | without / with |\n|---|---:|---:|---:|\n")
 	for i, t := range titles {
 		b.printf("| %s | %s (%s) | %s (%s) | %.2f |\n", t, ms(with[i].median()), ms(slices.Min(with[i].d)),
 			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
 	}
-	b.printf("\nattunectl without the index against the streaming stand-in with the index: %.1f× faster "+
-		"(%s → %s, medians of the same run). Server time (EXPLAIN ANALYZE of the streaming statement): %s with the index, %s without.\n\n",
-		float64(without[0].median())/float64(with[1].median()), ms(without[0].median()), ms(with[1].median()),
+	if o.Before != "" {
+		b.printf("\nattunectl with the index against attunectl before issue 13 without it (as it ran then): %.1f× faster "+
+			"(%s → %s, medians of the same run).", float64(without[2].median())/float64(with[0].median()),
+			ms(without[2].median()), ms(with[0].median()))
+	}
+	b.printf(" Server time (EXPLAIN ANALYZE of the statement): %s with the index, %s without.\n\n",
 		executionTime(planWith), executionTime(planWithout))
 	b.printf("EXPLAIN with the index:\n\n```\n%s```\n\nEXPLAIN without:\n\n```\n%s```\n\n", planWith, planWithout)
 	if err := b.hotBench(ctx, "the migrations' without idx_worker_capabilities_runtimes (before migration 00012)"); err != nil {
