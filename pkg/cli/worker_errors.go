@@ -38,7 +38,7 @@ func explainWorkerError(ctx context.Context, app *App, db *database.DB, err erro
 		if se.Batch > 0 {
 			return explainStreamError(app, se, what, err)
 		}
-		// Before the first batch (connecting, opening the cursor) a stream
+		// Before the first row (connecting, waiting for the statement) a stream
 		// fails as any statement does: explained the same way.
 		err = database.RedactError(se.Err)
 	}
@@ -52,13 +52,13 @@ func explainWorkerError(ctx context.Context, app *App, db *database.DB, err erro
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// explainStreamError says what stopped a stream after its cursor opened.
-// The statement timeout there bounds one FETCH, the server's work for one
-// batch, never the time the rows took to be printed or read: so it is the
-// server that was slow, not a lock (the cursor already holds its lock),
-// and not a slow terminal or pager. A slow reader shows up instead as the
-// server ending an idle transaction. (A timeout while opening the cursor is
-// a wait for a lock, explained as for any other statement.)
+// explainStreamError says what stopped a stream after its first rows.
+// The statement timeout there bounds the server's work for one batch
+// (workers.Stream keeps it per batch), never the time the rows took to be
+// printed or read: so it is the server that was slow, not a lock (the
+// statement already holds its lock), and not a slow terminal or pager.
+// (A timeout before the first row is a wait for a lock, explained as for
+// any other statement.)
 func explainStreamError(app *App, se *workers.StreamError, what string, err error) error {
 	switch {
 	case se.ReadTooSlowly():

@@ -102,8 +102,9 @@ database's clock.
 on a terminal and separating the listings with a "---" line otherwise.
 Database errors while watching are printed and retried at the next redraw.
 
-Workers are printed as they arrive, a thousand at a time from a cursor, so
-memory stays flat whatever their number. database.statement_timeout bounds
+Workers are printed as they arrive from one statement, decoded a thousand at
+a time, so memory stays flat whatever their number; when the output is read
+slowly (a pager) the server waits. database.statement_timeout bounds
 the wait to start (for example on a lock held on the worker table: the error
 names its holder) and the server's work on each batch, never the time the
 output takes to be read (a pager, a slow terminal).`,
