@@ -181,7 +181,8 @@ func appendStringMap(b []byte, m map[string]string, depth int, html bool) []byte
 	if len(m) == 0 {
 		return append(b, '{', '}')
 	}
-	keys := make([]string, 0, len(m))
+	var spare [8]string
+	keys := spare[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -181,7 +183,19 @@ func runWorkerListCmd(cmd *cobra.Command, app *App, o *workerListOptions) error 
 		return err
 	}
 	defer db.Close()
+	listingGC()
 	return runWorkerList(ctx, app, db, *o)
+}
+
+// listingGC lets the heap of a listing grow to three times what it holds
+// (GOGC 200) instead of twice, unless GOGC says otherwise: a listing holds
+// two batches and throws away a little garbage for every row, and at a
+// million rows the collections cost a quarter of -o json's time; the peak
+// resident memory goes from about 31 to 39 MiB, whatever the row count.
+func listingGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 }
 
 // runWorkerList lists (or watches) the workers and prints them to app.Out

@@ -10,10 +10,9 @@
 package jsontext
 
 import (
+	"bytes"
 	"math"
-	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -24,7 +23,7 @@ const hexDigits = "0123456789abcdef"
 // \r, \t by name), <, > and & only with html (json.Marshal's default; the
 // Encoder of -o json has it off), U+2028 and U+2029 always, and each byte of
 // invalid UTF-8 as \ufffd.
-func AppendString(b []byte, s string, html bool) []byte {
+func AppendString[S []byte | string](b []byte, s S, html bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -55,7 +54,7 @@ func AppendString(b []byte, s string, html bool) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)
@@ -111,56 +110,17 @@ func AppendIndent(b []byte, depth int) []byte {
 // `any` (objects become maps, written with their keys sorted; numbers
 // become float64), HTML not escaped, nested at depth. ok is false, and
 // nothing is appended, for what it cannot write exactly so (a string with
-// an escape, a number out of float64's range, anything that is not JSON):
-// the caller then decodes raw and encodes it with encoding/json.
+// an escape, a number out of float64's range, a key twice, anything that
+// is not JSON): the caller then decodes raw and encodes it with
+// encoding/json.
 func AppendGeneric(b []byte, raw []byte, depth int) (out []byte, ok bool) {
+	start := len(b)
 	r := Reader{b: raw}
-	v, ok := r.generic(0)
+	b, ok = r.appendValue(b, depth, 0)
 	if !ok || !r.End() {
-		return b, false
+		return b[:start], false
 	}
-	return v.append(b, depth), true
-}
-
-// genericValue is a parsed JSON value: one of its fields is set by kind.
-type genericValue struct {
-	kind   byte // '{', '[', '"', '0' (number), 'l' (literal)
-	text   string
-	number float64
-	keys   []string // objects: sorted
-	elems  []genericValue
-}
-
-func (v *genericValue) append(b []byte, depth int) []byte {
-	switch v.kind {
-	case '"':
-		return AppendString(b, v.text, false)
-	case '0':
-		return AppendFloat(b, v.number)
-	case 'l':
-		return append(b, v.text...)
-	}
-	open, end := byte('['), byte(']')
-	if v.kind == '{' {
-		open, end = '{', '}'
-	}
-	b = append(b, open)
-	if len(v.elems) == 0 {
-		return append(b, end)
-	}
-	for i := range v.elems {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = AppendIndent(b, depth+1)
-		if v.kind == '{' {
-			b = AppendString(b, v.keys[i], false)
-			b = append(b, ':', ' ')
-		}
-		b = v.elems[i].append(b, depth+1)
-	}
-	b = AppendIndent(b, depth)
-	return append(b, end)
+	return b, true
 }
 
 // Reader reads one JSON document from its start.
@@ -205,22 +165,8 @@ func (r *Reader) End() bool {
 // PlainString reads a string without escapes, control characters or
 // invalid UTF-8: one whose value is its bytes. false: anything else.
 func (r *Reader) PlainString() (string, bool) {
-	if r.Peek() != '"' {
-		return "", false
-	}
-	start := r.i + 1
-	i := start
-	for i < len(r.b) && r.b[i] != '"' {
-		if c := r.b[i]; c == '\\' || c < 0x20 {
-			return "", false
-		}
-		i++
-	}
-	if i == len(r.b) || !utf8.Valid(r.b[start:i]) {
-		return "", false
-	}
-	r.i = i + 1
-	return string(r.b[start:i]), true
+	b, ok := r.plainBytes()
+	return string(b), ok
 }
 
 // Number reads a number's text, checked against JSON's grammar.
@@ -318,85 +264,188 @@ func (r *Reader) StringMap() (map[string]string, bool) {
 // worker's meta needs a handful): deeper documents go the slow way.
 const maxGenericDepth = 100
 
-// generic reads any value into a genericValue.
-func (r *Reader) generic(depth int) (genericValue, bool) {
-	switch c := r.Peek(); {
-	case c == '{' || c == '[':
-		if depth >= maxGenericDepth {
-			return genericValue{}, false
-		}
-		return r.container(c, depth+1)
-	case c == '"':
-		s, ok := r.PlainString()
-		return genericValue{kind: '"', text: s}, ok
-	case c == '-' || c >= '0' && c <= '9':
-		n, ok := r.Number()
-		if !ok {
-			return genericValue{}, false
-		}
-		f, err := strconv.ParseFloat(string(n), 64)
-		return genericValue{kind: '0', number: f}, err == nil
+// plainBytes is PlainString without the copy.
+func (r *Reader) plainBytes() ([]byte, bool) {
+	if r.Peek() != '"' {
+		return nil, false
 	}
+	start := r.i + 1
+	i := start
+	for i < len(r.b) && r.b[i] != '"' {
+		if c := r.b[i]; c == '\\' || c < 0x20 {
+			return nil, false
+		}
+		i++
+	}
+	if i == len(r.b) || !utf8.Valid(r.b[start:i]) {
+		return nil, false
+	}
+	r.i = i + 1
+	return r.b[start:i], true
+}
+
+// literal reads true, false or null.
+func (r *Reader) literal() ([]byte, bool) {
 	for _, lit := range []string{"true", "false", "null"} {
 		if len(r.b)-r.i >= len(lit) && string(r.b[r.i:r.i+len(lit)]) == lit {
 			r.i += len(lit)
-			return genericValue{kind: 'l', text: lit}, true
+			return r.b[r.i-len(lit) : r.i], true
 		}
 	}
-	return genericValue{}, false
+	return nil, false
 }
 
-func (r *Reader) container(open byte, depth int) (genericValue, bool) {
-	r.i++
-	v := genericValue{kind: open}
-	end := byte(']')
-	if open == '{' {
-		end = '}'
-	}
-	if r.Eat(end) {
-		return v, true
-	}
-	for {
-		if open == '{' {
-			k, ok := r.PlainString()
-			if !ok || !r.Eat(':') {
-				return v, false
+// appendValue writes the next value as encoding/json writes it decoded
+// into an any, at depth; level counts the containers around it.
+func (r *Reader) appendValue(b []byte, depth, level int) ([]byte, bool) {
+	switch c := r.Peek(); {
+	case c == '{':
+		return r.appendObject(b, depth, level+1)
+	case c == '[':
+		if level+1 > maxGenericDepth {
+			return b, false
+		}
+		r.i++
+		if r.Eat(']') {
+			return append(b, '[', ']'), true
+		}
+		b = append(b, '[')
+		for {
+			var ok bool
+			b = AppendIndent(b, depth+1)
+			if b, ok = r.appendValue(b, depth+1, level+1); !ok {
+				return b, false
 			}
-			v.keys = append(v.keys, k)
+			if r.Eat(']') {
+				break
+			}
+			if !r.Eat(',') {
+				return b, false
+			}
+			b = append(b, ',')
 		}
-		e, ok := r.generic(depth)
+		b = AppendIndent(b, depth)
+		return append(b, ']'), true
+	case c == '"':
+		s, ok := r.plainBytes()
+		return AppendString(b, s, false), ok
+	case c == '-' || c >= '0' && c <= '9':
+		n, ok := r.Number()
 		if !ok {
-			return v, false
+			return b, false
 		}
-		v.elems = append(v.elems, e)
-		if r.Eat(end) {
+		f, err := strconv.ParseFloat(string(n), 64)
+		return AppendFloat(b, f), err == nil
+	}
+	lit, ok := r.literal()
+	return append(b, lit...), ok
+}
+
+// member is one member of an object: its key and where its value is.
+type member struct {
+	key        []byte
+	start, end int
+}
+
+// appendObject writes an object with its members ordered by key, as
+// encoding/json orders a map's: it reads the members first (their values
+// only checked for their shape), then writes each value from its place.
+func (r *Reader) appendObject(b []byte, depth, level int) ([]byte, bool) {
+	if level > maxGenericDepth {
+		return b, false
+	}
+	r.i++
+	if r.Eat('}') {
+		return append(b, '{', '}'), true
+	}
+	var spare [16]member
+	members := spare[:0]
+	for {
+		k, ok := r.plainBytes()
+		if !ok || !r.Eat(':') {
+			return b, false
+		}
+		r.space()
+		m := member{key: k, start: r.i}
+		if !r.skipValue(level) {
+			return b, false
+		}
+		m.end = r.i
+		members = append(members, m)
+		if r.Eat('}') {
 			break
 		}
 		if !r.Eat(',') {
-			return v, false
+			return b, false
 		}
 	}
-	if open == '{' && !sortKeys(&v) {
-		return v, false
+	// Insertion sort: objects are small, and it allocates nothing.
+	for i := 1; i < len(members); i++ {
+		for j := i; j > 0 && bytes.Compare(members[j-1].key, members[j].key) > 0; j-- {
+			members[j-1], members[j] = members[j], members[j-1]
+		}
 	}
-	return v, true
+	b = append(b, '{')
+	for i, m := range members {
+		if i > 0 {
+			if bytes.Equal(members[i-1].key, m.key) {
+				return b, false // a map keeps one of them
+			}
+			b = append(b, ',')
+		}
+		b = AppendIndent(b, depth+1)
+		b = AppendString(b, m.key, false)
+		b = append(b, ':', ' ')
+		sub := Reader{b: r.b[:m.end], i: m.start}
+		var ok bool
+		if b, ok = sub.appendValue(b, depth+1, level); !ok || !sub.End() {
+			return b, false
+		}
+	}
+	b = AppendIndent(b, depth)
+	return append(b, '}'), true
 }
 
-// sortKeys orders an object's members by key, as encoding/json orders a
-// map's; false when a key repeats (a map would keep one of them).
-func sortKeys(v *genericValue) bool {
-	idx := make([]int, len(v.keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(v.keys[a], v.keys[b]) })
-	keys, elems := make([]string, len(idx)), make([]genericValue, len(idx))
-	for i, j := range idx {
-		keys[i], elems[i] = v.keys[j], v.elems[j]
-		if i > 0 && keys[i] == keys[i-1] {
+// skipValue moves past the next value, checking its shape only (plain
+// strings, numbers, literals, brackets): appendValue checks the rest when
+// it writes the value.
+func (r *Reader) skipValue(level int) bool {
+	switch c := r.Peek(); {
+	case c == '{' || c == '[':
+		if level+1 > maxGenericDepth {
 			return false
 		}
+		end := byte(']')
+		if c == '{' {
+			end = '}'
+		}
+		r.i++
+		if r.Eat(end) {
+			return true
+		}
+		for {
+			if c == '{' {
+				if _, ok := r.plainBytes(); !ok || !r.Eat(':') {
+					return false
+				}
+			}
+			if !r.skipValue(level + 1) {
+				return false
+			}
+			if r.Eat(end) {
+				return true
+			}
+			if !r.Eat(',') {
+				return false
+			}
+		}
+	case c == '"':
+		_, ok := r.plainBytes()
+		return ok
+	case c == '-' || c >= '0' && c <= '9':
+		_, ok := r.Number()
+		return ok
 	}
-	v.keys, v.elems = keys, elems
-	return true
+	_, ok := r.literal()
+	return ok
 }
