@@ -62,7 +62,8 @@ ATTUNE_SENSOR_RUNTIMES or sensor.capabilities.runtimes is set; a note on stderr
 says so when either is set here.
 
 Output (-o): table (default: RUNTIME, REF, AVAILABLE, VIA, VERSION, TIME,
-REASON), wide (one line per command tried: resolved path, exit code, whether
+REASON; TIME is how long its commands ran, never time spent waiting for a
+free slot; a command two runtimes share runs once), wide (one line per command tried: resolved path, exit code, whether
 the pattern matched, time, reason), json and yaml (the detection result, with
 duration_ms fields).
 

@@ -217,9 +217,12 @@ type RuntimeResult struct {
 	// on fork, the detection deadline): the result says nothing about the
 	// runtime, and a sensor worker keeps the last good one
 	// (sensor.KeepLastGood).
-	Transient bool            `json:"transient,omitempty"`
-	Duration  time.Duration   `json:"-"`
-	Commands  []CommandResult `json:"commands"`
+	Transient bool `json:"transient,omitempty"`
+	// Duration is how long its commands ran (duration_ms): the sum of
+	// their Durations, never the time spent waiting for a free slot or for
+	// another runtime running the same command.
+	Duration time.Duration   `json:"-"`
+	Commands []CommandResult `json:"commands"`
 }
 
 // CommandResult is one verification command's outcome.

@@ -319,3 +319,26 @@ func TestSeedOnThisHost(t *testing.T) {
 	}
 	t.Logf("seed on this host: %v in %v (versions %v)", res.Available, res.Duration, res.Versions)
 }
+
+// TestRuntimeTimeIsRunTime: a runtime's Duration (runtime verify's TIME) is
+// how long its commands ran, not how long it waited for a free slot behind
+// a slow runtime (MaxParallel 1).
+func TestRuntimeTimeIsRunTime(t *testing.T) {
+	tmp := t.TempDir()
+	slow := writeScript(t, tmp, "slow", "sleep 0.6\necho 'slow 1.0'\n")
+	quick := writeScript(t, tmp, "quick", "sleep 0.05\necho 'quick 2.0'\n")
+	res := Verify(context.Background(), []runtimes.Runtime{rt("t.slow", "Slow", cmd(slow)), rt("t.quick", "Quick", cmd(quick))},
+		Options{RunAs: sandbox.Root, Environ: envWithPATH(tmp), MaxParallel: 1})
+	for _, rr := range res.Runtimes {
+		if !rr.Available || len(rr.Commands) != 1 {
+			t.Fatalf("%s: %+v", rr.Name, rr)
+		}
+		if rr.Duration != rr.Commands[0].Duration {
+			t.Errorf("%s: TIME %s, but its command ran %s", rr.Name, rr.Duration, rr.Commands[0].Duration)
+		}
+	}
+	quickRT := res.Runtimes[1]
+	if quickRT.Name != "Quick" || quickRT.Duration < 50*time.Millisecond || quickRT.Duration >= 500*time.Millisecond {
+		t.Errorf("quick runtime: TIME %s, want its own run (about 50 ms), not the slow one's 600 ms it waited for", quickRT.Duration)
+	}
+}
