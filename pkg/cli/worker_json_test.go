@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
@@ -130,4 +131,35 @@ func FuzzAppendWorkerJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListAndStaleShowHeartbeatAlike: worker list and worker stale render
+// the same worker's last heartbeat identically, in the table and -o wide.
+func TestListAndStaleShowHeartbeatAlike(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	hb := now.Add(-10*time.Minute - 30*time.Second)
+	rows := []workers.Row{
+		{At: now, Worker: workers.Worker{Name: "old", State: "stale", LastHeartbeat: &hb, Silence: now.Sub(hb)}},
+		{At: now, Worker: workers.Worker{Name: "never", State: "stale"}},
+	}
+	cell := func(cols []output.Column[workers.Row], r workers.Row) string {
+		for _, c := range cols {
+			if c.Header == "LAST HEARTBEAT" {
+				return c.Cell(r)
+			}
+		}
+		t.Fatal("no LAST HEARTBEAT column")
+		return ""
+	}
+	list, stale := workerSpec(false, true), workerSpec(true, true)
+	for _, r := range rows {
+		for _, pair := range [][2][]output.Column[workers.Row]{{list.Columns, stale.Columns}, {list.Wide, stale.Wide}} {
+			if l, s := cell(pair[0], r), cell(pair[1], r); l != s {
+				t.Errorf("%s: worker list shows %q, worker stale %q", r.Name, l, s)
+			}
+		}
+	}
+	if got := cell(stale.Columns, rows[0]); got != "10m30s ago" {
+		t.Errorf("stale table: LAST HEARTBEAT %q, want 10m30s ago", got)
+	}
 }

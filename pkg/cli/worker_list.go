@@ -138,10 +138,10 @@ than their grace (three heartbeat intervals, or --older-than), or who never
 heartbeat, with how long each has been silent. The seed's monitoring query is
 ` + "`worker stale --role sensor --older-than 5m`" + `.
 
-The table shows the last heartbeat as a UTC time and SILENT FOR as a
-duration; -o wide adds GRACE (the grace the worker was judged by) and the
-columns of worker list -o wide. JSON and YAML carry silent_for_seconds and
-grace_seconds.
+The table shows the last heartbeat as worker list does (an age, "10m ago")
+and GRACE, the grace the worker was judged by; -o wide adds HEARTBEAT AT
+(the heartbeat's UTC time) and the columns of worker list -o wide. JSON and
+YAML carry silent_for_seconds and grace_seconds.
 
 ` + workerFormatsHelp + `
 

@@ -572,7 +572,7 @@ func TestWorkerPruneRun(t *testing.T) {
 		if err := runWorkerPrune(ctx, app, dbOf(db), pruneOpts(func(o *workerPruneOptions) { o.Interactive = true })); err != nil {
 			t.Fatal(err)
 		}
-		listing := regexp.MustCompile(`^NAME +ROLE +STATUS +HOST +RUNTIMES +LAST HEARTBEAT +SILENT FOR\nsensor-new-01 .*\nsensor-old-01 .*\n`)
+		listing := regexp.MustCompile(`^NAME +ROLE +STATUS +HOST +RUNTIMES +LAST HEARTBEAT +GRACE\nsensor-new-01 .*\nsensor-old-01 .*\n`)
 		if !listing.MatchString(errOut.String()) || !strings.HasSuffix(errOut.String(), "\nMark inactive 2 stale workers (role sensor)? [y/N] ") || !strings.HasPrefix(out.String(), "marked inactive 2 stale workers") {
 			t.Errorf("stdout %q\nstderr %q", out, errOut)
 		}

@@ -138,12 +138,10 @@ func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
 	col := func(h string, cell func(workers.Row) string) output.Column[workers.Row] {
 		return output.Column[workers.Row]{Header: h, Cell: cell}
 	}
-	heartbeat := func(r workers.Row) string {
-		if stale && r.LastHeartbeat != nil {
-			return r.LastHeartbeat.UTC().Format(time.RFC3339)
-		}
-		return output.Age(r.At, r.LastHeartbeat)
-	}
+	// worker list and worker stale show the last heartbeat the same way,
+	// as an age; stale adds the grace it was judged by, and its -o wide
+	// the heartbeat's time.
+	heartbeat := func(r workers.Row) string { return output.Age(r.At, r.LastHeartbeat) }
 	base := []output.Column[workers.Row]{
 		col("NAME", func(r workers.Row) string { return r.Name }),
 		col("ROLE", func(r workers.Row) string { return r.Role }),
@@ -182,13 +180,13 @@ func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
 		}
 		return "yes (" + strings.Join(parts, ", ") + ")"
 	})
-	silent := col("SILENT FOR", func(r workers.Row) string {
+	grace := col("GRACE", func(r workers.Row) string { return output.Duration(r.Grace) })
+	heartbeatAt := col("HEARTBEAT AT", func(r workers.Row) string {
 		if r.LastHeartbeat == nil {
 			return "never"
 		}
-		return output.Duration(r.Silence)
+		return r.LastHeartbeat.UTC().Format(time.RFC3339)
 	})
-	grace := col("GRACE", func(r workers.Row) string { return output.Duration(r.Grace) })
 	var extra []output.Column[workers.Row]
 	if withPlacement {
 		extra = append(extra, cordoned)
@@ -202,8 +200,8 @@ func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
 	)
 	table, wide := slices.Clone(base), slices.Clone(base)
 	if stale {
-		table = append(table, silent)
-		wide = append(wide, silent, grace)
+		table = append(table, grace)
+		wide = append(wide, grace, heartbeatAt)
 	}
 	return output.Spec[workers.Row]{
 		Columns: table,
