@@ -802,3 +802,20 @@ func TestRuntimeCompletion(t *testing.T) {
 		t.Errorf("completing without a database: after %s\n%s", time.Since(start), r.Stdout)
 	}
 }
+
+// TestCommandLineReadsBack: the line runtime verify shows in VIA and
+// COMMAND is read back by --command as the same argv.
+func TestCommandLineReadsBack(t *testing.T) {
+	for _, argv := range [][]string{
+		{"python3", "--version"},
+		{"node", "-e", "console.log(1); process.exit(0)"},
+		{"sh", "-c", `it's "$HOME" \ *`},
+		{"/opt/x y/bin", "", "a'b", "'", "é"},
+	} {
+		line := runtimes.CommandLine(argv[0], argv[1:])
+		got, err := splitCommandLine(line)
+		if err != nil || !slices.Equal(got, argv) {
+			t.Errorf("%q shown as %s, read back as %q (%v)", argv, line, got, err)
+		}
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,7 +260,7 @@ func TestParseManifestForms(t *testing.T) {
 	})
 	t.Run("absolute binary and args with metacharacters", func(t *testing.T) {
 		rts := mustParse(t, "ref: a.b\nname: A\nverification: {commands: [{binary: /opt/homebrew/opt/node@20/bin/node, args: ['-e', 'console.log(1); process.exit(0)']}]}\n")
-		if got := rts[0].Verification.Commands[0].String(); got != `/opt/homebrew/opt/node@20/bin/node -e "console.log(1); process.exit(0)"` {
+		if got := rts[0].Verification.Commands[0].String(); got != `/opt/homebrew/opt/node@20/bin/node -e 'console.log(1); process.exit(0)'` {
 			t.Errorf("String() = %s", got)
 		}
 	})
@@ -451,11 +453,29 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{Command{Binary: "python3", Args: []string{"--version"}}, "python3 --version"},
 		{Command{Binary: "java", Args: []string{"-version"}}, "java -version"},
-		{Command{Binary: "a", Args: []string{"", "x y", `q"`}}, `a "" "x y" "q\""`},
+		{Command{Binary: "a", Args: []string{"", "x y", `q"`}}, `a '' 'x y' 'q"'`},
+		{Command{Binary: "node", Args: []string{"-e", "console.log(1); process.exit(0)"}}, `node -e 'console.log(1); process.exit(0)'`},
+		{Command{Binary: "sh", Args: []string{"-c", "it's $HOME"}}, `sh -c 'it'"'"'s $HOME'`},
 	} {
 		if got := tc.c.String(); got != tc.want {
 			t.Errorf("String() = %s, want %s", got, tc.want)
 		}
+	}
+}
+
+// TestCommandLinePastesIntoAShell: a shell given the line runs the same
+// argv (printf prints each argument followed by a NUL).
+func TestCommandLinePastesIntoAShell(t *testing.T) {
+	args := []string{"%s\\000", "plain", "", "x y", "it's", "$HOME", "`id`", "$(id)", `a\b`, "*", "?", "~", "[x]", "{a,b}", "é 日本", `"q"`,
+		`a'b"c$d\e`, "tab\there", "new\nline", "a;b|c&d>e<f", "#not a comment", "!bang", "''", "'"}
+	line := CommandLine("printf", args)
+	out, err := exec.Command("sh", "-c", line).Output()
+	if err != nil {
+		t.Fatalf("sh -c %s: %v", line, err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if want := args[1:]; !slices.Equal(got, want) {
+		t.Fatalf("sh -c %s\nprinted %q\nwant    %q", line, got, want)
 	}
 }
 

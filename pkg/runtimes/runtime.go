@@ -12,7 +12,6 @@ package runtimes
 
 import (
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -125,29 +124,34 @@ func (c Command) String() string {
 	return CommandLine(c.Binary, c.Args)
 }
 
-// CommandLine formats a binary and its arguments for display. Arguments
-// that are empty or contain spaces, quotes or control characters are quoted
-// with Go syntax so the line is unambiguous.
+// CommandLine formats a binary and its arguments as a POSIX shell line
+// that runs the same argv when pasted (and that `runtime add --command`
+// reads back): words of plain characters stay as they are, any other word
+// is single-quoted, a single quote in it written '"'"'. Control characters
+// stay inside the quotes; a terminal shows them escaped (pkg/output), so
+// such a line is for reading, not pasting.
 func CommandLine(binary string, args []string) string {
 	var b strings.Builder
-	b.WriteString(quoteArg(binary))
+	b.WriteString(QuoteArg(binary))
 	for _, a := range args {
 		b.WriteByte(' ')
-		b.WriteString(quoteArg(a))
+		b.WriteString(QuoteArg(a))
 	}
 	return b.String()
 }
 
-func quoteArg(s string) string {
-	if s == "" {
-		return `""`
+// QuoteArg quotes one word of a command line for a POSIX shell when it
+// needs it (see CommandLine).
+func QuoteArg(s string) string {
+	plain := s != ""
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_-./=:@%+,", c) >= 0
 	}
-	for _, r := range s {
-		if r <= ' ' || r == '"' || r == '\'' || r == '\\' || r == 0x7f || r > 0x7e {
-			return strconv.Quote(s)
-		}
+	if plain {
+		return s
 	}
-	return s
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
 // Refs returns the refs of rts in order.
