@@ -34,7 +34,7 @@ WITH durability AS MATERIALIZED (
 		coalesce(nullif(current_setting('attunectl.heartbeat_synchronous_commit', true), ''), 'off'), true))
 UPDATE worker SET last_heartbeat = now(), status = 'active'
 FROM durability
-WHERE id = $1 AND meta->>'instance_id' = $2
+WHERE id = $1 AND meta->>'instance_id' = $2 AND meta->>'deregistered_instance' IS DISTINCT FROM $2
 RETURNING last_heartbeat`
 
 // HeartbeatSQL is the heartbeat statement (parameters: worker id, instance

@@ -110,7 +110,7 @@ ON CONFLICT (name) DO UPDATE SET
 	                      THEN (w.capabilities - $7::text[]) || EXCLUDED.capabilities
 	                      ELSE EXCLUDED.capabilities END,
 	meta           = CASE WHEN jsonb_typeof(w.meta) = 'object'
-	                      THEN w.meta || EXCLUDED.meta
+	                      THEN (w.meta - 'deregistered_instance') || EXCLUDED.meta
 	                      ELSE EXCLUDED.meta END,
 	last_heartbeat = now(),
 	updated        = now()
@@ -274,7 +274,11 @@ func (r *Registration) lostRow(ctx context.Context, id int64, what string) error
 	return &TakenOverError{Name: r.name, WorkerID: id, Host: host, Hostname: hostname, PID: int(pid), InstanceID: instance}
 }
 
-// Deregister marks this instance's row inactive. A row that is no longer
+// Deregister marks this instance's row inactive and notes in meta that
+// this instance deregistered it (deregistered_instance), so that a
+// heartbeat of this instance that reaches the server afterwards — one
+// cancelled by the client at shutdown but already sent — can no longer make
+// the row active again. A row that is no longer
 // ours (taken over, or deleted) is left alone: the error then matches
 // ErrTakenOver or ErrRowGone. Deregistering before Register is a no-op.
 func (r *Registration) Deregister(ctx context.Context) error {
@@ -282,14 +286,16 @@ func (r *Registration) Deregister(ctx context.Context) error {
 	if id == 0 {
 		// Register may have committed although its caller gave up (ctx
 		// cancelled while the answer was on its way): match by name.
-		_, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now()
+		_, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now(),
+			meta = meta || jsonb_build_object('deregistered_instance', $2::text)
 			WHERE name = $1 AND meta->>'instance_id' = $2`, r.name, r.inst.ID)
 		if err != nil {
 			return fmt.Errorf("deregistering sensor worker %q: %w", r.name, database.RedactError(err))
 		}
 		return nil
 	}
-	tag, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now()
+	tag, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now(),
+		meta = meta || jsonb_build_object('deregistered_instance', $2::text)
 		WHERE id = $1 AND meta->>'instance_id' = $2`, id, r.inst.ID)
 	if err != nil {
 		return fmt.Errorf("deregistering sensor worker %q: %w", r.name, database.RedactError(err))

@@ -496,6 +496,36 @@ func TestDeregister(t *testing.T) {
 	}
 }
 
+// TestHeartbeatAfterDeregisterDoesNotRevive: a heartbeat of this instance
+// that reaches the server after its deregistration (cancelled by the client
+// at shutdown, but already sent) leaves the row inactive; a new instance of
+// the same name registers and heartbeats as usual.
+func TestHeartbeatAfterDeregisterDoesNotRevive(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t, 4)
+	ctx := context.Background()
+	r := newReg(db, "sensor-late", "web1")
+	register(t, r, RegisterOptions{})
+	if err := r.Deregister(ctx); err != nil {
+		t.Fatalf("Deregister: %v", err)
+	}
+	if _, err := r.Heartbeat(ctx); err == nil {
+		t.Errorf("a heartbeat after deregistration succeeded")
+	}
+	if row := readRow(t, db, "sensor-late"); row.Status != "inactive" {
+		t.Fatalf("a heartbeat after deregistration made the row %s; want it inactive", row.Status)
+	}
+	next := newReg(db, "sensor-late", "web1")
+	register(t, next, RegisterOptions{})
+	if _, err := next.Heartbeat(ctx); err != nil {
+		t.Fatalf("the next instance's heartbeat: %v", err)
+	}
+	row := readRow(t, db, "sensor-late")
+	if row.Status != "active" || row.Meta["deregistered_instance"] != nil {
+		t.Errorf("after the next instance registered: status %s, meta %v", row.Status, row.Meta)
+	}
+}
+
 func TestUpdateCapabilitiesKeepsOtherToolsKeys(t *testing.T) {
 	t.Parallel()
 	db, _ := openDB(t, 4)
