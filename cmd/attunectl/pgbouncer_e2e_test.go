@@ -143,9 +143,10 @@ func TestPgBouncerStatementTimeoutOnLockedTable(t *testing.T) {
 }
 
 // TestPgBouncerSensorRunThroughTableLock: `sensor run` through the pooler
-// heartbeats, keeps running through a 20 s ACCESS EXCLUSIVE lock on the
-// worker table (its heartbeats time out and are retried), heartbeats again
-// once the lock is gone, and deregisters on SIGTERM.
+// heartbeats every second for minutes — 45 s, then through a 20 s ACCESS
+// EXCLUSIVE lock on the worker table (its heartbeats time out and are
+// retried), then 45 s more, never missing three in a row outside the lock —
+// and deregisters on SIGTERM.
 func TestPgBouncerSensorRunThroughTableLock(t *testing.T) {
 	t.Parallel()
 	db := dbtest.NewPgBouncer(t)
@@ -176,9 +177,35 @@ func TestPgBouncerSensorRunThroughTableLock(t *testing.T) {
 		t.Fatalf("no heartbeat after %s within %s\nstderr:\n%s", after.Format(time.RFC3339Nano), within, p.stderr)
 		return time.Time{}
 	}
-	first := waitBeatAfter(time.Time{}, 20*time.Second)
-	// Several heartbeats, each on whatever server connection the pooler lends.
-	waitBeatAfter(first.Add(2*time.Second), 10*time.Second)
+	// steady watches the heartbeats for d: each is on whatever server
+	// connection the pooler lends, and none may be missing for longer than
+	// three intervals (the grace).
+	steady := func(phase string, d time.Duration) {
+		t.Helper()
+		begin := time.Now()
+		prev, beats, maxGap := lastBeat(), 0, time.Duration(0)
+		for time.Since(begin) < d {
+			time.Sleep(250 * time.Millisecond)
+			if p.exited() {
+				t.Fatalf("%s: sensor run exited\nstderr:\n%s", phase, p.stderr)
+			}
+			if at := lastBeat(); at.After(prev) {
+				maxGap = max(maxGap, at.Sub(prev))
+				prev, beats = at, beats+1
+			}
+		}
+		var dbNow time.Time
+		if err := db.Pool.QueryRow(ctx, "SELECT now()").Scan(&dbNow); err != nil {
+			t.Fatal(err)
+		}
+		maxGap = max(maxGap, dbNow.Sub(prev))
+		t.Logf("%s: %d heartbeats in %s through the pooler, longest gap %s", phase, beats, d, maxGap.Round(10*time.Millisecond))
+		if maxGap > 3*time.Second || beats < int(d/time.Second)/2 {
+			t.Errorf("%s: %d heartbeats in %s, longest gap %s: want one a second, never three missing", phase, beats, d, maxGap)
+		}
+	}
+	waitBeatAfter(time.Time{}, 20*time.Second)
+	steady("before the lock", 45*time.Second)
 
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -203,6 +230,7 @@ func TestPgBouncerSensorRunThroughTableLock(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "heartbeat") {
 		t.Errorf("no heartbeat failure logged during the lock\nstderr:\n%s", p.stderr)
 	}
+	steady("after the lock", 45*time.Second)
 
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 20*time.Second); code != 0 {
