@@ -26,15 +26,7 @@ func appendWorkerJSON(b []byte, r workers.Row, withPlacement bool) ([]byte, bool
 		return b, false
 	}
 	start := len(b)
-	field := func(name string) {
-		if b[len(b)-1] != '{' {
-			b = append(b, ',')
-		}
-		b = jsontext.AppendIndent(b, 2)
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':', ' ')
-	}
+	field := func(name string) { b = appendKey(b, name, 2) }
 	str := func(name, v string) {
 		field(name)
 		b = jsontext.AppendString(b, v, false)
@@ -122,15 +114,7 @@ func appendWorkerJSON(b []byte, r workers.Row, withPlacement bool) ([]byte, bool
 // does, nested at depth 2: its fields in order, the omitempty ones left out
 // when empty, and its strings HTML-escaped (MarshalJSON uses json.Marshal).
 func appendCapabilities(b []byte, c workers.Capabilities) []byte {
-	key := func(name string) {
-		if b[len(b)-1] != '{' {
-			b = append(b, ',')
-		}
-		b = jsontext.AppendIndent(b, 3)
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':', ' ')
-	}
+	key := func(name string) { b = appendKey(b, name, 3) }
 	b = append(b, '{')
 	key("runtimes")
 	b = appendStrings(b, c.Runtimes, 3, true, "null")
@@ -199,4 +183,17 @@ func appendStringMap(b []byte, m map[string]string, depth int, html bool) []byte
 	}
 	b = jsontext.AppendIndent(b, depth)
 	return append(b, '}')
+}
+
+// appendKey starts the member name (a plain key) of the object being
+// written at depth: a comma after the previous member, the indentation,
+// the quoted name and the colon.
+func appendKey(b []byte, name string, depth int) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = jsontext.AppendIndent(b, depth)
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"', ':', ' ')
 }

@@ -169,6 +169,9 @@ type Client struct {
 	BackendStart time.Time `json:"backend_start"`
 }
 
+// clientsApplication is the application_name of Clients' own sessions.
+const clientsApplication = "attunectl-embedded-clients"
+
 // Clients lists the client sessions connected to the server running on
 // the data directory of opts, other than the one asking, whose
 // application_name is application ("" for every client). None when no
@@ -191,15 +194,23 @@ func Clients(ctx context.Context, opts Options, application string) ([]Client, e
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.Connect(ctx, s.socketConnString("postgres"))
+	cfg, err := pgx.ParseConfig(s.socketConnString("postgres"))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the embedded server to list its clients: %w", err)
+	}
+	// Its own sessions are named, so that one a previous call closed but
+	// whose backend has not exited yet is never counted as a client.
+	cfg.RuntimeParams["application_name"] = clientsApplication
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the embedded server to list its clients: %w", err)
 	}
 	defer conn.Close(context.Background())
 	rows, err := conn.Query(ctx, `SELECT pid, coalesce(usename, ''), coalesce(datname, ''), coalesce(application_name, ''), coalesce(state, ''), backend_start
 		FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND ($1 = '' OR application_name = $1)
-		ORDER BY backend_start, pid`, application)
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2
+		  AND ($1 = '' OR application_name = $1)
+		ORDER BY backend_start, pid`, application, clientsApplication)
 	if err != nil {
 		return nil, fmt.Errorf("listing the embedded server's clients: %w", err)
 	}
