@@ -264,11 +264,23 @@ func TestShutdownBoundedOnHungServer(t *testing.T) {
 
 			// The postmaster, and with group its children too: each backend
 			// leads a session of its own (setsid), so no process group
-			// holds them all.
+			// holds them all. The postmaster is stopped first, so that no
+			// backend is forked after its children are listed (one was,
+			// under load, and served the deregistration); they are listed
+			// twice to catch a fork that was under way.
 			targets := []int{srv.PID()}
+			_ = syscall.Kill(srv.PID(), syscall.SIGSTOP)
 			if tc.group {
-				for c := range children(srv.PID()) {
-					targets = append(targets, c)
+				seen := map[int]bool{}
+				for range 2 {
+					for c := range children(srv.PID()) {
+						if !seen[c] {
+							seen[c] = true
+							targets = append(targets, c)
+							_ = syscall.Kill(c, syscall.SIGSTOP)
+						}
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
 			}
 			signalAll := func(sig syscall.Signal) {
@@ -276,7 +288,6 @@ func TestShutdownBoundedOnHungServer(t *testing.T) {
 					_ = syscall.Kill(pid, sig)
 				}
 			}
-			signalAll(syscall.SIGSTOP)
 			resume := func() { signalAll(syscall.SIGCONT) }
 			t.Cleanup(resume)  // before the server's own cleanup stops it
 			time.Sleep(3 * hb) // heartbeats are now in flight on the hung server
