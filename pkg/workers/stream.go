@@ -23,8 +23,8 @@ import (
 type Fields uint
 
 const (
-	// FieldState reads ID, Type, Role, Status, the derived State, Host,
-	// Port, LastHeartbeat, Silence, Created, Updated and Row.Grace.
+	// FieldState reads Role, the derived State, Host, LastHeartbeat,
+	// Silence and Row.Grace: what the table shows.
 	FieldState Fields = 1 << iota
 	// FieldRuntimes reads Capabilities.Runtimes and
 	// Capabilities.HeartbeatInterval (what the table shows, and what
@@ -46,8 +46,11 @@ const (
 	// holds under an unexpired lease into Row.Placement, joined into the
 	// stream's statement, so a listing never holds a map of every worker.
 	FieldPlacement
+	// FieldDetail reads ID, Type, the stored Status, Port, Created and
+	// Updated, which -o wide, json and yaml show and the table does not.
+	FieldDetail
 
-	fieldsKnown = FieldPlacement<<1 - 1
+	fieldsKnown = FieldDetail<<1 - 1
 )
 
 // The field sets of attunectl's formats.
@@ -56,12 +59,13 @@ const (
 	FieldsName Fields = 0
 	// FieldsTable is the table of worker list and worker stale.
 	FieldsTable = FieldState | FieldRuntimes
-	// FieldsWide is -o wide: the table plus runtime versions and the instance.
-	FieldsWide = FieldState | FieldCapabilities | FieldInstance
+	// FieldsWide is -o wide: the table plus the details, runtime versions
+	// and the instance.
+	FieldsWide = FieldState | FieldDetail | FieldCapabilities | FieldInstance
 	// FieldsAll is everything List returns.
-	FieldsAll = FieldState | FieldCapabilities | FieldInstance | FieldMeta
+	FieldsAll = FieldState | FieldDetail | FieldCapabilities | FieldInstance | FieldMeta
 	// FieldsJSON is -o json and -o yaml: everything, with meta as text.
-	FieldsJSON = FieldState | FieldCapabilities | FieldInstance | FieldMetaJSON
+	FieldsJSON = FieldState | FieldDetail | FieldCapabilities | FieldInstance | FieldMetaJSON
 )
 
 // DefaultStreamBatchSize is how many rows make one batch of Stream:
@@ -259,10 +263,13 @@ const (
 func streamColumns(f Fields, stale, grace string) string {
 	cols := []string{"name"}
 	if f&FieldState != 0 {
-		cols = append(cols, `id, worker_type::text, worker_role::text, coalesce(status::text, ''),
+		cols = append(cols, `worker_role::text,
 		CASE WHEN status = 'active' AND `+stale+` THEN 'stale' ELSE coalesce(status::text, 'unknown') END,
-		coalesce(host, ''), port, last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
-		extract(epoch FROM `+grace+`)::float8, created, updated`)
+		coalesce(host, ''), last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
+		extract(epoch FROM `+grace+`)::float8`)
+	}
+	if f&FieldDetail != 0 {
+		cols = append(cols, `id, worker_type::text, coalesce(status::text, ''), port, created, updated`)
 	}
 	switch {
 	case f&FieldCapabilities != 0:
@@ -550,7 +557,10 @@ func (s *rowScanner) init(f Fields) {
 	s.f = f
 	s.dest = []any{&s.name}
 	if f&FieldState != 0 {
-		s.dest = append(s.dest, &s.id, &s.typ, &s.role, &s.status, &s.state, &s.host, &s.port, &s.hb, &s.silence, &s.grace, &s.created, &s.updated)
+		s.dest = append(s.dest, &s.role, &s.state, &s.host, &s.hb, &s.silence, &s.grace)
+	}
+	if f&FieldDetail != 0 {
+		s.dest = append(s.dest, &s.id, &s.typ, &s.status, &s.port, &s.created, &s.updated)
 	}
 	switch {
 	case f&FieldCapabilities != 0:
@@ -590,12 +600,16 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 	}
 	w := &r.Worker
 	w.Name = s.name
-	if s.f&FieldState != 0 {
-		w.ID, w.Type, w.Role, w.Status, w.State, w.Host = s.id, s.typ, s.role, s.status, s.state, s.host
+	if s.f&FieldDetail != 0 {
+		w.ID, w.Type, w.Status = s.id, s.typ, s.status
 		if s.port != nil {
 			p := int(*s.port)
 			w.Port = &p
 		}
+		w.Created, w.Updated = s.created.UTC(), s.updated.UTC()
+	}
+	if s.f&FieldState != 0 {
+		w.Role, w.State, w.Host = s.role, s.state, s.host
 		if s.hb != nil {
 			t := s.hb.UTC()
 			w.LastHeartbeat = &t
@@ -606,7 +620,6 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 		if s.grace != nil {
 			r.Grace = time.Duration(*s.grace * float64(time.Second))
 		}
-		w.Created, w.Updated = s.created.UTC(), s.updated.UTC()
 	}
 	if len(s.caps) > 0 {
 		if c, ok := decodeCapabilities(s.caps); ok {

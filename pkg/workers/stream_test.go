@@ -167,7 +167,8 @@ func TestStreamFields(t *testing.T) {
 			r.Capabilities.HeartbeatInterval != w.Capabilities.HeartbeatInterval || r.Grace != l.GraceOf(w) || r.Late() != l.Late(w) {
 			t.Errorf("table row %s differs from List's: %+v", w.Name, r)
 		}
-		if r.Meta != nil || r.Capabilities.RuntimeVersions != nil || r.Capabilities.Extra != nil || r.InstanceID != "" {
+		if r.Meta != nil || r.Capabilities.RuntimeVersions != nil || r.Capabilities.Extra != nil || r.InstanceID != "" ||
+			r.ID != 0 || r.Type != "" || r.Status != "" || r.Port != nil || !r.Created.IsZero() {
 			t.Errorf("table row %s decoded more than the table shows: %+v", w.Name, r)
 		}
 	}
