@@ -222,7 +222,7 @@ func runWorkerList(ctx context.Context, app *App, db *database.DB, o workerListO
 	return nil
 }
 
-// streamWorkers prints the workers o selects to w, one FETCH at a time,
+// streamWorkers prints the workers o selects to w as they arrive,
 // reading only the fields o.Format shows; it returns how many it printed.
 func streamWorkers(ctx context.Context, app *App, db *database.DB, w io.Writer, o workerListOptions) (int64, error) {
 	what := "listing workers"

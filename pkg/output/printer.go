@@ -300,8 +300,8 @@ func (p *Printer[T]) Drain() error {
 }
 
 // Print writes every row of seq and flushes: the streaming form, for rows
-// read from a cursor. It stops at the first error, of seq or of writing,
-// and returns how many rows were printed.
+// read from a database as they arrive. It stops at the first error, of seq
+// or of writing, and returns how many rows were printed.
 func (s Spec[T]) Print(w io.Writer, f Format, opts PrinterOptions, seq iter.Seq2[T, error]) (int, error) {
 	p := s.NewPrinter(w, f, opts)
 	for row, err := range seq {
