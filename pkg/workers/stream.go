@@ -69,9 +69,9 @@ const (
 )
 
 // DefaultStreamBatchSize is how many rows make one batch of Stream:
-// enough that the round trips cost little, few enough that a batch decoded
-// in memory stays well under a megabyte or two, and that producing it is a
-// small fraction of any statement timeout.
+// enough that handing batches from the reader to the printer costs little,
+// few enough that a batch decoded in memory stays well under a megabyte or
+// two, and that producing it is a small fraction of any statement timeout.
 const DefaultStreamBatchSize = 1000
 
 // MaxStreamBatchSize bounds StreamOptions.BatchSize.
