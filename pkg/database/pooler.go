@@ -78,11 +78,14 @@ type poolerConn struct {
 	pending  []expectation
 	txStatus byte // of the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' failed
 	inUnit   bool // extended-protocol messages written since the last Sync
-	started  bool // the startup message (untyped) has been written
-	wpartial []byte
-	rbuf     []byte // raw bytes read, not yet a whole message
-	out      []byte // filtered bytes ready for pgx
-	readBuf  []byte
+	// unanswered counts the queries and Syncs written whose ReadyForQuery
+	// has not been read: while it is 0, txStatus is the connection's state.
+	unanswered int
+	started    bool // the startup message (untyped) has been written
+	wpartial   []byte
+	rbuf       []byte // raw bytes read, not yet a whole message
+	out        []byte // filtered bytes ready for pgx
+	readBuf    []byte
 }
 
 func newPoolerConn(c net.Conn, settings string) *poolerConn {
@@ -153,7 +156,9 @@ func (pc *poolerConn) rewrite(out, msg []byte) []byte {
 	switch msg[0] {
 	case 'Q':
 		query := msg[5 : len(msg)-1] // NUL-terminated
-		if pc.txStatus == 'E' || noPrefix.Match(query) {
+		plain := pc.txStatus == 'E' || pc.inTransaction() || noPrefix.Match(query)
+		pc.unanswered++
+		if plain {
 			return append(out, msg...)
 		}
 		body := len(pc.prefixQ) + len(query) + 1
@@ -167,15 +172,26 @@ func (pc *poolerConn) rewrite(out, msg []byte) []byte {
 	case 'P', 'B', 'D', 'E', 'C', 'F':
 		if !pc.inUnit {
 			pc.inUnit = true
-			if pc.txStatus != 'E' {
+			if pc.txStatus != 'E' && !pc.inTransaction() {
 				out = append(out, pc.extended...)
 				pc.pending = append(pc.pending, expectation{[]byte{'1', '2', 'D', 'C'}})
 			}
 		}
 	case 'S':
 		pc.inUnit = false
+		pc.unanswered++
 	}
 	return append(out, msg...)
+}
+
+// inTransaction reports whether the connection is known to be inside a
+// transaction block, whose first statement applied the settings for all
+// that follow: a statement there needs no settings in front, and must not
+// get them — they would undo its own SET LOCAL (a stream's
+// statement_timeout = 0) and replace the unnamed statement that pgx
+// described in one unit and binds in the next.
+func (pc *poolerConn) inTransaction() bool {
+	return pc.txStatus == 'T' && pc.unanswered == 0
 }
 
 // Read hands pgx the server's messages minus the replies to the injected
@@ -215,6 +231,9 @@ func (pc *poolerConn) filter() {
 		}
 		if msg[0] == 'Z' && len(msg) >= 6 {
 			pc.txStatus = msg[5]
+			if pc.unanswered > 0 {
+				pc.unanswered--
+			}
 		}
 		pc.out = append(pc.out, msg...)
 	}

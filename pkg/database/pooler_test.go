@@ -101,6 +101,34 @@ func TestPgBouncerStockTransactionMode(t *testing.T) {
 		t.Fatalf("rollback of a failed transaction through the pooler: %v", err)
 	}
 
+	// Inside a transaction the settings are not put in front again: a SET
+	// LOCAL of the transaction's own holds for its later statements, and a
+	// statement described in one round trip and bound in the next (what
+	// worker list does) is still the unnamed statement when it is bound.
+	// After the transaction the settings are back.
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+			return err
+		}
+		var st string
+		var n int64
+		if err := tx.QueryRow(ctx, "SELECT current_setting('statement_timeout'), (SELECT count(*) FROM runtime WHERE ref LIKE $1)",
+			pgx.QueryExecModeDescribeExec, "core.sensor.%").Scan(&st, &n); err != nil {
+			return fmt.Errorf("a described statement bound in the next round trip: %w", err)
+		}
+		if st != "0" || n != 5 {
+			return fmt.Errorf("statement_timeout %q after SET LOCAL, %d runtimes; want 0 and 5", st, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("transaction through the pooler: %v", err)
+	}
+	var st string
+	if err := db.Pool.QueryRow(ctx, "SELECT current_setting('statement_timeout')").Scan(&st); err != nil || st != "1500ms" {
+		t.Fatalf("statement_timeout after the transaction: %q, %v; want 1500ms", st, err)
+	}
+
 	// statement_timeout still bounds a statement.
 	begin := time.Now()
 	_, err = db.Pool.Exec(ctx, "SELECT pg_sleep(10)")
