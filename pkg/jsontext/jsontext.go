@@ -209,6 +209,13 @@ func (r *Reader) digits() int {
 // StringList reads an array of plain strings; [] is an empty, non-nil
 // list, as json.Unmarshal makes it.
 func (r *Reader) StringList() ([]string, bool) {
+	return r.StringListOf(func(b []byte) string { return string(b) })
+}
+
+// StringListOf is StringList with str making each element's string from
+// its bytes (which it must not keep): a caller that meets the same strings
+// on every row can share one copy of each.
+func (r *Reader) StringListOf(str func([]byte) string) ([]string, bool) {
 	if !r.Eat('[') {
 		return nil, false
 	}
@@ -217,11 +224,11 @@ func (r *Reader) StringList() ([]string, bool) {
 		return list, true
 	}
 	for {
-		s, ok := r.PlainString()
+		b, ok := r.plainBytes()
 		if !ok {
 			return nil, false
 		}
-		list = append(list, s)
+		list = append(list, str(b))
 		if r.Eat(']') {
 			return list, true
 		}

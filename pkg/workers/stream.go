@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -170,13 +169,12 @@ func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so Stream
 	if err := so.validate(); err != nil {
 		return StreamResult{}, err
 	}
-	so, err := placementFields(ctx, pool, so)
-	if err != nil {
-		return StreamResult{}, err
-	}
 	p := newListParts(opts)
-	q, args := p.finish("SELECT " + streamColumns(so.Fields, p.stale, p.grace) + "\nFROM " + streamFrom(so.Fields) + p.tail)
-	return streamQuery(ctx, pool, q, args, so, fn)
+	return streamQuery(ctx, pool, func(f Fields) (string, []any, []streamCol) {
+		cols := streamColumns(f, p.stale, p.grace)
+		q, args := p.finish("SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + p.tail)
+		return q, args, cols
+	}, so, fn)
 }
 
 // Rows is Stream as an iterator: for row, err := range Rows(…). A non-nil
@@ -205,14 +203,12 @@ func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions,
 	if err := so.validate(); err != nil {
 		return StreamResult{}, err
 	}
-	so, err := placementFields(ctx, pool, so)
-	if err != nil {
-		return StreamResult{}, err
-	}
 	var a sqlArgs
 	where, stale, grace := pruneWhere(o, &a)
-	q := "SELECT " + streamColumns(so.Fields, stale, grace) + "\nFROM " + streamFrom(so.Fields) + "\nWHERE " + where + "\nORDER BY name"
-	return streamQuery(ctx, pool, q, a, so, fn)
+	return streamQuery(ctx, pool, func(f Fields) (string, []any, []streamCol) {
+		cols := streamColumns(f, stale, grace)
+		return "SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + "\nWHERE " + where + "\nORDER BY name", a, cols
+	}, so, fn)
 }
 
 func (so StreamOptions) validate() error {
@@ -230,7 +226,7 @@ func (so StreamOptions) validate() error {
 // columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
 	p := newListParts(opts)
-	q, a := p.finish("SELECT " + streamColumns(fields, p.stale, p.grace) + "\nFROM " + streamFrom(fields) + p.tail)
+	q, a := p.finish("SELECT " + selectList(streamColumns(fields, p.stale, p.grace)) + "\nFROM " + streamFrom(fields) + p.tail)
 	return useGraceColumn(q), a
 }
 
@@ -245,52 +241,16 @@ func streamFrom(f Fields) string {
 	return placementFrom
 }
 
-// placementFrom and placementCols are what FieldPlacement adds; on a
-// database not migrated to placement (Attune's tables before `migrate up`)
-// placementFields drops FieldPlacement: nobody cordoned, nothing held.
+// placementFrom is what FieldPlacement adds to the FROM; on a database not
+// migrated to placement (Attune's tables before `migrate up`, where
+// placementReadySQL is false) the stream leaves FieldPlacement out: nobody
+// cordoned, nothing held.
 const (
 	placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
 		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker) held ON held.worker = worker.id`
-	placementCols = `coalesce(worker.cordoned, false), coalesce(worker.cordon_reason, ''), coalesce(worker.cordoned_by_name, ''),
-		worker.cordoned_at, coalesce(held.n, 0)`
-	placementNone     = `false, '', '', NULL::timestamptz, 0::bigint`
 	placementReadySQL = `to_regclass('sensor_workload_assignment') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute
 		WHERE attrelid = to_regclass('worker') AND attname = 'cordoned_by_name' AND NOT attisdropped)`
 )
-
-// streamColumns are the columns a stream with fields reads, in the order
-// scanRow expects them.
-func streamColumns(f Fields, stale, grace string) string {
-	cols := []string{"name"}
-	if f&FieldState != 0 {
-		cols = append(cols, `worker_role::text,
-		CASE WHEN status = 'active' AND `+stale+` THEN 'stale' ELSE coalesce(status::text, 'unknown') END,
-		coalesce(host, ''), last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
-		extract(epoch FROM `+grace+`)::float8`)
-	}
-	if f&FieldDetail != 0 {
-		cols = append(cols, `id, worker_type::text, coalesce(status::text, ''), port, created, updated`)
-	}
-	switch {
-	case f&FieldCapabilities != 0:
-		cols = append(cols, "capabilities")
-	case f&FieldRuntimes != 0:
-		// Capabilities.UnmarshalJSON reads a number into HeartbeatInterval
-		// and a list of strings into Runtimes; anything else is left out.
-		cols = append(cols, `capabilities->'runtimes',
-		CASE WHEN jsonb_typeof(capabilities->'heartbeat_interval') = 'number' THEN (capabilities->>'heartbeat_interval')::float8 END`)
-	}
-	if f&FieldInstance != 0 {
-		cols = append(cols, `CASE WHEN jsonb_typeof(meta->'instance_id') = 'string' THEN meta->>'instance_id' ELSE '' END`)
-	}
-	if f&(FieldMeta|FieldMetaJSON) != 0 {
-		cols = append(cols, "meta")
-	}
-	if f&FieldPlacement != 0 {
-		cols = append(cols, placementCols)
-	}
-	return strings.Join(cols, ", ")
-}
 
 // batch is one batch of decoded rows, or the error that ended the stream.
 type batch struct {
@@ -298,23 +258,9 @@ type batch struct {
 	err  error
 }
 
-// placementFields drops FieldPlacement when the schema has no placement
-// tables and columns yet.
-func placementFields(ctx context.Context, pool *pgxpool.Pool, so StreamOptions) (StreamOptions, error) {
-	if so.Fields&FieldPlacement == 0 {
-		return so, nil
-	}
-	var ready bool
-	if err := pool.QueryRow(ctx, "SELECT "+placementReadySQL).Scan(&ready); err != nil {
-		return so, &StreamError{Step: "starting the read", Err: err}
-	}
-	if !ready {
-		so.Fields &^= FieldPlacement
-	}
-	return so, nil
-}
-
-func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
+// streamQuery runs the statement build makes for the fields the schema
+// has (FieldPlacement only where placement is migrated) and streams its rows.
+func streamQuery(ctx context.Context, pool *pgxpool.Pool, build func(Fields) (string, []any, []streamCol), so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
 	size := so.batchSize()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -333,17 +279,33 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
 		}
 	}()
-	var graceColumn bool
+	// One statement learns what the schema has and the session's limits.
+	placementReady := "false"
+	if so.Fields&FieldPlacement != 0 {
+		placementReady = placementReadySQL
+	}
+	var graceColumn, placement bool
 	var idleLimit, timeoutSecs float64
-	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+
+	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+", "+placementReady+
 		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8"+
 		", extract(epoch FROM current_setting('statement_timeout')::interval)::float8").
-		Scan(&res.At, &graceColumn, &idleLimit, &timeoutSecs); err != nil {
+		Scan(&res.At, &graceColumn, &placement, &idleLimit, &timeoutSecs); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
+	if !placement {
+		so.Fields &^= FieldPlacement
+	}
+	q, args, cols := build(so.Fields)
 	if graceColumn {
 		q = useGraceColumn(q)
+	}
+	// The columns come in the formats the row scanner reads fastest; a
+	// pooler's connection (statements not prepared) describes the
+	// statement first, in the same transaction, so that it can ask for them.
+	qargs := append([]any{resultFormats(cols)}, args...)
+	if m := conn.Conn().Config().DefaultQueryExecMode; m == pgx.QueryExecModeExec || m == pgx.QueryExecModeSimpleProtocol {
+		qargs = append([]any{pgx.QueryExecModeDescribeExec}, qargs...)
 	}
 	// The server's statement_timeout would count the time the server
 	// waits for a slow reader (a pager) to take the rows it sends; the
@@ -409,14 +371,13 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, q string, args []any, 
 		}
 		buf := <-free
 		wd.arm()
-		rows, err := tx.Query(qctx, q, args...)
+		rows, err := tx.Query(qctx, q, qargs...)
 		if err != nil {
 			wd.pause()
 			send(fail(err, 0))
 			return
 		}
-		var s rowScanner
-		s.init(so.Fields)
+		s := newRowScanner(so.Fields, cols, conn.Conn().TypeMap(), res.At)
 		var got int64
 		for rows.Next() {
 			buf = append(buf, Row{})
@@ -535,116 +496,6 @@ func (wd *batchWatchdog) pause() {
 func (wd *batchWatchdog) stop() {
 	wd.stopped.Store(true)
 	wd.pause()
-}
-
-// rowScanner scans the columns of streamColumns(f) into a Row.
-type rowScanner struct {
-	f    Fields
-	dest []any
-
-	name, typ, role, status, state, host, instance string
-	id                                             int64
-	port                                           *int32
-	hb                                             *time.Time
-	silence, grace, interval                       *float64
-	created, updated                               time.Time
-	caps, runtimes, meta                           []byte
-	placement                                      Placement
-	held                                           int64
-}
-
-func (s *rowScanner) init(f Fields) {
-	s.f = f
-	s.dest = []any{&s.name}
-	if f&FieldState != 0 {
-		s.dest = append(s.dest, &s.role, &s.state, &s.host, &s.hb, &s.silence, &s.grace)
-	}
-	if f&FieldDetail != 0 {
-		s.dest = append(s.dest, &s.id, &s.typ, &s.status, &s.port, &s.created, &s.updated)
-	}
-	switch {
-	case f&FieldCapabilities != 0:
-		s.dest = append(s.dest, &s.caps)
-	case f&FieldRuntimes != 0:
-		s.dest = append(s.dest, &s.runtimes, &s.interval)
-	}
-	if f&FieldInstance != 0 {
-		s.dest = append(s.dest, &s.instance)
-	}
-	if f&(FieldMeta|FieldMetaJSON) != 0 {
-		s.dest = append(s.dest, &s.meta)
-	}
-	if f&FieldPlacement != 0 {
-		s.dest = append(s.dest, &s.placement.Cordoned, &s.placement.Reason, &s.placement.By, &s.placement.At, &s.held)
-	}
-}
-
-// scan decodes one row as scanInspected does, so that a stream with
-// FieldsAll yields the workers List returns.
-//
-// It decodes into *r, which it overwrites: a batch's rows are decoded in
-// place, never built and copied.
-func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
-	s.caps, s.runtimes, s.meta, s.interval, s.placement.At = nil, nil, nil, nil, nil
-	if err := rows.Scan(s.dest...); err != nil {
-		return fmt.Errorf("reading a worker row: %w", err)
-	}
-	*r = Row{At: at, InstanceID: s.instance}
-	if s.f&FieldPlacement != 0 {
-		r.Placement = s.placement
-		r.Placement.Held = int(s.held)
-		if s.placement.At != nil {
-			t := s.placement.At.UTC()
-			r.Placement.At = &t
-		}
-	}
-	w := &r.Worker
-	w.Name = s.name
-	if s.f&FieldDetail != 0 {
-		w.ID, w.Type, w.Status = s.id, s.typ, s.status
-		if s.port != nil {
-			p := int(*s.port)
-			w.Port = &p
-		}
-		w.Created, w.Updated = s.created.UTC(), s.updated.UTC()
-	}
-	if s.f&FieldState != 0 {
-		w.Role, w.State, w.Host = s.role, s.state, s.host
-		if s.hb != nil {
-			t := s.hb.UTC()
-			w.LastHeartbeat = &t
-		}
-		if s.silence != nil {
-			w.Silence = time.Duration(*s.silence * float64(time.Second))
-		}
-		if s.grace != nil {
-			r.Grace = time.Duration(*s.grace * float64(time.Second))
-		}
-	}
-	if len(s.caps) > 0 {
-		if c, ok := decodeCapabilities(s.caps); ok {
-			w.Capabilities = c
-		} else {
-			_ = json.Unmarshal(s.caps, &w.Capabilities)
-		}
-	}
-	if len(s.runtimes) > 0 {
-		rt, ok := decodeStringList(s.runtimes)
-		if !ok && json.Unmarshal(s.runtimes, &rt) != nil {
-			rt = nil
-		}
-		w.Capabilities.Runtimes = rt
-	}
-	if s.interval != nil {
-		w.Capabilities.HeartbeatInterval = *s.interval
-	}
-	if len(s.meta) > 0 && s.f&FieldMeta != 0 {
-		_ = json.Unmarshal(s.meta, &w.Meta)
-	}
-	if s.f&FieldMetaJSON != 0 {
-		r.MetaJSON = s.meta // Scan made it a copy of its own
-	}
-	return nil
 }
 
 // StreamError is a database error of a stream, with the step that failed.

@@ -40,6 +40,17 @@ func collect(t testing.TB, pool *pgxpool.Pool, opts workers.ListOptions, so work
 // heartbeat instead.
 func sameWorker(t testing.TB, l workers.Listing, got workers.Row, want workers.Worker) {
 	t.Helper()
+	sameWorkerButGrace(t, l, got, want)
+	if got.Grace != l.GraceOf(want) {
+		t.Errorf("%s: grace %v, List's %v", want.Name, got.Grace, l.GraceOf(want))
+	}
+}
+
+// sameWorkerButGrace is sameWorker without the grace, for workers whose
+// heartbeat_grace column was written by hand (List derives the grace from
+// capabilities, as the trigger that keeps the column does).
+func sameWorkerButGrace(t testing.TB, l workers.Listing, got workers.Row, want workers.Worker) {
+	t.Helper()
 	g := got.Worker
 	if got.Late() != l.Late(want) {
 		t.Errorf("%s: late %v, List's %v", want.Name, got.Late(), l.Late(want))
@@ -53,11 +64,12 @@ func sameWorker(t testing.TB, l workers.Listing, got workers.Row, want workers.W
 		}
 	}
 	g.Silence, want.Silence = 0, 0
+	if (g.Port == nil) != (want.Port == nil) || g.Port != nil && *g.Port != *want.Port {
+		t.Errorf("%s: port %v, List's %v", want.Name, g.Port, want.Port)
+	}
+	g.Port, want.Port = nil, nil
 	if fmt.Sprintf("%#v", g) != fmt.Sprintf("%#v", want) {
 		t.Errorf("streamed worker differs from List's:\n stream %#v\n   list %#v", g, want)
-	}
-	if got.Grace != l.GraceOf(want) {
-		t.Errorf("%s: grace %v, List's %v", want.Name, got.Grace, l.GraceOf(want))
 	}
 	if inst, _ := want.Meta["instance_id"].(string); got.InstanceID != inst {
 		t.Errorf("%s: instance %q, want %q", want.Name, got.InstanceID, inst)
