@@ -204,42 +204,9 @@ func (db *DB) sessionSettingsKept(ctx context.Context) bool {
 func (db *DB) Close() { db.Pool.Close() }
 
 // Introspect (re)reads which tables and columns exist where search_path
-// resolves them. Open calls it; `migrate` calls it again after changing the schema.
+// resolves them (db.Runtime, db.Worker and db.Facts, from one statement).
+// Open calls it; `migrate` calls it again after changing the schema.
 func (db *DB) Introspect(ctx context.Context) error {
-	rows, err := db.Pool.Query(ctx, `
-		SELECT c.relname, a.attname
-		FROM pg_class c
-		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-		WHERE c.oid IN (to_regclass('runtime'), to_regclass('worker'))`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	db.Runtime = RuntimeColumns{}
-	db.Worker = WorkerColumns{Columns: map[string]bool{}}
-	for rows.Next() {
-		var table, col string
-		if err := rows.Scan(&table, &col); err != nil {
-			return err
-		}
-		switch table {
-		case "runtime":
-			db.Runtime.Exists = true
-			switch col {
-			case "runtime_type":
-				db.Runtime.HasType = true
-			case "retired_at":
-				db.Runtime.HasRetiredAt = true
-			}
-		case "worker":
-			db.Worker.Exists = true
-			db.Worker.Columns[col] = true
-		}
-	}
-	db.Worker.HasRole = db.Worker.Columns["worker_role"]
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	return db.introspectFacts(ctx)
 }
 

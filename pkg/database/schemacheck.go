@@ -27,7 +27,9 @@ type SchemaFacts struct {
 	Unique map[string]bool
 	// Elsewhere maps a schema other than the configured one to the
 	// attunectl tables ("runtime", "worker") it holds that attunectl did not
-	// create (Attune's own tables), in the order of the schema names.
+	// create (Attune's own tables), in the order of the schema names. It is
+	// read only when Found is empty (the one case it is reported), and
+	// empty otherwise.
 	Elsewhere map[string][]string
 }
 
@@ -161,9 +163,14 @@ func sortedKeys(m map[string][]string) []string {
 	return keys
 }
 
-// introspectFacts fills db.Facts. Introspect calls it.
+// introspectFacts fills db.Runtime, db.Worker and db.Facts. Introspect
+// calls it. The schemas elsewhere that hold Attune's tables are looked for
+// only when search_path finds neither table: that is the one case
+// requireHome reports them.
 func (db *DB) introspectFacts(ctx context.Context) error {
 	f := SchemaFacts{Found: map[string]string{}, Columns: map[string]map[string]bool{}, Unique: map[string]bool{}, Elsewhere: map[string][]string{}}
+	rt := RuntimeColumns{}
+	wk := WorkerColumns{Columns: map[string]bool{}}
 	rows, err := db.Pool.Query(ctx, `
 		SELECT c.relname, n.nspname, a.attname,
 			EXISTS (SELECT 1 FROM pg_index i
@@ -191,17 +198,33 @@ func (db *DB) introspectFacts(ctx context.Context) error {
 		if unique {
 			f.Unique[table+"."+col] = true
 		}
+		switch table {
+		case "runtime":
+			rt.Exists = true
+			switch col {
+			case "runtime_type":
+				rt.HasType = true
+			case "retired_at":
+				rt.HasRetiredAt = true
+			}
+		case "worker":
+			wk.Exists = true
+			wk.Columns[col] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	others, err := attuneTablesElsewhere(ctx, db.Pool, db.Schema)
-	if err != nil {
-		return err
+	wk.HasRole = wk.Columns["worker_role"]
+	if len(f.Found) == 0 {
+		others, err := attuneTablesElsewhere(ctx, db.Pool, db.Schema)
+		if err != nil {
+			return err
+		}
+		f.Elsewhere = others
 	}
-	f.Elsewhere = others
-	db.Facts = f
+	db.Runtime, db.Worker, db.Facts = rt, wk, f
 	return nil
 }
 
