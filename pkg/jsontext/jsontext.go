@@ -219,7 +219,7 @@ func (r *Reader) StringListOf(str func([]byte) string) ([]string, bool) {
 	if !r.Eat('[') {
 		return nil, false
 	}
-	list := []string{}
+	list := make([]string, 0, 4) // a worker has a handful of runtimes
 	if r.Eat(']') {
 		return list, true
 	}

@@ -110,28 +110,36 @@ func (t *tableStream) scratch(r []string) ([]string, []int) {
 }
 
 // cells puts r's cells, line breaks and tabs made blanks, into row and
-// their display widths into ws; missing cells stay blank.
+// their display widths into ws; missing cells stay blank. A cell of
+// printable ASCII (nearly every one) is measured by its length in the same
+// pass that finds it has nothing to replace.
 func (t *tableStream) cells(r []string, row []string, ws []int) {
 	for i := 0; i < t.n && i < len(r); i++ {
 		c := r[i]
-		if strings.ContainsAny(c, "\r\n\t") {
-			c = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(c)
+		w, ascii := asciiWidth(c)
+		if !ascii {
+			if strings.ContainsAny(c, "\r\n\t") {
+				c = blanks.Replace(c)
+			}
+			w = twwidth.Width(c)
 		}
 		row[i] = c
-		ws[i] = displayWidth(c)
+		ws[i] = w
 	}
 }
 
-// displayWidth is c's width on a terminal: its length when it is printable
-// ASCII (nearly every cell), otherwise twwidth's count (wide runes two,
-// colour escape sequences nothing).
-func displayWidth(c string) int {
+// blanks makes line breaks and tabs blanks.
+var blanks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
+
+// asciiWidth is len(c) and true when c is printable ASCII, where that is
+// its width on a terminal.
+func asciiWidth(c string) (int, bool) {
 	for i := 0; i < len(c); i++ {
 		if b := c[i]; b < 0x20 || b >= 0x7f {
-			return twwidth.Width(c)
+			return 0, false
 		}
 	}
-	return len(c)
+	return len(c), true
 }
 
 // release fixes the widths and writes the rows held back.
