@@ -231,7 +231,7 @@ func streamWorkers(ctx context.Context, app *App, db *database.DB, w io.Writer, 
 	}
 	return printStream(ctx, app, db, workerSpec(o.Stale, true).NewPrinter(w, o.Format, output.PrinterOptions{Palette: o.Palette}), what,
 		func(fn func(workers.Row) error) (workers.StreamResult, error) {
-			return workers.Stream(ctx, db.Pool, o.listOptions(), workers.StreamOptions{Fields: workerFields(o.Format, true)}, fn)
+			return workers.Stream(ctx, db.Pool, o.listOptions(), workers.StreamOptions{Fields: workerFields(o.Format, true, o.Palette)}, fn)
 		})
 }
 

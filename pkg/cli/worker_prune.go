@@ -287,7 +287,7 @@ func pruneDryRun(ctx context.Context, app *App, db *database.DB, o workerPruneOp
 	// Streamed: a dry run of a big prune lists every worker it would change.
 	p := workerSpec(true, false).NewPrinter(app.Out, o.Format, output.PrinterOptions{Palette: o.Palette})
 	n, err := printStream(ctx, app, db, p, "listing the workers to prune", func(fn func(workers.Row) error) (workers.StreamResult, error) {
-		return workers.StreamPrunePreview(ctx, db.Pool, po, workers.StreamOptions{Fields: workerFields(o.Format, false)}, fn)
+		return workers.StreamPrunePreview(ctx, db.Pool, po, workers.StreamOptions{Fields: workerFields(o.Format, false, o.Palette)}, fn)
 	})
 	if err != nil {
 		return err

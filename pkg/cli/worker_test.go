@@ -225,7 +225,7 @@ func TestWorkerGoldenStreamed(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					var buf bytes.Buffer
 					p := workerSpec(c.stale, true).NewPrinter(&buf, f, output.PrinterOptions{Palette: output.Palette{On: color}})
-					_, err := workers.Stream(ctx, db.Pool, workers.ListOptions{StaleOnly: c.stale}, workers.StreamOptions{Fields: workerFields(f, true), BatchSize: 3}, func(r workers.Row) error {
+					_, err := workers.Stream(ctx, db.Pool, workers.ListOptions{StaleOnly: c.stale}, workers.StreamOptions{Fields: workerFields(f, true, output.Palette{On: color}), BatchSize: 3}, func(r workers.Row) error {
 						r.At = goldenNow
 						r.Created, r.Updated = move(r.Created), move(r.Updated)
 						if r.LastHeartbeat != nil {

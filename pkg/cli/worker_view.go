@@ -216,8 +216,10 @@ func workerSpec(stale, withPlacement bool) output.Spec[workers.Row] {
 
 // workerFields is what the stream reads for format f: names only for -o
 // name, the table's few columns (no capabilities or meta decoded) for the
-// table, everything for json and yaml.
-func workerFields(f output.Format, withPlacement bool) workers.Fields {
+// table, everything for json and yaml. The heartbeat interval, which the
+// table shows only as the colour of a late worker, is read only when the
+// palette colours.
+func workerFields(f output.Format, withPlacement bool, p output.Palette) workers.Fields {
 	var fs workers.Fields
 	switch f {
 	case output.Name:
@@ -228,6 +230,9 @@ func workerFields(f output.Format, withPlacement bool) workers.Fields {
 		fs = workers.FieldsJSON
 	default:
 		fs = workers.FieldsTable
+		if !p.On {
+			fs &^= workers.FieldLate
+		}
 	}
 	if withPlacement {
 		fs |= workers.FieldPlacement

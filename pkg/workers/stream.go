@@ -25,10 +25,8 @@ const (
 	// FieldState reads Role, the derived State, Host, LastHeartbeat,
 	// Silence and Row.Grace: what the table shows.
 	FieldState Fields = 1 << iota
-	// FieldRuntimes reads Capabilities.Runtimes and
-	// Capabilities.HeartbeatInterval (what the table shows, and what
-	// Row.Late needs) as two small values, without the rest of the
-	// capabilities.
+	// FieldRuntimes reads Capabilities.Runtimes (what the table shows),
+	// without the rest of the capabilities.
 	FieldRuntimes
 	// FieldCapabilities reads and decodes the whole capabilities object
 	// (once), which includes FieldRuntimes.
@@ -48,8 +46,13 @@ const (
 	// FieldDetail reads ID, Type, the stored Status, Port, Created and
 	// Updated, which -o wide, json and yaml show and the table does not.
 	FieldDetail
+	// FieldLate reads Capabilities.HeartbeatInterval, without the rest of
+	// the capabilities: what Row.Late needs, which the table shows only as
+	// a colour (a number the server must print for every row, so a table
+	// without colour does not ask for it).
+	FieldLate
 
-	fieldsKnown = FieldDetail<<1 - 1
+	fieldsKnown = FieldLate<<1 - 1
 )
 
 // The field sets of attunectl's formats.
@@ -57,7 +60,7 @@ const (
 	// FieldsName is -o name: names only.
 	FieldsName Fields = 0
 	// FieldsTable is the table of worker list and worker stale.
-	FieldsTable = FieldState | FieldRuntimes
+	FieldsTable = FieldState | FieldRuntimes | FieldLate
 	// FieldsWide is -o wide: the table plus the details, runtime versions
 	// and the instance.
 	FieldsWide = FieldState | FieldDetail | FieldCapabilities | FieldInstance
@@ -123,7 +126,7 @@ type Placement struct {
 
 // Late reports whether the worker is active and has missed at least one
 // heartbeat but is still within its grace (as Listing.Late; needs
-// FieldState and FieldRuntimes or FieldCapabilities).
+// FieldState and FieldLate or FieldCapabilities).
 func (r Row) Late() bool {
 	return r.State == StatusActive && r.LastHeartbeat != nil && r.Silence > IntervalOf(r.Worker)
 }

@@ -184,6 +184,22 @@ func TestStreamFields(t *testing.T) {
 			t.Errorf("table row %s decoded more than the table shows: %+v", w.Name, r)
 		}
 	}
+
+	// Without colour the table does not read the heartbeat interval.
+	rows, _ = collect(t, db.Pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsTable &^ workers.FieldLate})
+	intervals := 0
+	for i, r := range rows {
+		w := l.Workers[i]
+		if w.Capabilities.HeartbeatInterval != 0 {
+			intervals++
+		}
+		if r.Capabilities.HeartbeatInterval != 0 || strings.Join(r.Capabilities.Runtimes, ",") != strings.Join(w.Capabilities.Runtimes, ",") || r.State != w.State {
+			t.Errorf("table row %s without FieldLate: interval %v, runtimes %v, state %s", w.Name, r.Capabilities.HeartbeatInterval, r.Capabilities.Runtimes, r.State)
+		}
+	}
+	if intervals == 0 {
+		t.Error("no worker of the fleet has a heartbeat interval: the check above proves nothing")
+	}
 }
 
 func TestStreamConsumerErrorStops(t *testing.T) {

@@ -98,14 +98,18 @@ func streamColumns(f Fields, stale, grace string) []streamCol {
 		add("created", dCreated)
 		add("updated", dUpdated)
 	}
+	// Capabilities.UnmarshalJSON reads a list of strings into Runtimes and
+	// a number into HeartbeatInterval; anything else is left out.
 	switch {
 	case f&FieldCapabilities != 0:
 		add("capabilities", dCaps)
-	case f&FieldRuntimes != 0:
-		// Capabilities.UnmarshalJSON reads a number into HeartbeatInterval
-		// and a list of strings into Runtimes; anything else is left out.
-		add("capabilities->'runtimes'", dRuntimes)
-		add("capabilities->'heartbeat_interval'", dInterval)
+	default:
+		if f&FieldRuntimes != 0 {
+			add("capabilities->'runtimes'", dRuntimes)
+		}
+		if f&FieldLate != 0 {
+			add("capabilities->'heartbeat_interval'", dInterval)
+		}
 	}
 	if f&FieldInstance != 0 {
 		add("CASE WHEN jsonb_typeof(meta->'instance_id') = 'string' THEN meta->>'instance_id' END", dInstance)
