@@ -11,8 +11,10 @@ import (
 
 func main() {
 	app := cli.NewApp()
-	ctx, stop := cli.SignalContext(context.Background(), app.Err)
+	// The signal handling lasts until the process exits: its stop function
+	// is not called, as signal.Stop waits for the signal machinery to go
+	// idle (up to milliseconds) for a process that is about to end anyway.
+	ctx, _ := cli.SignalContext(context.Background(), app.Err)
 	code := cli.Execute(ctx, app, os.Args[1:])
-	stop()
 	os.Exit(code)
 }
