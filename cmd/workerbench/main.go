@@ -907,9 +907,13 @@ func (b *bench) listBench(ctx context.Context) error {
 
 // listFields are the fields attunectl's worker list reads for each format
 // (pkg/cli's workerFields).
+// listFields are the fields attunectl's stream reads for each format, as
+// pkg/cli's workerFields chooses them for a listing without colour (the
+// benchmark's: NO_COLOR, output to a file), which does not read the
+// heartbeat interval (FieldLate): psql must run that very statement.
 var listFields = map[string]workers.Fields{
 	"name":  workers.FieldsName,
-	"table": workers.FieldsTable | workers.FieldPlacement,
+	"table": workers.FieldsTable&^workers.FieldLate | workers.FieldPlacement,
 	"json":  workers.FieldsJSON | workers.FieldPlacement,
 }
 
