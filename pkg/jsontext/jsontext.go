@@ -169,6 +169,19 @@ func (r *Reader) PlainString() (string, bool) {
 	return string(b), ok
 }
 
+// PlainBytes is PlainString without the copy: the bytes are the input's.
+func (r *Reader) PlainBytes() ([]byte, bool) { return r.plainBytes() }
+
+// PlainStringOf is PlainString with str making the string from its bytes,
+// as StringListOf.
+func (r *Reader) PlainStringOf(str func([]byte) string) (string, bool) {
+	b, ok := r.plainBytes()
+	if !ok {
+		return "", false
+	}
+	return str(b), true
+}
+
 // Number reads a number's text, checked against JSON's grammar.
 func (r *Reader) Number() ([]byte, bool) {
 	r.space()
@@ -241,6 +254,12 @@ func (r *Reader) StringListOf(str func([]byte) string) ([]string, bool) {
 // StringMap reads an object of plain strings; {} is an empty, non-nil
 // map. A key that repeats is false (json.Unmarshal would keep the last).
 func (r *Reader) StringMap() (map[string]string, bool) {
+	return r.StringMapOf(func(b []byte) string { return string(b) })
+}
+
+// StringMapOf is StringMap with str making each key's and value's string
+// from its bytes, as StringListOf.
+func (r *Reader) StringMapOf(str func([]byte) string) (map[string]string, bool) {
 	if !r.Eat('{') {
 		return nil, false
 	}
@@ -249,15 +268,16 @@ func (r *Reader) StringMap() (map[string]string, bool) {
 		return m, true
 	}
 	for {
-		k, ok := r.PlainString()
+		kb, ok := r.plainBytes()
 		if !ok || !r.Eat(':') {
 			return nil, false
 		}
-		v, ok := r.PlainString()
+		k := str(kb)
+		vb, ok := r.plainBytes()
 		if _, dup := m[k]; !ok || dup {
 			return nil, false
 		}
-		m[k] = v
+		m[k] = str(vb)
 		if r.Eat('}') {
 			return m, true
 		}

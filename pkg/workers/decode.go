@@ -28,6 +28,13 @@ func decodeStringList(b []byte) ([]string, bool) {
 // writes); anything else (another key, which goes to Extra, a value of
 // another type, null, a key twice) is left to UnmarshalJSON.
 func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
+	return decodeCapabilitiesOf(b, func(b []byte) string { return string(b) })
+}
+
+// decodeCapabilitiesOf is decodeCapabilities with str making every string
+// (runtimes, versions, the sensor version): a stream shares the strings
+// a fleet repeats on every row.
+func decodeCapabilitiesOf(b []byte, str func([]byte) string) (c Capabilities, ok bool) {
 	r := jsontext.NewReader(b)
 	if !r.Eat('{') {
 		return c, false
@@ -37,15 +44,15 @@ func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
 	}
 	var seen uint
 	for {
-		key, ok := r.PlainString()
+		kb, ok := r.PlainBytes()
 		if !ok || !r.Eat(':') {
 			return c, false
 		}
 		var bit uint
-		switch key {
+		switch string(kb) {
 		case "runtimes":
 			bit = 1
-			c.Runtimes, ok = r.StringList()
+			c.Runtimes, ok = r.StringListOf(str)
 		case "max_concurrent_sensors":
 			bit = 2
 			var n []byte
@@ -56,10 +63,10 @@ func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
 			}
 		case "sensor_version":
 			bit = 4
-			c.SensorVersion, ok = r.PlainString()
+			c.SensorVersion, ok = r.PlainStringOf(str)
 		case "runtime_versions":
 			bit = 8
-			c.RuntimeVersions, ok = r.StringMap()
+			c.RuntimeVersions, ok = r.StringMapOf(str)
 		case "heartbeat_interval":
 			bit = 16
 			var n []byte
@@ -70,7 +77,7 @@ func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
 			}
 		case "detection_source":
 			bit = 32
-			c.DetectionSource, ok = r.PlainString()
+			c.DetectionSource, ok = r.PlainStringOf(str)
 		default:
 			return c, false
 		}

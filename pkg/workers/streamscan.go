@@ -236,7 +236,7 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 			}
 		case dCaps:
 			if len(v) > 0 {
-				if c, ok := decodeCapabilities(v); ok {
+				if c, ok := decodeCapabilitiesOf(v, s.word); ok {
 					w.Capabilities = c
 				} else {
 					_ = json.Unmarshal(v, &w.Capabilities)
