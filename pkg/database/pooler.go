@@ -32,7 +32,9 @@ import (
 //
 // in front of each transaction — as a prefix of a simple-protocol query, or
 // as a Parse/Bind/Execute before the first extended-protocol message after a
-// Sync — and swallows the replies to it, so pgx never sees them. set_config
+// Sync, but not inside an explicit transaction, whose first statement set
+// them already (inTransaction) — and swallows the replies to it, so pgx
+// never sees them. set_config
 // with is_local = true lasts until the end of the transaction (an implicit
 // one included), which is exactly how long the pooler lends the server
 // connection. Statements run with QueryExecModeExec: unnamed

@@ -18,8 +18,14 @@ import (
 // prints jsonb (["a", "b"]), as json.Unmarshal into a []string does: the
 // runtimes of every row of a table.
 func decodeStringList(b []byte) ([]string, bool) {
+	return decodeStringListOf(b, func(b []byte) string { return string(b) })
+}
+
+// decodeStringListOf is decodeStringList with str making each string, as
+// decodeCapabilitiesOf.
+func decodeStringListOf(b []byte, str func([]byte) string) ([]string, bool) {
 	r := jsontext.NewReader(b)
-	list, ok := r.StringList()
+	list, ok := r.StringListOf(str)
 	return list, ok && r.End()
 }
 

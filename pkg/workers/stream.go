@@ -174,10 +174,17 @@ func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so Stream
 	}
 	p := newListParts(opts)
 	return streamQuery(ctx, pool, func(f Fields) (string, []any, []streamCol) {
-		cols := streamColumns(f, p.stale, p.grace)
-		q, args := p.finish("SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + p.tail)
-		return q, args, cols
+		return p.streamStatement(f)
 	}, so, fn)
+}
+
+// streamStatement is the statement of a stream of fields for the list p
+// describes, with its arguments and columns; the worker's own grace is
+// still the function's (useGraceColumn makes it the column's).
+func (p listParts) streamStatement(f Fields) (string, []any, []streamCol) {
+	cols := streamColumns(f, p.stale, p.grace)
+	q, args := p.finish("SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + p.tail)
+	return q, args, cols
 }
 
 // Rows is Stream as an iterator: for row, err := range Rows(…). A non-nil
@@ -228,8 +235,7 @@ func (so StreamOptions) validate() error {
 // schema migrated by attunectl: List's conditions and order, with the
 // columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
-	p := newListParts(opts)
-	q, a := p.finish("SELECT " + selectList(streamColumns(fields, p.stale, p.grace)) + "\nFROM " + streamFrom(fields) + p.tail)
+	q, a, _ := newListParts(opts).streamStatement(fields)
 	return useGraceColumn(q), a
 }
 
@@ -384,7 +390,7 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, build func(Fields) (st
 		var got int64
 		for rows.Next() {
 			buf = append(buf, Row{})
-			if err := s.scan(rows, res.At, &buf[len(buf)-1]); err != nil {
+			if err := s.scan(rows, &buf[len(buf)-1]); err != nil {
 				wd.pause()
 				rows.Close()
 				send(fail(err, got))

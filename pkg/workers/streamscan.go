@@ -13,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/attune-automation/attunectl/pkg/jsontext"
 )
 
 // A stream's statement is written for the server's cost per row as much
@@ -153,15 +151,15 @@ type rowScanner struct {
 	cols   []streamCol
 	fields []pgconn.FieldDescription
 	m      *pgtype.Map
-	// atMicros is the statement's now() in microseconds since the epoch.
-	atMicros int64
+	// at is the statement's now(), every row's Row.At.
+	at time.Time
 	// words interns the values a fleet repeats on every row (role, state,
-	// status, type, runtimes): one string each, not one per row.
+	// status, type, runtimes, versions): one string each, not one per row.
 	words map[string]string
 }
 
 func newRowScanner(f Fields, cols []streamCol, m *pgtype.Map, at time.Time) *rowScanner {
-	return &rowScanner{f: f, cols: cols, m: m, atMicros: at.UnixMicro(), words: map[string]string{}}
+	return &rowScanner{f: f, cols: cols, m: m, at: at, words: map[string]string{}}
 }
 
 // word returns b as a string, shared with every equal value before it;
@@ -180,14 +178,14 @@ func (s *rowScanner) word(b []byte) string {
 // scan decodes the current row of rows into *r, which it overwrites: a
 // batch's rows are decoded in place, never built and copied. A stream
 // with FieldsAll yields the workers List returns.
-func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
+func (s *rowScanner) scan(rows pgx.Rows, r *Row) error {
 	if s.fields == nil {
 		s.fields = rows.FieldDescriptions()
 		if len(s.fields) != len(s.cols) {
 			return fmt.Errorf("reading a worker row: %d columns, want %d", len(s.fields), len(s.cols))
 		}
 	}
-	*r = Row{At: at}
+	*r = Row{At: s.at}
 	w := &r.Worker
 	var silence bool
 	for i, v := range rows.RawValues() {
@@ -244,7 +242,7 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 			}
 		case dRuntimes:
 			if len(v) > 0 {
-				rt, ok := s.stringList(v)
+				rt, ok := decodeStringListOf(v, s.word)
 				if !ok && json.Unmarshal(v, &rt) != nil {
 					rt = nil
 				}
@@ -283,7 +281,7 @@ func (s *rowScanner) scan(rows pgx.Rows, at time.Time, r *Row) error {
 		}
 	}
 	if silence {
-		w.Silence = silenceOf(s.atMicros, w.LastHeartbeat.UnixMicro())
+		w.Silence = silenceOf(s.at.UnixMicro(), w.LastHeartbeat.UnixMicro())
 	}
 	return nil
 }
@@ -316,14 +314,6 @@ func (s *rowScanner) wordOf(fd *pgconn.FieldDescription, v []byte) (string, erro
 		return s.word(v), nil
 	}
 	return s.text(fd, v)
-}
-
-// stringList decodes a list of runtimes as decodeStringList does,
-// sharing each runtime's name with the rows before.
-func (s *rowScanner) stringList(v []byte) ([]string, bool) {
-	r := jsontext.NewReader(v)
-	list, ok := r.StringListOf(s.word)
-	return list, ok && r.End()
 }
 
 // Microseconds between PostgreSQL's epoch (2000-01-01) and Unix's.
@@ -390,24 +380,21 @@ func (s *rowScanner) integer(fd *pgconn.FieldDescription, v []byte) (*int64, err
 	if v == nil {
 		return nil, nil
 	}
-	if fd.Format == pgx.BinaryFormatCode {
-		var n int64
-		switch {
-		case fd.DataTypeOID == pgtype.Int8OID && len(v) == 8:
-			n = int64(binary.BigEndian.Uint64(v))
-		case fd.DataTypeOID == pgtype.Int4OID && len(v) == 4:
-			n = int64(int32(binary.BigEndian.Uint32(v)))
-		case fd.DataTypeOID == pgtype.Int2OID && len(v) == 2:
-			n = int64(int16(binary.BigEndian.Uint16(v)))
-		default:
-			goto generic
-		}
-		return &n, nil
-	}
-generic:
 	var n int64
-	if err := s.m.Scan(fd.DataTypeOID, fd.Format, v, &n); err != nil {
-		return nil, err
+	binaryOf := func(oid uint32, size int) bool {
+		return fd.Format == pgx.BinaryFormatCode && fd.DataTypeOID == oid && len(v) == size
+	}
+	switch {
+	case binaryOf(pgtype.Int8OID, 8):
+		n = int64(binary.BigEndian.Uint64(v))
+	case binaryOf(pgtype.Int4OID, 4):
+		n = int64(int32(binary.BigEndian.Uint32(v)))
+	case binaryOf(pgtype.Int2OID, 2):
+		n = int64(int16(binary.BigEndian.Uint16(v)))
+	default:
+		if err := s.m.Scan(fd.DataTypeOID, fd.Format, v, &n); err != nil {
+			return nil, err
+		}
 	}
 	return &n, nil
 }
