@@ -100,6 +100,9 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 		opts.AppName = AppName
 	}
 	RememberSecrets(opts.URL)
+	if err := checkUserinfo(opts.URL); err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w (expected postgres://user:password@host:5432/dbname or host=… dbname=…; check --database-url or ATTUNE__DATABASE__URL)", RedactError(err))

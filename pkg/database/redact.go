@@ -2,6 +2,7 @@ package database
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -16,9 +17,10 @@ import (
 // Mask replaces a password wherever attunectl prints or logs text.
 const Mask = "xxxxx"
 
-// minSecretLen is the shortest remembered password that Redact replaces
-// wherever it occurs. A shorter one ("x") would mangle every message it
-// happens to occur in; it is still hidden where it stands in a URL or DSN.
+// minSecretLen is the shortest remembered spelling of a password that
+// Redact replaces wherever it occurs (see standsOut). A shorter one would
+// mangle every message it happens to occur in; it is still hidden where it
+// stands in a URL or DSN.
 const minSecretLen = 4
 
 var (
@@ -33,8 +35,9 @@ var (
 	kvPassRe = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)+\\?)`)
 )
 
-// secrets are the passwords this process knows of (RememberSecrets),
-// longest first, so that a password containing another is replaced whole.
+// secrets are the spellings of passwords this process knows of
+// (RememberSecrets) that Redact may replace wherever they occur, longest
+// first, so that a password containing another is replaced whole.
 var secrets struct {
 	mu   sync.RWMutex
 	list []string
@@ -44,14 +47,19 @@ var secrets struct {
 // RememberSecrets finds every password in connString — a postgres:// URL or
 // a keyword/value DSN — the way pgx reads it (pgconn.ParseConfig: the URL's
 // userinfo, password= and sslpassword= query parameters or keywords, quoted
-// values, PGPASSWORD and the passfile), together with the spellings it has
-// in the text (percent-encoded, quoted, backslash-escaped) and what a
-// reader of a malformed string would take for a password (everything up to
-// the last '@' of the authority, the rest of a password= value after a
-// '&'). From then on Redact replaces each of them wherever it occurs, so a
-// password shows in no error, log line or printed configuration, even where
-// it is no longer next to "password=" (pgx reading "u:p@SECRET@host" as the
-// host "SECRET@host" names it in a DNS error).
+// values), together with the spellings it has in the text (percent-encoded,
+// quoted, backslash-escaped) and what a reader of a malformed string would
+// take for a password (everything up to the last '@' of the authority, the
+// rest of a password= value after a '&').
+//
+// Redact masks passwords by parsing the URLs and DSNs it finds in a text.
+// A remembered spelling is also masked on its own, wherever it occurs, only
+// when it cannot be ordinary text: it has at least four characters and one
+// that is neither a letter, a digit nor one of "-._~" (a password typed
+// into a URL unencoded, whose pieces a parser may print apart from the
+// URL). A password that is a plain word ("attune", "worker") is hidden
+// where it stands as a password and leaves every other word of a message
+// as it was: "run `attunectl migrate up`" stays readable.
 //
 // Call it with every connection string the process will use, before using
 // it: the configured database URL at load time, and any URL a command is
@@ -67,13 +75,31 @@ func RememberSecrets(connString string) {
 		secrets.seen = map[string]bool{}
 	}
 	for _, s := range found {
-		if len(s) < minSecretLen || secrets.seen[s] {
+		if !standsOut(s) || secrets.seen[s] {
 			continue
 		}
 		secrets.seen[s] = true
 		secrets.list = append(secrets.list, s)
 	}
 	sort.SliceStable(secrets.list, func(i, j int) bool { return len(secrets.list[i]) > len(secrets.list[j]) })
+}
+
+// standsOut reports whether a spelling of a password can be masked wherever
+// it occurs without rewriting ordinary text: at least minSecretLen
+// characters, one of them outside the letters, digits and "-._~" that
+// words, identifiers and host names are made of.
+func standsOut(s string) bool {
+	if len(s) < minSecretLen {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-._~", r):
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // SecretsIn lists the passwords of connString and their spellings (see
@@ -122,6 +148,24 @@ func SecretsIn(connString string) []string {
 		}
 	}
 	return out
+}
+
+// checkUserinfo refuses a URL whose authority holds more than one '@': pgx
+// ends the user info at the first one and would take the rest of the
+// password for the host name, and print it in its errors. The message
+// names the fault, never the URL.
+func checkUserinfo(connString string) error {
+	rest, ok := cutScheme(connString)
+	if !ok {
+		return nil
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if strings.Count(rest, "@") > 1 {
+		return errors.New("parsing database URL: more than one '@' before the host: percent-encode an '@' in the user name or password as %40 (check --database-url or ATTUNE__DATABASE__URL)")
+	}
+	return nil
 }
 
 func cutScheme(s string) (string, bool) {
@@ -266,10 +310,10 @@ func unescapeKeywordValue(s string) string {
 	return b.String()
 }
 
-// Redact hides every password in s: each password RememberSecrets was told
-// of, in any of its spellings, wherever it occurs; then, for connection
-// strings it was not told of, the user-info password and password= query
-// values of URLs and the password= values of keyword/value DSNs. It is
+// Redact hides every password in s: the user-info password and password=
+// query values of the URLs in it and the password= values of keyword/value
+// DSNs, found by parsing them; and each remembered spelling that stands out
+// from ordinary text (see RememberSecrets), wherever it occurs. It is
 // applied to every error and log line that may carry a connection string.
 func Redact(s string) string {
 	secrets.mu.RLock()
