@@ -37,12 +37,13 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 	}
 	embedded := opts.URL == ""
 	created := false
+	dataDir := ""
 	if embedded {
-		url, c, err := a.startEmbedded(ctx)
+		url, dir, c, err := a.startEmbedded(ctx)
 		if err != nil {
 			return nil, err
 		}
-		opts.URL, created = url, c
+		opts.URL, dataDir, created = url, dir, c
 	}
 	if !embedded {
 		// A URL that cannot be parsed is bad input (exit 2), not a failed connection.
@@ -54,12 +55,23 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 	if err != nil {
 		return nil, err
 	}
+	migrated := false
 	if embedded && (created || co.migrateEmbedded) && db.RequireSchema() != nil {
 		if err := database.MigrateUp(ctx, db); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("migrating the embedded database: %w", err)
 		}
-		a.Log.Info("migrated the embedded database", "schema", db.Schema)
+		migrated = true
+	}
+	if embedded && !a.embeddedNoted {
+		// One short line, once per process, through the logger so that
+		// --log-level warn quiets it and --log-format json shapes it.
+		a.embeddedNoted = true
+		msg := "no database configured: using the embedded PostgreSQL"
+		if migrated {
+			msg = "no database configured: using the embedded PostgreSQL (schema created)"
+		}
+		a.Log.Info(msg, "data_dir", dataDir)
 	}
 	if !co.skipSchemaCheck {
 		if err := db.RequireSchema(); err != nil {
@@ -93,22 +105,16 @@ func (a *App) embeddedOptions() (embeddedpg.Options, error) {
 	return embeddedpg.Options{DataDir: dir}, nil
 }
 
-// startEmbedded starts (or reuses) the embedded server and returns its URL
-// and whether this start created its database.
-func (a *App) startEmbedded(ctx context.Context) (string, bool, error) {
+// startEmbedded starts (or reuses) the embedded server and returns its URL,
+// its data directory and whether this start created its database.
+func (a *App) startEmbedded(ctx context.Context) (string, string, bool, error) {
 	opts, err := a.embeddedOptions()
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	srv, err := embeddedpg.Start(ctx, opts)
 	if err != nil {
-		return "", false, fmt.Errorf("starting the embedded database: %w", err)
+		return "", "", false, fmt.Errorf("starting the embedded database: %w", err)
 	}
-	if !a.embeddedNoted {
-		a.embeddedNoted = true
-		// One log line, so --log-level and --log-format apply to it.
-		a.Log.Info("no database configured: using the embedded PostgreSQL", "data_dir", srv.DataDir(),
-			"hint", "stop it with `attunectl embedded stop`; set --database-url or ATTUNE__DATABASE__URL to use another server")
-	}
-	return srv.ConnString("attune"), srv.CreatedDatabase(), nil
+	return srv.ConnString("attune"), srv.DataDir(), srv.CreatedDatabase(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 	"github.com/spf13/cobra"
 )
@@ -57,22 +58,43 @@ hold one runtime object, a list of them, or several YAML documents:
 // readManifestFile reads and validates a manifest; "-" is the App's stdin.
 // Every error is a usage error (exit 2): the input is wrong.
 func readManifestFile(app *App, path string) ([]runtimes.Runtime, error) {
+	name := path
+	if path == "-" {
+		name = "stdin"
+	}
+	data, err := readManifestBytes(app, path, runtimes.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	if msg := manifest.CheckJSON(path, data); msg != "" {
+		return nil, usageError(fmt.Errorf("%s: %w", name, &runtimes.ValidationError{Problems: []runtimes.Problem{{Msg: msg}}}))
+	}
+	rts, err := runtimes.ParseManifest(data)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("%s: %w", name, err))
+	}
+	return rts, nil
+}
+
+// readManifestBytes reads at most limit+1 bytes of a manifest file ("-" is
+// the App's stdin): the parser refuses what is larger without reading it
+// all. A file that cannot be read is bad input (exit 2).
+func readManifestBytes(app *App, path string, limit int) ([]byte, error) {
 	var r io.Reader = app.In
-	name := "stdin"
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, usageError(fmt.Errorf("reading manifest: %w: check the path given to -f", err))
 		}
 		defer f.Close()
-		r, name = f, path
+		r = f
 	}
 	if r == nil {
 		r = strings.NewReader("")
 	}
-	rts, err := runtimes.ReadManifest(r)
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
-		return nil, usageError(fmt.Errorf("%s: %w", name, err))
+		return nil, usageError(fmt.Errorf("reading manifest %s: %w", path, err))
 	}
-	return rts, nil
+	return data, nil
 }

@@ -3,13 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 )
 
@@ -40,26 +38,26 @@ and ` + "`sensor disable`" + ` switch sensors on and off.`,
 }
 
 // readSensorManifest reads and validates a sensor manifest; "-" is the
-// App's stdin. Every error is a usage error (exit 2): the input is wrong.
+// App's stdin. It returns the sensors as far as they could be read with a
+// *sensors.ValidationError, so that `sensor add` can add the problems only
+// the database can tell; the caller words the error (sensorManifestError).
 func readSensorManifest(app *App, path string) ([]sensors.Sensor, error) {
-	var r io.Reader = app.In
-	name := "stdin"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, usageError(fmt.Errorf("reading manifest: %w: check the path given to -f", err))
-		}
-		defer f.Close()
-		r, name = f, path
-	}
-	if r == nil {
-		r = strings.NewReader("")
-	}
-	ss, err := sensors.ReadManifest(r)
+	data, err := readManifestBytes(app, path, sensors.MaxManifestSize)
 	if err != nil {
-		return nil, usageError(fmt.Errorf("%s: %w; nothing was written", name, err))
+		return nil, err
 	}
-	return ss, nil
+	if msg := manifest.CheckJSON(path, data); msg != "" {
+		return nil, &sensors.ValidationError{Problems: []sensors.Problem{{Msg: msg}}}
+	}
+	return sensors.ParseManifest(data)
+}
+
+// sensorManifestError words a manifest's problems as bad input (exit 2).
+func sensorManifestError(path string, err error) error {
+	if path == "-" {
+		path = "stdin"
+	}
+	return usageError(fmt.Errorf("%s: %w; nothing was written", path, err))
 }
 
 // completeSensorRefs completes sensor refs from the sensor table, leaving

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -77,8 +78,14 @@ were created), json and yaml ({created, updated, triggers_created}), name
 				return err
 			}
 			o.Format = f
-			// Nothing touches the database before the input is known to be valid.
+			// Nothing is written unless the whole input is valid; a manifest
+			// with problems is still held against the database's runtimes,
+			// so that every problem is reported in one pass.
 			ss, err := readSensorManifest(app, o.File)
+			var ve *sensors.ValidationError
+			if errors.As(err, &ve) {
+				return sensorManifestError(o.File, withUnknownRuntimes(cmd.Context(), app, ss, ve))
+			}
 			if err != nil {
 				return err
 			}
@@ -94,6 +101,24 @@ were created), json and yaml ({created, updated, triggers_created}), name
 	fs.BoolVar(&o.Update, "update", false, "replace sensors whose ref exists already")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
+}
+
+// withUnknownRuntimes adds to ve the runtimes of ss that the database
+// lacks. When the database cannot be reached, ve is reported as it is.
+func withUnknownRuntimes(ctx context.Context, app *App, ss []sensors.Sensor, ve *sensors.ValidationError) error {
+	if len(ss) == 0 {
+		return ve
+	}
+	db, err := app.connect(ctx, connectOptions{})
+	if err != nil {
+		return ve
+	}
+	defer db.Close()
+	more, err := sensors.UnknownRuntimes(ctx, db.Pool, ss)
+	if err != nil || len(more) == 0 {
+		return ve
+	}
+	return &sensors.ValidationError{Problems: sensors.SortProblems(append(slices.Clone(ve.Problems), more...))}
 }
 
 // sensorAddReport is what `sensor add -o json|yaml` prints.

@@ -163,6 +163,10 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 		if sb, err = d.options.Sandbox(); err != nil {
 			return usageErrorf("sensor run: %v (or set sensor.run_sensors: false to only register)", err)
 		}
+		if sb.Dynamic() {
+			app.Log.Info("sensor.run_as is not set: commands from the database run as an unprivileged uid of their own",
+				"user", sb.User().String(), "home", sb.User().Home, "hint", "set sensor.run_as (--run-as) to choose the user")
+		}
 	}
 	svc, err := sensor.New(cfg, sensor.Options{
 		Connect: func(ctx context.Context) (*database.DB, error) { return app.connect(ctx, connectOptions{}) },

@@ -19,15 +19,25 @@ import (
 // exclusive lock on the table — instead of PostgreSQL's bare "canceling
 // statement due to statement timeout". A filter value the database cannot
 // hold is bad input (exit status 2).
-func explainWorkerError(ctx context.Context, app *App, db *database.DB, err error, what string) error {
+// filterValueError is the usage error of a role or status filter the worker
+// table cannot hold (a role list then offers "all" too), or nil when err is
+// not one.
+func filterValueError(err error) error {
 	var inv *workers.InvalidValueError
-	if errors.As(err, &inv) {
-		if inv.Field == "role" && !slices.Contains(inv.Valid, roleAll) {
-			withAll := *inv
-			withAll.Valid = append(slices.Clone(inv.Valid), roleAll)
-			return usageError(&withAll)
-		}
-		return usageError(err)
+	if !errors.As(err, &inv) {
+		return nil
+	}
+	if inv.Field == "role" && !slices.Contains(inv.Valid, roleAll) {
+		withAll := *inv
+		withAll.Valid = append(slices.Clone(inv.Valid), roleAll)
+		return usageError(&withAll)
+	}
+	return usageError(err)
+}
+
+func explainWorkerError(ctx context.Context, app *App, db *database.DB, err error, what string) error {
+	if bad := filterValueError(err); bad != nil {
+		return bad
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: interrupted: %w", what, ctx.Err())

@@ -50,7 +50,7 @@ func (o *workerListOptions) Validate() error {
 	if o.Watch && o.ExitCode {
 		return usageErrorf("--exit-code and --watch cannot be combined: --watch never ends on its own")
 	}
-	return nil
+	return filterValueError(workers.CheckFilterValues(o.Selector.selector().Roles, strings.TrimSpace(o.Status)))
 }
 
 func (o workerListOptions) listOptions() workers.ListOptions {

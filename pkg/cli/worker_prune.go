@@ -43,6 +43,9 @@ func (o *workerPruneOptions) Validate() error {
 	if o.BatchSize == 0 {
 		return usageErrorf("--batch-size 0: must be between 1 and %d", workers.MaxPruneBatchSize)
 	}
+	if err := filterValueError(workers.CheckFilterValues(o.Selector.selector().Roles, "")); err != nil {
+		return err
+	}
 	if o.Every < 0 || (o.Every > 0 && o.Every < time.Second) {
 		return usageErrorf("--every %s: must be at least 1s", o.Every)
 	}

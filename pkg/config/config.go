@@ -65,10 +65,15 @@ type Sensor struct {
 	// MetricsAddr serves Prometheus metrics, /healthz and /readyz when set.
 	MetricsAddr string `yaml:"metrics_addr" json:"metrics_addr"`
 	// RunAs is the user that commands from the database (verification
-	// commands, sensors) run as: a name or uid. As root it must be set;
-	// "root" runs them as root on purpose. Empty as another user: that
-	// user.
-	RunAs        string       `yaml:"run_as" json:"run_as"`
+	// commands, sensors) run as: a name or uid; "root" runs them as root
+	// on purpose. Empty as root: an unprivileged uid attunectl picks from
+	// 61184-65519, with a private HOME. Empty as another user: that user.
+	RunAs string `yaml:"run_as" json:"run_as"`
+	// Path is the PATH of commands run as another user than attunectl's
+	// (run_as, or the uid picked as root): directories that user can
+	// search. attunectl's own PATH is used only when it runs them as
+	// itself.
+	Path         string       `yaml:"path" json:"path"`
 	Limits       Limits       `yaml:"limits" json:"limits"`
 	Verification Verification `yaml:"verification" json:"verification"`
 
@@ -167,6 +172,7 @@ func Default() *Config {
 			// pkg/sandbox's defaults (DefaultLimits).
 			RunSensors:      true,
 			PacksDir:        "/opt/attune/packs",
+			Path:            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			StopTimeout:     Seconds(5 * time.Second),
 			QuarantineAfter: 5,
 			HandoffBudget:   2,

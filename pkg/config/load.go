@@ -66,13 +66,15 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 			path = "config.yaml"
 		}
 	}
+	var misspelled *MisspelledSectionError
 	data, warnings, err := readConfigFile(path)
 	info.Warnings = warnings
 	switch {
 	case errors.Is(err, errIgnored):
 		// Not obeyed; the warning says why. Defaults, env and flags only.
 	case err == nil:
-		unknown, err := decodeFile(data, cfg)
+		unknown, m, err := decodeFile(data, cfg)
+		misspelled = m
 		if err != nil {
 			return nil, info, fmt.Errorf("reading config file %s: %w (fix the file or point --config elsewhere)", path, err)
 		}
@@ -108,6 +110,9 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 			return nil, info, fmt.Errorf("%s: %w", o.Source, err)
 		}
 	}
+	if misspelled != nil && cfg.Database.URL == "" {
+		return nil, info, fmt.Errorf("reading config file %s: %w", path, misspelled)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, info, err
 	}
@@ -118,22 +123,25 @@ func Load(opts LoadOptions) (*Config, Loaded, error) {
 // in known keys are reported with their line, and the keys under
 // attunectl's own sections that it does not know are returned (warnings,
 // so that Attune's own keys in a shared file still load).
-func decodeFile(data []byte, cfg *Config) (unknown []string, err error) {
+func decodeFile(data []byte, cfg *Config) (unknown []string, misspelled *MisspelledSectionError, err error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(root.Content) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("line %d: the top level must be a mapping of sections (database:, sensor:, …)", doc.Line)
+		return nil, nil, fmt.Errorf("line %d: the top level must be a mapping of sections (database:, sensor:, …)", doc.Line)
 	}
-	return unknownFileKeys(doc), doc.Decode(cfg)
+	if err := doc.Decode(cfg); err != nil {
+		return nil, nil, err
+	}
+	return unknownFileKeys(doc), misspelledDatabase(doc), nil
 }
 
 func lookupEnv(environ []string, name string) string {

@@ -14,6 +14,34 @@ import (
 // ignored without a word.
 var ownSections = map[string]bool{"database": true, "sensor": true, "log": true, "embedded": true}
 
+// attuneSections are the top-level sections of Attune's own services'
+// configuration (crates/common/src/config.rs, struct Config, at
+// attune-system/attune 03eeaa5b3f0cee74dcc0328b8294e928a4f9f362): a shared
+// config.yaml carries them, and attunectl ignores them without a word. Any
+// other top-level section is a warning with the nearest section name.
+var attuneSections = map[string]bool{
+	"service_name": true, "environment": true, "database": true, "redis": true,
+	"message_queue": true, "server": true, "log": true, "security": true,
+	"worker": true, "sensor": true, "packs_base_dir": true, "packs": true,
+	"runtime_envs_dir": true, "artifacts_dir": true, "artifacts": true,
+	"storage": true, "notifier": true, "pack_registry": true, "executor": true,
+	"agent": true, "pack_upload": true, "retention": true, "maintenance": true,
+	"cache_retention": true, "cache_admission": true,
+	"default_execution_timeout_seconds": true,
+}
+
+// A MisspelledSectionError is a top-level section that looks like
+// attunectl's database section: ignoring it would quietly switch attunectl
+// to the embedded database, so it is an error, not a warning.
+type MisspelledSectionError struct {
+	Line    int
+	Section string
+}
+
+func (e *MisspelledSectionError) Error() string {
+	return fmt.Sprintf("line %d: section %q is not a section attunectl knows (did you mean database?); ignoring it would use the embedded database instead: rename it to database", e.Line, e.Section)
+}
+
 // mapKeys are keys whose value is a free-form mapping.
 var mapKeys = map[string]bool{"sensor.capabilities": true, "sensor.labels": true}
 
@@ -42,8 +70,10 @@ func unknownFileKeys(doc *yaml.Node) []string {
 				key = prefix + "." + k.Value
 			}
 			switch {
-			case prefix == "" && !ownSections[k.Value]:
+			case prefix == "" && attuneSections[k.Value] && !ownSections[k.Value]:
 				// Attune's section.
+			case prefix == "" && !ownSections[k.Value]:
+				out = append(out, fmt.Sprintf("line %d: %s", k.Line, unknownSectionMessage(k.Value)))
 			case mapKeys[key] || known[key]:
 			case structs[key]:
 				walk(v, key)
@@ -74,6 +104,38 @@ func unknownEnvKeys(environ []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// closestSection is attunectl's own section nearest to name, when it is near
+// enough to be a typo ("datbase", "Database", "sensors").
+func closestSection(name string) string {
+	best, bestD := "", len(name)/3+2
+	for sec := range ownSections {
+		if d := editDistance(strings.ToLower(name), sec); d < bestD || (d == bestD && sec < best) {
+			best, bestD = sec, d
+		}
+	}
+	return best
+}
+
+// misspelledDatabase finds a top-level section of doc that is a typo of
+// "database".
+func misspelledDatabase(doc *yaml.Node) *MisspelledSectionError {
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		k := doc.Content[i]
+		if !ownSections[k.Value] && !attuneSections[k.Value] && closestSection(k.Value) == "database" {
+			return &MisspelledSectionError{Line: k.Line, Section: k.Value}
+		}
+	}
+	return nil
+}
+
+func unknownSectionMessage(name string) string {
+	msg := fmt.Sprintf("section %s is neither attunectl's nor one of Attune's services' and is ignored", name)
+	if best := closestSection(name); best != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return msg
 }
 
 func unknownKeyMessage(key string) string {

@@ -115,6 +115,14 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(s.RunAs, " \t\r\n:/") {
 		add("sensor.run_as", "%q is not a user name or uid", s.RunAs)
 	}
+	if strings.TrimSpace(s.Path) == "" {
+		add("sensor.path", "must not be empty: give absolute directories separated by ':', e.g. /usr/local/bin:/usr/bin:/bin")
+	}
+	for _, dir := range strings.Split(s.Path, ":") {
+		if dir != "" && !strings.HasPrefix(dir, "/") {
+			add("sensor.path", "%q is not an absolute directory: a relative one would depend on the working directory", dir)
+		}
+	}
 	for _, l := range []struct {
 		key      string
 		v, least int64

@@ -21,6 +21,7 @@ func ConfigOptions(s config.Sensor, environ []string) Options {
 		PinnedCommands:  s.Verification.PinnedCommands,
 		Deadline:        s.Verification.Deadline.D(),
 		RunAs:           s.RunAs,
+		Path:            s.Path,
 		Limits: sandbox.Limits{
 			OpenFiles:   uint64(s.Limits.OpenFiles),
 			Processes:   uint64(s.Limits.Processes),

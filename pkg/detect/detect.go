@@ -106,6 +106,8 @@ type Options struct {
 	// RunAs is the user commands run as (sensor.run_as): see
 	// sandbox.Config.RunAs. As root it must be set ("root" on purpose).
 	RunAs string
+	// Path is the PATH of commands run as another user (sensor.path).
+	Path string
 	// Limits are the resource limits of every command (sensor.limits.*);
 	// the zero value means sandbox.DefaultLimits.
 	Limits sandbox.Limits
@@ -145,12 +147,12 @@ func (o Options) withDefaults() Options {
 }
 
 // Sandbox sets up the sandbox commands run in: RunAs resolved, the limits.
-// It fails as root without RunAs, with a message that says how to choose;
-// callers that run commands (runtime verify, sensor run) can call it first
-// to refuse early.
+// As root without RunAs it picks a dynamic uid (see pkg/sandbox); callers
+// that run commands (runtime verify, sensor run) call it first to refuse a
+// bad RunAs before anything runs.
 func (o Options) Sandbox() (*sandbox.Sandbox, error) {
 	o = o.withDefaults()
-	sb, err := sandbox.New(sandbox.Config{RunAs: o.RunAs, Limits: o.Limits})
+	sb, err := sandbox.New(sandbox.Config{RunAs: o.RunAs, Limits: o.Limits, Path: o.Path})
 	if err != nil {
 		return nil, fmt.Errorf("running verification commands: %w", err)
 	}

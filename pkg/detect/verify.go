@@ -95,7 +95,11 @@ type flight struct {
 
 func newEngine(opts Options) *engine {
 	opts = opts.withDefaults()
+	sb, sbErr := opts.Sandbox()
 	env := scrubEnv(opts.Environ(), opts.PassthroughEnv)
+	if sb != nil {
+		env = sb.Env(opts.Environ(), opts.PassthroughEnv)
+	}
 	look := opts.LookPath
 	if look == nil {
 		pathEnv := ""
@@ -106,7 +110,6 @@ func newEngine(opts Options) *engine {
 		}
 		look = func(name string) (string, error) { return lookPathIn(pathEnv, name) }
 	}
-	sb, sbErr := opts.Sandbox()
 	return &engine{
 		opts:   opts,
 		env:    env,

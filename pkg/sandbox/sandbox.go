@@ -37,8 +37,14 @@
 // a command's argv or environment: callers pass a scrubbed environment.
 //
 // As root, commands never run as root unless the operator said so:
-// Config.RunAs names the user (sensor.run_as); "root" must be explicit, and
-// without a setting New refuses with a message that says how to choose.
+// Config.RunAs names the user (sensor.run_as); "root" must be explicit.
+// Without a setting, attunectl picks an unprivileged identity of its own: the
+// first uid of DynamicUIDFirst…DynamicUIDLast that no user or group of the
+// user database has (as systemd's DynamicUser does), with a private HOME
+// only it can write; nothing else on the host runs as that uid. Commands run
+// as another user get sensor.path as their PATH (Config.Path), never
+// attunectl's own: root's PATH may name directories (/root/.pyenv/shims)
+// the user cannot enter.
 //
 // A cgroup is not used: the subreaper finds every descendant without
 // needing a delegated cgroup tree, which many hosts and containers lack.
@@ -68,6 +74,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -127,6 +134,9 @@ type Config struct {
 	RunAs string
 	// Limits apply to every command (sensor.limits.*).
 	Limits Limits
+	// Path is the PATH of commands run as another user than attunectl's
+	// (sensor.path); default DefaultPATH.
+	Path string
 	// euid replaces os.Geteuid in tests.
 	euid func() int
 }
@@ -140,26 +150,40 @@ var ErrRootWithoutRunAs = errors.New("refusing to run commands from the database
 type Sandbox struct {
 	user       User
 	switchUser bool // start the helper with Credential (attunectl is root, the user is not)
+	dynamic    bool // user is a uid attunectl picked (no sensor.run_as as root)
 	limits     Limits
+	path       string
 }
 
-// New resolves cfg.RunAs. As root, an empty RunAs is refused; a RunAs that
-// is not attunectl's own user needs root (only root can switch users).
+// New resolves cfg.RunAs. As root, an empty RunAs picks a dynamic uid (see
+// the package comment); a RunAs that is not attunectl's own user needs root
+// (only root can switch users).
 func New(cfg Config) (*Sandbox, error) {
 	euid := os.Geteuid
 	if cfg.euid != nil {
 		euid = cfg.euid
 	}
 	me := euid()
+	path := cfg.Path
+	if path == "" {
+		path = DefaultPATH
+	}
 	if cfg.RunAs == "" {
 		if me == 0 {
-			return nil, fmt.Errorf("%w: set sensor.run_as (ATTUNE__SENSOR__RUN_AS, or --run-as) to an unprivileged user such as nobody, or to root to run them as root on purpose", ErrRootWithoutRunAs)
+			if !canSwitchUser {
+				return nil, fmt.Errorf("%w: set sensor.run_as (ATTUNE__SENSOR__RUN_AS, or --run-as) to root to run them as root on purpose (another user is supported on Linux only)", ErrRootWithoutRunAs)
+			}
+			u, err := dynamicUser()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v (set sensor.run_as, ATTUNE__SENSOR__RUN_AS or --run-as, to an unprivileged user)", ErrRootWithoutRunAs, err)
+			}
+			return &Sandbox{user: u, switchUser: true, dynamic: true, limits: cfg.Limits, path: path}, nil
 		}
 		u, err := lookupUID(me)
 		if err != nil {
 			return nil, err
 		}
-		return &Sandbox{user: u, limits: cfg.Limits}, nil
+		return &Sandbox{user: u, limits: cfg.Limits, path: path}, nil
 	}
 	u, err := LookupUser(cfg.RunAs)
 	if err != nil {
@@ -167,7 +191,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	switch {
 	case int(u.UID) == me:
-		return &Sandbox{user: u, limits: cfg.Limits}, nil
+		return &Sandbox{user: u, limits: cfg.Limits, path: path}, nil
 	case me != 0:
 		cur := strconv.Itoa(me)
 		if cu, err := lookupUID(me); err == nil {
@@ -177,11 +201,33 @@ func New(cfg Config) (*Sandbox, error) {
 	case !canSwitchUser:
 		return nil, fmt.Errorf("sensor.run_as is %s: running commands as another user is supported on Linux only (set sensor.run_as to root, or run attunectl as %s)", u, u.Name)
 	}
-	return &Sandbox{user: u, switchUser: true, limits: cfg.Limits}, nil
+	return &Sandbox{user: u, switchUser: true, limits: cfg.Limits, path: path}, nil
 }
 
 // User is whom this sandbox runs commands as.
 func (s *Sandbox) User() User { return s.user }
+
+// Dynamic reports whether the user is a uid attunectl picked because
+// sensor.run_as was not set as root.
+func (s *Sandbox) Dynamic() bool { return s.dynamic }
+
+// Env is the environment commands of this sandbox start with: environ
+// scrubbed (ScrubEnv), and, when commands run as another user than
+// attunectl's, PATH replaced by Config.Path: the user's own, one it can
+// search.
+func (s *Sandbox) Env(environ, passthrough []string) []string {
+	env := ScrubEnv(environ, passthrough)
+	if !s.switchUser {
+		return env
+	}
+	out := env[:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PATH=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "PATH="+s.path)
+}
 
 // Limits are the limits applied to every command.
 func (s *Sandbox) Limits() Limits { return s.limits }

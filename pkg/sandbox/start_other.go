@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -100,4 +101,9 @@ func (p *Process) Stop(grace time.Duration) State {
 		p.Kill()
 	}
 	return p.Wait()
+}
+
+// dynamicUser is not used where the user cannot be switched.
+func dynamicUser() (User, error) {
+	return User{}, errors.New("running commands as another user is supported on Linux only")
 }

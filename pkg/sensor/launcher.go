@@ -26,7 +26,7 @@ type sandboxLauncher struct {
 }
 
 func newSandboxLauncher(sb *sandbox.Sandbox, environ, passthrough []string) *sandboxLauncher {
-	return &sandboxLauncher{sb: sb, base: sandbox.ScrubEnv(environ, passthrough)}
+	return &sandboxLauncher{sb: sb, base: sb.Env(environ, passthrough)}
 }
 
 func (l *sandboxLauncher) Launch(ctx context.Context, spec supervise.ProcessSpec) (supervise.Process, error) {

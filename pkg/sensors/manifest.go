@@ -76,8 +76,10 @@ func ReadManifest(r io.Reader) ([]Sensor, error) {
 // sensor object, a list of them, or several YAML documents (JSON is YAML).
 // Unknown keys, wrong types, bad refs, bad semver constraints, bad
 // selectors and tolerations, and duplicate refs are problems, each with its
-// path; the error is always a *ValidationError. That runtimes exist is
-// checked by Add against the database.
+// path; the error is always a *ValidationError, returned with the sensors
+// as far as they could be read, so that a caller can add the problems only
+// the database can tell (UnknownRuntimes) and report all of them at once.
+// That runtimes exist is checked by Add against the database.
 //
 //	ref: acme.disk_watch            # pack.name, lower case
 //	label: Disk watcher             # default: the name part of ref
@@ -154,12 +156,34 @@ func ParseManifest(data []byte) ([]Sensor, error) {
 		seen[s.Ref] = i
 	}
 	if len(d.problems) > 0 {
-		sort.SliceStable(d.problems, func(i, j int) bool {
-			return d.problems[i].Line < d.problems[j].Line && d.problems[i].Line > 0
-		})
-		return nil, &ValidationError{d.problems}
+		return out, &ValidationError{SortProblems(d.problems)}
 	}
 	return out, nil
+}
+
+// SortProblems orders problems as a reader meets them: those of the whole
+// file first, then by sensor (sensors[i]), then by line; it sorts ps in
+// place and returns it.
+func SortProblems(ps []Problem) []Problem {
+	sensorIndex := func(p Problem) int {
+		var i int
+		if _, err := fmt.Sscanf(p.Path, "sensors[%d]", &i); err != nil {
+			return -1
+		}
+		return i
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		si, sj := sensorIndex(ps[i]), sensorIndex(ps[j])
+		if si != sj {
+			return si < sj
+		}
+		li, lj := ps[i].Line, ps[j].Line
+		if li == 0 || lj == 0 {
+			return li != 0 && lj == 0
+		}
+		return li < lj
+	})
+	return ps
 }
 
 type decoder struct{ problems []Problem }

@@ -26,6 +26,56 @@ type AddResult struct {
 	TriggersCreated []string
 }
 
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// UnknownRuntimes lists, as problems at sensors[i].runtime, the runtimes
+// the sensors name that the database lacks: `sensor add` reports them with
+// a manifest's other problems, in one pass.
+func UnknownRuntimes(ctx context.Context, pool *pgxpool.Pool, ss []Sensor) ([]Problem, error) {
+	_, problems, err := runtimeIDs(ctx, pool, ss)
+	return problems, err
+}
+
+// runtimeIDs looks up every runtime the sensors name, all at once, so that
+// every unknown ref is reported.
+func runtimeIDs(ctx context.Context, q querier, ss []Sensor) (map[string]int64, []Problem, error) {
+	refs := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if s.Runtime != "" {
+			refs = append(refs, s.Runtime)
+		}
+	}
+	rows, err := q.Query(ctx, `SELECT ref, id FROM runtime WHERE ref = ANY($1)`, refs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up runtimes: %w", err)
+	}
+	ids := map[string]int64{}
+	for rows.Next() {
+		var ref string
+		var id int64
+		if err := rows.Scan(&ref, &id); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("looking up runtimes: %w", err)
+		}
+		ids[ref] = id
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("looking up runtimes: %w", err)
+	}
+	var problems []Problem
+	for i, s := range ss {
+		if _, ok := ids[s.Runtime]; !ok && s.Runtime != "" {
+			problems = append(problems, Problem{Path: fmt.Sprintf("sensors[%d].runtime", i),
+				Msg: fmt.Sprintf("unknown runtime %q: add it with `attunectl runtime add`, or use one of `attunectl runtime list`", s.Runtime)})
+		}
+	}
+	return ids, problems, nil
+}
+
 // Add writes sensors in one transaction, all or nothing. A ref that exists
 // is an error matching ErrExists unless update is set (`sensor add
 // --update`), in which case its definition is replaced (its id, workload
@@ -45,32 +95,9 @@ func Add(ctx context.Context, pool *pgxpool.Pool, ss []Sensor, update bool) (Add
 	}
 	defer tx.Rollback(ctx)
 
-	// Runtimes, all at once, so every unknown ref is reported.
-	refs := make([]string, 0, len(ss))
-	for _, s := range ss {
-		refs = append(refs, s.Runtime)
-	}
-	rows, err := tx.Query(ctx, `SELECT ref, id FROM runtime WHERE ref = ANY($1)`, refs)
+	ids, problems, err := runtimeIDs(ctx, tx, ss)
 	if err != nil {
-		return res, fmt.Errorf("adding sensors: looking up runtimes: %w", err)
-	}
-	runtimeIDs := map[string]int64{}
-	for rows.Next() {
-		var ref string
-		var id int64
-		if err := rows.Scan(&ref, &id); err != nil {
-			rows.Close()
-			return res, err
-		}
-		runtimeIDs[ref] = id
-	}
-	rows.Close()
-	var problems []Problem
-	for i, s := range ss {
-		if _, ok := runtimeIDs[s.Runtime]; !ok {
-			problems = append(problems, Problem{Path: fmt.Sprintf("sensors[%d].runtime", i),
-				Msg: fmt.Sprintf("unknown runtime %q: add it with `attunectl runtime add`, or use one of `attunectl runtime list`", s.Runtime)})
-		}
+		return res, fmt.Errorf("adding sensors: %w", err)
 	}
 	if len(problems) > 0 {
 		return res, &ValidationError{problems}
@@ -98,7 +125,7 @@ func Add(ctx context.Context, pool *pgxpool.Pool, ss []Sensor, update bool) (Add
 				updated = now()
 			WHERE $13::boolean
 			RETURNING s.id, s.xmax = 0`,
-			s.Ref, s.PackRef(), s.Label, s.Description, s.Entrypoint, runtimeIDs[s.Runtime], s.Runtime, s.IsEnabled(),
+			s.Ref, s.PackRef(), s.Label, s.Description, s.Entrypoint, ids[s.Runtime], s.Runtime, s.IsEnabled(),
 			nullJSON(config), s.RuntimeVersion, string(selector), string(tolerations), update).Scan(&id, &inserted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return AddResult{}, fmt.Errorf("adding sensor %q (sensors[%d]): %w (pass --update to replace it)", s.Ref, i, ErrExists)

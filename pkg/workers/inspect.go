@@ -109,6 +109,22 @@ var knownStatuses = []string{StatusActive, StateStale, StatusInactive, StatusBus
 // knownRoles are the roles of the worker_role_enum attunectl creates.
 var knownRoles = []string{RoleAction, RoleSensor, RoleHybrid}
 
+// CheckFilterValues refuses a role or status that no era of the worker
+// table holds, before anything connects: "--status actve" is bad input,
+// not a reason to start a database. CheckFilters then holds the values
+// against the database's own enum labels.
+func CheckFilterValues(roles []string, status string) error {
+	for _, r := range roles {
+		if r != "" && !slices.Contains(knownRoles, r) {
+			return &InvalidValueError{Field: "role", Value: r, Valid: knownRoles}
+		}
+	}
+	if status != "" && !slices.Contains(knownStatuses, status) {
+		return &InvalidValueError{Field: "status", Value: status, Valid: knownStatuses}
+	}
+	return nil
+}
+
 // EnumLabels returns the labels of the enum type of a worker column
 // ("status", "worker_role", "worker_type"), whatever the type is named, in
 // their declared order. A database may have labels attunectl does not know.
