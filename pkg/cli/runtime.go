@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 	"github.com/spf13/cobra"
 )
@@ -66,10 +65,7 @@ func readManifestFile(app *App, path string) ([]runtimes.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if msg := manifest.CheckJSON(path, data); msg != "" {
-		return nil, usageError(fmt.Errorf("%s: %w", name, &runtimes.ValidationError{Problems: []runtimes.Problem{{Msg: msg}}}))
-	}
-	rts, err := runtimes.ParseManifest(data)
+	rts, err := runtimes.ParseManifestFile(path, data)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("%s: %w", name, err))
 	}

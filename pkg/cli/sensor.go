@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
-	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 )
 
@@ -46,10 +45,7 @@ func readSensorManifest(app *App, path string) ([]sensors.Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if msg := manifest.CheckJSON(path, data); msg != "" {
-		return nil, &sensors.ValidationError{Problems: []sensors.Problem{{Msg: msg}}}
-	}
-	return sensors.ParseManifest(data)
+	return sensors.ParseManifestFile(path, data)
 }
 
 // sensorManifestError words a manifest's problems as bad input (exit 2).

@@ -3,7 +3,6 @@ package detect
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 	"github.com/attune-automation/attunectl/pkg/sandbox"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // childRoleEnv makes TestMain run childMain instead of the tests.
@@ -39,9 +39,7 @@ func publicDir(t *testing.T) string {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test switches users: run it as root (CI does)")
-	}
+	testsupport.RequireRoot(t, "it runs commands as another user")
 }
 
 // TestRunsAsRunAsUser: as root with RunAs nobody, the command runs as
@@ -62,35 +60,31 @@ func TestRunsAsRunAsUser(t *testing.T) {
 	}
 }
 
-// TestRootWithoutRunAsIsRefused: as root with no RunAs, Detect refuses
-// before loading anything, with a message that says how to choose, and
-// Verify runs nothing (runtimes that need no command stay available).
-func TestRootWithoutRunAsIsRefused(t *testing.T) {
+// TestRootWithoutRunAsRunsAsADynamicUser: as root with no RunAs, commands
+// run as the uid attunectl picks, never as root, and find their binaries
+// on sensor.path, not on root's PATH (whose /root/... entries that uid
+// cannot search).
+func TestRootWithoutRunAsRunsAsADynamicUser(t *testing.T) {
 	requireRoot(t)
-	loaded := false
-	_, err := Detect(context.Background(), Input{Load: func(context.Context) ([]runtimes.Runtime, error) { loaded = true; return nil, nil }}, Options{})
-	if !errors.Is(err, sandbox.ErrRootWithoutRunAs) || loaded {
-		t.Fatalf("err = %v, loaded = %v", err, loaded)
+	dir := publicDir(t)
+	marker := filepath.Join(dir, "marker")
+	writeScript(t, dir, "whoami-probe", "id -u > \""+marker+"\"\n")
+	opts := Options{
+		Path:    dir + ":/usr/bin:/bin",
+		Environ: func() []string { return []string{"PATH=/root/not-searchable:/usr/bin:/bin", "HOME=/root"} },
 	}
-	for _, want := range []string{"sensor.run_as", "ATTUNE__SENSOR__RUN_AS", "--run-as", "nobody", "root"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("the refusal does not mention %s: %v", want, err)
-		}
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.t", "T", cmd("whoami-probe")), always("a.b", "Builtin")}, opts)
+	if r := res.Runtimes[0]; !r.Available {
+		t.Fatalf("%+v", r)
 	}
-	tmp := t.TempDir()
-	marker := filepath.Join(tmp, "marker")
-	script := writeScript(t, tmp, "touchme", "touch \""+marker+"\"\n")
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.t", "T", cmd(script)), always("a.b", "Builtin")}, Options{})
-	if r := res.Runtimes[0]; r.Available || !strings.HasPrefix(r.Reason, "not run: running verification commands: refusing to run commands from the database as root") {
-		t.Errorf("%+v", r)
+	if res.RunAs == nil || res.RunAs.UID < sandbox.DynamicUIDFirst || res.RunAs.UID > sandbox.DynamicUIDLast {
+		t.Fatalf("RunAs = %+v, want a dynamic uid", res.RunAs)
 	}
-	if !res.Runtimes[1].Available || res.RunAs != nil {
-		t.Errorf("%+v %+v", res.Runtimes[1], res.RunAs)
+	b, err := os.ReadFile(marker)
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(int(res.RunAs.UID)) {
+		t.Errorf("the command ran as %q (%v), want uid %d", b, err, res.RunAs.UID)
 	}
-	if _, err := os.Stat(marker); err == nil {
-		t.Error("the command ran as root without consent")
-	}
-	// The environment and the config decide without running anything: no refusal.
+	// The environment and the config decide without running anything.
 	if res, err := Detect(context.Background(), Input{EnvRuntimes: "python"}, Options{}); err != nil || res.Source != SourceEnv {
 		t.Errorf("env source: %v", err)
 	}

@@ -39,8 +39,13 @@ func CheckJSON(name string, data []byte) string {
 		}
 		off := int(dec.InputOffset())
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
+		switch {
+		case errors.As(err, &se):
 			off = int(se.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			// Where the text ends is where it broke: just past its last
+			// character.
+			off = len(bytes.TrimRight(data, " \t\r\n")) + 1
 		}
 		// The offset is just past the offending byte.
 		at := max(min(off, len(data))-1, 0)

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/attune-automation/attunectl/pkg/manifest"
 )
 
 // ReadManifest reads at most MaxManifestSize bytes from r and parses them
@@ -21,6 +23,16 @@ func ReadManifest(r io.Reader) ([]Runtime, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
 	if err != nil {
 		return nil, &ValidationError{what: "manifest", Problems: []Problem{{Msg: fmt.Sprintf("reading manifest: %v", err)}}}
+	}
+	return ParseManifest(data)
+}
+
+// ParseManifestFile is ParseManifest for the content of a named file: a
+// file whose name ends in .json is held to JSON's grammar first (see
+// manifest.CheckJSON).
+func ParseManifestFile(name string, data []byte) ([]Runtime, error) {
+	if msg := manifest.CheckJSON(name, data); msg != "" {
+		return nil, manifestError(Problem{Msg: msg})
 	}
 	return ParseManifest(data)
 }

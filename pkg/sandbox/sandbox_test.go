@@ -5,14 +5,18 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // publicDir is a temporary directory the nobody user can read and run
@@ -57,9 +61,7 @@ func run(t *testing.T, s *Sandbox, args ...string) Outcome {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test switches users: run it as root (CI does)")
-	}
+	testsupport.RequireRoot(t, "it runs commands as another user")
 }
 
 // TestRunAsNobody: as root with run_as nobody, the command's uid, gid,
@@ -82,12 +84,32 @@ func TestRunAsNobody(t *testing.T) {
 	}
 }
 
-// TestRootNeedsConsent: as root, no run_as is refused with a message that
-// says how to choose; run_as root is explicit consent.
-func TestRootNeedsConsent(t *testing.T) {
-	_, err := New(Config{euid: func() int { return 0 }})
-	if !errors.Is(err, ErrRootWithoutRunAs) || !strings.Contains(err.Error(), "sensor.run_as") || !strings.Contains(err.Error(), "nobody") {
-		t.Errorf("err = %v", err)
+// TestRootPicksADynamicUser: as root with no run_as, commands run as a uid
+// of the dynamic range that no user or group has, with a private HOME
+// only it can enter and sensor.path as PATH, never root's; run_as root is
+// explicit consent.
+func TestRootPicksADynamicUser(t *testing.T) {
+	requireRoot(t)
+	d, err := New(Config{Path: "/usr/bin:/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := d.User()
+	if !d.Dynamic() || u.UID < DynamicUIDFirst || u.UID > DynamicUIDLast || u.Name != DynamicUserName {
+		t.Fatalf("user = %+v, dynamic = %v", u, d.Dynamic())
+	}
+	got := run(t, d, "/bin/sh", "-c", `echo "$(id -u) $(id -g) $HOME"; stat -c '%u %a' "$HOME"`)
+	want := fmt.Sprintf("%d %d %s\n%d 700", u.UID, u.UID, u.Home, u.UID)
+	if strings.TrimSpace(string(got.Stdout)) != want {
+		t.Errorf("child saw %q, want %q (stderr %q)", got.Stdout, want, got.Stderr)
+	}
+	envd := d.Env([]string{"PATH=/root/.pyenv/shims:/usr/bin", "HOME=/root", "ATTUNE__DATABASE__URL=postgres://x"}, nil)
+	if p := PathOf(envd); p != "/usr/bin:/bin" || slices.Contains(envd, "ATTUNE__DATABASE__URL=postgres://x") {
+		t.Errorf("Env = %q: want sensor.path as PATH and nothing secret", envd)
+	}
+	// Run as itself, attunectl's own PATH stays.
+	if p := PathOf(newSandbox(t, Root).Env([]string{"PATH=/opt/x:/usr/bin"}, nil)); p != "/opt/x:/usr/bin" {
+		t.Errorf("run_as root: PATH = %q", p)
 	}
 	requireRoot(t)
 	s := newSandbox(t, Root)

@@ -13,6 +13,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/placement"
 )
 
@@ -68,6 +69,16 @@ func ReadManifest(r io.Reader) ([]Sensor, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
 	if err != nil {
 		return nil, &ValidationError{[]Problem{{Msg: "reading manifest: " + err.Error()}}}
+	}
+	return ParseManifest(data)
+}
+
+// ParseManifestFile is ParseManifest for the content of a named file: a
+// file whose name ends in .json is held to JSON's grammar first (see
+// manifest.CheckJSON).
+func ParseManifestFile(name string, data []byte) ([]Sensor, error) {
+	if msg := manifest.CheckJSON(name, data); msg != "" {
+		return nil, &ValidationError{[]Problem{{Msg: msg}}}
 	}
 	return ParseManifest(data)
 }
