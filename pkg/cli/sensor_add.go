@@ -16,15 +16,22 @@ import (
 // sensorAddOptions are the options of `sensor add`.
 type sensorAddOptions struct {
 	// File is a manifest path, or "-" for stdin.
-	File   string
-	Update bool
-	Format output.Format
+	File string
+	// Example installs the example sensor program into ExampleDir and adds
+	// sensors.Example.
+	Example    bool
+	ExampleDir string
+	Update     bool
+	Format     output.Format
 }
 
 // Validate checks what can be checked before reading the manifest.
 func (o *sensorAddOptions) Validate() error {
-	if o.File == "" {
-		return usageErrorf("nothing to add: give a manifest with -f FILE, or -f - for stdin (see `attunectl sensor add --help`)")
+	if o.File == "" && !o.Example {
+		return usageErrorf("nothing to add: give a manifest with -f FILE, or -f - for stdin, or --example for the example sensor (see `attunectl sensor add --help`)")
+	}
+	if o.ExampleDir != "" && !o.Example {
+		return usageErrorf("--example-dir is where --example writes its program: give --example too")
 	}
 	return nil
 }
@@ -32,7 +39,7 @@ func (o *sensorAddOptions) Validate() error {
 func newSensorAddCmd(app *App) *cobra.Command {
 	o := &sensorAddOptions{}
 	cmd := &cobra.Command{
-		Use:   "add -f FILE [--update]",
+		Use:   "add (-f FILE | --example) [--update]",
 		Short: "Add sensor definitions and their triggers from a manifest",
 		Long: `Add every sensor of a manifest (YAML or JSON; one sensor object, a list of
 them, or several YAML documents; -f - reads stdin):
@@ -65,7 +72,8 @@ workload and owner, so a running sensor is not moved.
 Output (-o): table (default: what was created or updated, and which triggers
 were created), json and yaml ({created, updated, triggers_created}), name
 (the sensor refs).`,
-		Example: `  attunectl sensor add -f sensors.yaml
+		Example: `  attunectl sensor add --example
+  attunectl sensor add -f sensors.yaml
   attunectl sensor add -f sensors.yaml --update
   cat sensors.json | attunectl sensor add -f -`,
 		Args: cobra.NoArgs,
@@ -78,6 +86,9 @@ were created), json and yaml ({created, updated, triggers_created}), name
 				return err
 			}
 			o.Format = f
+			if o.Example {
+				return runSensorAddExample(cmd.Context(), app, *o)
+			}
 			// Nothing is written unless the whole input is valid; a manifest
 			// with problems is still held against the database's runtimes,
 			// so that every problem is reported in one pass.
@@ -99,8 +110,34 @@ were created), json and yaml ({created, updated, triggers_created}), name
 	fs := cmd.Flags()
 	fs.StringVarP(&o.File, "filename", "f", "", "manifest to add (YAML or JSON; - reads stdin)")
 	fs.BoolVar(&o.Update, "update", false, "replace sensors whose ref exists already")
+	fs.BoolVar(&o.Example, "example", false, "add the example sensor example.hello (Python 3, an event every 2 s) and write its program")
+	fs.StringVar(&o.ExampleDir, "example-dir", "", "where --example writes its program (default /var/lib/attunectl/example as root, else ~/.local/share/attunectl/example)")
+	cmd.MarkFlagsMutuallyExclusive("filename", "example")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
+}
+
+// runSensorAddExample writes the example program and adds the example
+// sensor with it as the entrypoint.
+func runSensorAddExample(ctx context.Context, app *App, o sensorAddOptions) error {
+	dir := o.ExampleDir
+	if dir == "" {
+		d, err := sensors.DefaultExampleDir()
+		if err != nil {
+			return usageError(err)
+		}
+		dir = d
+	}
+	s, err := sensors.InstallExample(dir)
+	if err != nil {
+		return err
+	}
+	if o.Format == output.Table {
+		fmt.Fprintf(app.Out, "example program written to %s\n", output.Escape(s.Entrypoint))
+	}
+	return withDB(ctx, app, func(db *database.DB) error {
+		return runSensorAdd(ctx, app, db, []sensors.Sensor{s}, o)
+	})
 }
 
 // withUnknownRuntimes adds to ve the runtimes of ss that the database
