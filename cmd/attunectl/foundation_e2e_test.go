@@ -285,8 +285,12 @@ func TestEmbeddedDefault(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("first use: exit %d\n%s", res.Code, res.Stderr)
 	}
-	if !strings.Contains(res.Stderr, "using the embedded PostgreSQL\" data_dir=") || !strings.Contains(res.Stdout, "core.sensor.python") {
-		t.Fatalf("first use should say it uses the embedded database and see the migrated runtimes:\n%s\n%s", res.Stderr, res.Stdout)
+	if !strings.Contains(res.Stderr, "started the embedded PostgreSQL and created its schema") || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 || !strings.Contains(res.Stdout, "core.sensor.python") {
+		t.Fatalf("first use should say, in one line, that it started the embedded database, and see the migrated runtimes:\n%s\n%s", res.Stderr, res.Stdout)
+	}
+	// Later commands find it running and say nothing of it.
+	if res := run(t, e, "runtime", "list", "-o", "name"); res.Code != 0 || res.Stderr != "" {
+		t.Fatalf("second use: exit %d, stderr %q", res.Code, res.Stderr)
 	}
 	var st struct {
 		Running bool `json:"running"`
@@ -382,5 +386,44 @@ func TestEmbeddedMigratesOnlyWhenCreated(t *testing.T) {
 	}
 	if res := run(t, e, "worker", "list"); res.Code != 0 {
 		t.Errorf("worker list after migrate up: exit %d\n%s", res.Code, res.Stderr)
+	}
+}
+
+// TestBadInputStartsNothing: flags and arguments are checked before any
+// connection, so a typo never starts (or creates) the embedded database;
+// the notice of a first start is one line, and --log-level warn quiets it.
+func TestBadInputStartsNothing(t *testing.T) {
+	e := embeddedEnv(t)
+	var dataDir string
+	for _, kv := range e {
+		if v, ok := strings.CutPrefix(kv, "ATTUNE__EMBEDDED__DATA_DIR="); ok {
+			dataDir = v
+		}
+	}
+	for _, args := range [][]string{
+		{"worker", "list", "--role", "sensr"},
+		{"worker", "list", "--status", "actve"},
+		{"worker", "stale", "--role", "x"},
+		{"worker", "prune", "--role", "x", "--yes"},
+		{"worker", "list", "--sort-by", "age"},
+		{"worker", "cordon"},
+		{"sensor", "list", "-o", "csv"},
+		{"sensor", "add"},
+		{"sensor", "add", "--example-dir", "/tmp"},
+		{"event", "list", "--since", "yesterday"},
+		{"runtime", "add", "--ref", "Bad Ref", "--name", "x", "--always-available"},
+		{"migrate", "down", "--to", "abc"},
+		{"sensor", "run", "--heartbeat-interval", "0"},
+	} {
+		res := run(t, e, args...)
+		if res.Code != 2 || strings.Count(res.Stderr, "Error:") != 1 {
+			t.Errorf("attunectl %s: exit %d, want 2 with one error\n%s", strings.Join(args, " "), res.Code, res.Stderr)
+		}
+		if _, err := os.Stat(dataDir); err == nil {
+			t.Fatalf("attunectl %s created the embedded database at %s", strings.Join(args, " "), dataDir)
+		}
+	}
+	if res := run(t, e, "--log-level", "warn", "worker", "list"); res.Code != 0 || res.Stderr != "No workers found.\n" {
+		t.Errorf("--log-level warn on first use: exit %d, stderr %q", res.Code, res.Stderr)
 	}
 }

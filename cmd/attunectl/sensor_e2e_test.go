@@ -824,7 +824,7 @@ func TestSensorRunOnEmbeddedDefault(t *testing.T) {
 	waitUntil(t, p, 60*time.Second, "registration on the embedded database", func() bool {
 		return strings.Contains(p.stderr.String(), `msg="registered sensor worker"`)
 	})
-	if !strings.Contains(p.stderr.String(), "using the embedded PostgreSQL\" data_dir=") {
+	if !strings.Contains(p.stderr.String(), "started the embedded PostgreSQL and created its schema (attunectl embedded stop stops it)\" data_dir=") {
 		t.Errorf("does not say it uses the embedded database:\n%s", p.stderr)
 	}
 	host, _ := os.Hostname()

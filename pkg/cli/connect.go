@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
@@ -36,15 +37,15 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 		opts.StatementTimeout = c.StatementTimeout.D()
 	}
 	embedded := opts.URL == ""
-	created := false
-	dataDir := ""
+	var srv *embeddedpg.Server
 	if embedded {
-		url, dir, c, err := a.startEmbedded(ctx)
-		if err != nil {
+		var err error
+		if srv, err = a.startEmbedded(ctx); err != nil {
 			return nil, err
 		}
-		opts.URL, dataDir, created = url, dir, c
+		opts.URL = srv.ConnString(embeddedpg.DefaultDatabase)
 	}
+	created := srv != nil && srv.CreatedDatabase()
 	if !embedded {
 		// A URL that cannot be parsed is bad input (exit 2), not a failed connection.
 		if _, err := database.PoolConfig(opts); err != nil {
@@ -64,14 +65,19 @@ func (a *App) connect(ctx context.Context, co connectOptions) (*database.DB, err
 		migrated = true
 	}
 	if embedded && !a.embeddedNoted {
-		// One short line, once per process, through the logger so that
-		// --log-level warn quiets it and --log-format json shapes it.
+		// One short line when this command started the embedded server
+		// (or created its schema), through the logger so that --log-level
+		// warn quiets it and --log-format json shapes it; the commands
+		// that find it running say so only at debug level.
 		a.embeddedNoted = true
-		msg := "no database configured: using the embedded PostgreSQL"
-		if migrated {
-			msg = "no database configured: using the embedded PostgreSQL (schema created)"
+		level, msg := slog.LevelDebug, "using the embedded PostgreSQL"
+		switch {
+		case migrated:
+			level, msg = slog.LevelInfo, "no database configured: started the embedded PostgreSQL and created its schema (attunectl embedded stop stops it)"
+		case srv.Started():
+			level, msg = slog.LevelInfo, "no database configured: started the embedded PostgreSQL (attunectl embedded stop stops it)"
 		}
-		a.Log.Info(msg, "data_dir", dataDir)
+		a.Log.Log(ctx, level, msg, "data_dir", srv.DataDir())
 	}
 	if !co.skipSchemaCheck {
 		if err := db.RequireSchema(); err != nil {
@@ -105,16 +111,15 @@ func (a *App) embeddedOptions() (embeddedpg.Options, error) {
 	return embeddedpg.Options{DataDir: dir}, nil
 }
 
-// startEmbedded starts (or reuses) the embedded server and returns its URL,
-// its data directory and whether this start created its database.
-func (a *App) startEmbedded(ctx context.Context) (string, string, bool, error) {
+// startEmbedded starts (or finds running) the embedded server.
+func (a *App) startEmbedded(ctx context.Context) (*embeddedpg.Server, error) {
 	opts, err := a.embeddedOptions()
 	if err != nil {
-		return "", "", false, err
+		return nil, err
 	}
 	srv, err := embeddedpg.Start(ctx, opts)
 	if err != nil {
-		return "", "", false, fmt.Errorf("starting the embedded database: %w", err)
+		return nil, fmt.Errorf("starting the embedded database: %w", err)
 	}
-	return srv.ConnString("attune"), srv.DataDir(), srv.CreatedDatabase(), nil
+	return srv, nil
 }

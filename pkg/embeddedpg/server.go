@@ -37,6 +37,8 @@ type Server struct {
 
 	// createdDB is set when this Start created the database "attune".
 	createdDB bool
+	// started is set when this Start launched the server.
+	started bool
 }
 
 // child is a postgres process this process spawned (Options.Foreground).
@@ -99,6 +101,9 @@ func (s *Server) start(ctx context.Context) error {
 		if err := s.launch(ctx); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		s.started = true
+		s.mu.Unlock()
 	}
 	err = s.ensureDatabase(ctx)
 	if err == nil {
@@ -178,6 +183,14 @@ func (s *Server) CreatedDatabase() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.createdDB
+}
+
+// Started reports whether this Start launched the server, rather than
+// finding it running.
+func (s *Server) Started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
 }
 
 // Command prepares one of the PostgreSQL programs of BinDir (for example
