@@ -85,7 +85,7 @@ type options struct {
 	SkipList     bool
 	SkipFullList bool
 	ListRuns     int
-	// Before is an attunectl binary built before issue 13 (for example at
+	// Before is an attunectl binary built before the runtime index (ca0e4ed) (for example at
 	// commit ca0e4ed), timed on --runtime ruby without the GIN index: "the
 	// same today" of the issue's target.
 	Before string
@@ -111,7 +111,7 @@ func main() {
 	flag.BoolVar(&o.SkipList, "skip-list", false, "skip the worker list (streaming) and --runtime benchmarks")
 	flag.BoolVar(&o.SkipFullList, "skip-full-list", false, "skip the listings of every worker (keep --runtime ruby)")
 	flag.IntVar(&o.ListRuns, "list-runs", 3, "timed runs of each full listing (they take seconds each at 1,000,000 rows)")
-	flag.StringVar(&o.Before, "before", "", "attunectl binary from before issue 13 (e.g. built at ca0e4ed), timed on --runtime ruby without the index")
+	flag.StringVar(&o.Before, "before", "", "attunectl binary from before the runtime index (ca0e4ed) (e.g. built at ca0e4ed), timed on --runtime ruby without the index")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -378,7 +378,7 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 
 	cases := []staleCase{
 		{"worker stale (per-worker grace, every role)", []string{"worker", "stale"}, workers.ListOptions{StaleOnly: true}},
-		{"worker stale --role sensor --older-than 5m (the seed's query)", []string{"worker", "stale", "--role", "sensor", "--older-than", "5m"},
+		{"worker stale --role sensor --older-than 5m (the classic stale query)", []string{"worker", "stale", "--role", "sensor", "--older-than", "5m"},
 			workers.ListOptions{StaleOnly: true, OlderThan: 5 * time.Minute, Selector: workers.Selector{Roles: []string{"sensor"}}}},
 		{"worker stale -o json", []string{"worker", "stale", "-o", "json"}, workers.ListOptions{StaleOnly: true}},
 		{"worker stale -o name", []string{"worker", "stale", "-o", "name"}, workers.ListOptions{StaleOnly: true}},
@@ -431,7 +431,7 @@ func (b *bench) staleBench(ctx context.Context, variant string) error {
 		plans = append(plans, plan{c.title + " (the statement of the table)", inline(q, args)})
 	}
 	q, args := workers.StreamQuery(workers.ListOptions{Status: "active", Selector: workers.Selector{Roles: []string{"sensor"}, Runtime: "python"}}, listFields["table"])
-	plans = append(plans, plan{"worker list --role sensor --runtime python --status active (the seed's first query)", inline(q, args)})
+	plans = append(plans, plan{"worker list --role sensor --runtime python --status active (the classic runtime query)", inline(q, args)})
 	q, args = workers.StreamQuery(workers.ListOptions{Selector: workers.Selector{Runtime: "ruby"}}, listFields["table"])
 	plans = append(plans, plan{"worker list --runtime ruby (1% of the fleet; the statement of the table)", inline(q, args)})
 	q, args = workers.PruneQuery(workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}})
@@ -955,7 +955,7 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 	titles := []string{"`attunectl worker list --runtime ruby`", "psql, the same statement"}
 	if o.Before != "" {
 		cmds = append(cmds, b.binaryCmd(ctx, o.Before, "worker", "list", "--runtime", "ruby"))
-		titles = append(titles, "attunectl before issue 13 (`--before`), same command")
+		titles = append(titles, "attunectl before the runtime index (ca0e4ed) (`--before`), same command")
 	}
 	var n int64
 	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM ("+streamSQL+") s").Scan(&n); err != nil {
@@ -987,7 +987,7 @@ func (b *bench) runtimeBench(ctx context.Context) error {
 			ms(without[i].median()), ms(slices.Min(without[i].d)), float64(without[i].median())/float64(with[i].median()))
 	}
 	if o.Before != "" {
-		b.printf("\nattunectl with the index against attunectl before issue 13 without it (as it ran then): %.1f× faster "+
+		b.printf("\nattunectl with the index against attunectl before the runtime index (ca0e4ed) without it (as it ran then): %.1f× faster "+
 			"(%s → %s, medians of the same run).", float64(without[2].median())/float64(with[0].median()),
 			ms(without[2].median()), ms(with[0].median()))
 	}

@@ -88,6 +88,8 @@ everything can be tried with one command.`,
 		newWorkerCmd(app),
 		newEventCmd(app),
 	)
+	root.AddCommand(newTopicCmds()...)
+	root.SetHelpCommand(newHelpCmd())
 	root.InitDefaultCompletionCmd()
 	rejectUnknownSubcommands(root)
 	return root

@@ -68,7 +68,7 @@ func addListFlags(cmd *cobra.Command, o *workerListOptions) {
 	fs := cmd.Flags()
 	addSelectorFlags(cmd, &o.Selector, nil, "only workers of these roles: sensor, action, hybrid (comma-separated or repeated; default every role)")
 	fs.StringVar(&o.SortBy, "sort-by", workers.SortByName, "order: name, or heartbeat (oldest first, never-heartbeat first)")
-	durationVar(fs, &o.OlderThan, "older-than", 0, "stale after this long without a heartbeat, for every worker (default: 3× each worker's heartbeat interval; the seed's query uses 5m)")
+	durationVar(fs, &o.OlderThan, "older-than", 0, "stale after this long without a heartbeat, for every worker (default: 3× each worker's heartbeat interval; the classic stale query uses 5m)")
 	fs.BoolVarP(&o.Watch, "watch", "w", false, "redraw every --watch-interval until interrupted (Ctrl-C)")
 	durationVar(fs, &o.WatchInterval, "watch-interval", DefaultWatchInterval, "how often --watch redraws")
 	_ = cmd.RegisterFlagCompletionFunc("sort-by", cobra.FixedCompletions([]string{workers.SortByName, workers.SortByHeartbeat}, cobra.ShellCompDirectiveNoFileComp))
@@ -94,8 +94,8 @@ stale (active, but silent for longer than its grace), inactive, busy, error, or
 any other status the database holds.
 
 Filters combine: --role, --status (active means active and heartbeating;
-stale means active but silent), --runtime (the seed's
-capabilities->'runtimes' ? 'python'), --host. Ages are relative to the
+stale means active but silent), --runtime (capabilities->'runtimes' ?
+'python'), --host. Ages are relative to the
 database's clock.
 
 ` + workerFormatsHelp + `
@@ -135,7 +135,7 @@ func newWorkerStaleCmd(app *App) *cobra.Command {
 		Short: "List the stale workers: active, but silent for longer than their grace",
 		Long: `List the workers whose status is active but whose last heartbeat is older
 than their grace (three heartbeat intervals, or --older-than), or who never
-heartbeat, with how long each has been silent. The seed's monitoring query is
+heartbeat, with how long each has been silent. The classic monitoring query is
 ` + "`worker stale --role sensor --older-than 5m`" + `.
 
 The table shows the last heartbeat as worker list does (an age, "10m ago")

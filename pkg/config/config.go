@@ -46,7 +46,7 @@ type Database struct {
 }
 
 // Sensor configures `attunectl sensor run` and the detection engine. The keys
-// and defaults up to sensor_timeout are the seed design's.
+// and defaults up to sensor_timeout are the registration design's.
 type Sensor struct {
 	WorkerName           string         `yaml:"worker_name" json:"worker_name"`
 	Host                 string         `yaml:"host" json:"host"`
@@ -193,7 +193,7 @@ func Default() *Config {
 	}
 }
 
-// CapabilityRuntimes returns sensor.capabilities.runtimes, the seed's
+// CapabilityRuntimes returns sensor.capabilities.runtimes, the
 // config-level runtime list, and whether it was set.
 func (s Sensor) CapabilityRuntimes() ([]string, bool) {
 	v, ok := s.Capabilities["runtimes"]

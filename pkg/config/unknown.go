@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/attune-automation/attunectl/pkg/manifest"
 )
 
 // attunectl's own sections. Keys under them that attunectl does not know
@@ -109,13 +111,12 @@ func unknownEnvKeys(environ []string) []string {
 // closestSection is attunectl's own section nearest to name, when it is near
 // enough to be a typo ("datbase", "Database", "sensors").
 func closestSection(name string) string {
-	best, bestD := "", len(name)/3+2
+	secs := make([]string, 0, len(ownSections))
 	for sec := range ownSections {
-		if d := editDistance(strings.ToLower(name), sec); d < bestD || (d == bestD && sec < best) {
-			best, bestD = sec, d
-		}
+		secs = append(secs, sec)
 	}
-	return best
+	sort.Strings(secs)
+	return manifest.Nearest(name, secs, 0)
 }
 
 // misspelledDatabase finds a top-level section of doc that is a typo of
@@ -148,32 +149,4 @@ func unknownKeyMessage(key string) string {
 
 // closestKey is the known key nearest to key by edit distance, when it is
 // near enough to be a typo.
-func closestKey(key string) string {
-	best, bestD := "", len(key)/3+2
-	for _, k := range Keys() {
-		if d := editDistance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func closestKey(key string) string { return manifest.Nearest(key, Keys(), 0) }

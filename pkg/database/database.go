@@ -78,7 +78,7 @@ type DB struct {
 // RuntimeColumns says which optional columns the runtime table has.
 type RuntimeColumns struct {
 	Exists       bool
-	HasType      bool // runtime_type: the seed's era; absent on unified Attune databases
+	HasType      bool // runtime_type: the runtime_type era; absent on unified Attune databases
 	HasRetiredAt bool
 }
 

@@ -135,7 +135,7 @@ func TestBadCorpus(t *testing.T) {
 			if wantStr == "" {
 				t.Fatal(".err file is empty")
 			}
-			rts, err := ParseManifest(data)
+			rts, err := ParseManifestFile(name, data)
 			if err == nil {
 				t.Fatalf("accepted: %+v", rts)
 			}

@@ -292,7 +292,7 @@ func addOne(ctx context.Context, db *database.DB, tx pgx.Tx, r Runtime, update b
 // ref does not exist nothing is deleted and the error is a *NotFoundError
 // (errors.Is ErrNotFound). Workers pointing at a removed runtime keep
 // running with worker.runtime set to NULL, in the same statement: Attune's
-// worker table of the seed's era has a foreign key without ON DELETE SET
+// worker table of the runtime_type era has a foreign key without ON DELETE SET
 // NULL (checked at the end of the statement), later ones set it themselves.
 // It returns the removed refs, sorted.
 func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, error) {
@@ -340,7 +340,7 @@ func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, erro
 }
 
 // explainCheck turns a check constraint of Attune's runtime table that
-// refuses a row (the seed's era requires refs of the form pack.action.name
+// refuses a row (the runtime_type era requires refs of the form pack.action.name
 // or pack.sensor.name) into a message that names it, instead of the raw
 // SQLSTATE.
 func explainCheck(err error) error {

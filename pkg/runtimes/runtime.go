@@ -48,7 +48,7 @@ type Runtime struct {
 }
 
 // DetectedName is the name a sensor worker reports for this runtime:
-// lower(name), as in the seed (`["built-in sensor", "native", ...]`).
+// lower(name), as Attune's registration expects (`["built-in sensor", "native", ...]`).
 func (r Runtime) DetectedName() string {
 	return strings.ToLower(strings.TrimSpace(r.Name))
 }

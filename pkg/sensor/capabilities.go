@@ -13,11 +13,11 @@ import (
 )
 
 // BuildCapabilities is what a sensor worker advertises for a detection
-// result: the seed's three keys (runtimes, max_concurrent_sensors,
+// result: the three registration keys (runtimes, max_concurrent_sensors,
 // sensor_version), then the versions detected per runtime, the heartbeat
 // interval (so staleness is judged per worker) and where the runtimes came
 // from. Keys of sensor.capabilities other than runtimes are passed through
-// as given (the seed's capabilities map); they never replace a key above.
+// as given (the capabilities map); they never replace a key above.
 // `sensor run --dry-run` prints exactly this.
 func BuildCapabilities(cfg Config, res detect.Result) workers.Capabilities {
 	caps := workers.Capabilities{

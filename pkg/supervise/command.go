@@ -12,7 +12,7 @@ import (
 // set, as Attune's packs.base_dir defaults.
 const DefaultPacksDir = "/opt/attune/packs"
 
-// seedInterpreters are the interpreters of the seed's runtimes when their
+// seedInterpreters are the interpreters of the default runtimes when their
 // execution_config names none (migration 00031 also writes them).
 var seedInterpreters = map[string]string{
 	"core.sensor.python": "python3",
@@ -23,7 +23,7 @@ var seedInterpreters = map[string]string{
 // Interpreter reads the interpreter of a runtime's execution_config:
 // {"interpreter": "python3"} or {"interpreter": {"binary": "python3",
 // "args": ["-u"]}}. A runtime without one runs its entrypoint itself
-// (native). The seed's python, nodejs and shell runtimes fall back to
+// (native). The default python, nodejs and shell runtimes fall back to
 // python3, node and sh.
 func Interpreter(runtimeRef string, executionConfig []byte) (argv []string, err error) {
 	var ec struct {

@@ -40,7 +40,7 @@ func (r *Registration) UpdateCapabilities(ctx context.Context, caps Capabilities
 	return nil
 }
 
-// AddCapability sets one capability key (the seed's add_capability): a key
+// AddCapability sets one capability key (add_capability in Attune's registration design): a key
 // of Capabilities (which must then have that field's type) or any other key,
 // kept in Extra. Once registered, the key is written at once; other keys of
 // the row are untouched.
@@ -110,7 +110,7 @@ func withCapability(caps Capabilities, key string, raw json.RawMessage) (Capabil
 }
 
 func cloneCapabilities(c Capabilities) Capabilities {
-	c.Runtimes = append([]string{}, c.Runtimes...) // never null: the seed's key is a list
+	c.Runtimes = append([]string{}, c.Runtimes...) // never null: the runtimes key is a list
 	if c.RuntimeVersions != nil {
 		m := make(map[string]string, len(c.RuntimeVersions))
 		for k, v := range c.RuntimeVersions {

@@ -26,8 +26,7 @@ type Selector struct {
 	// every role. "sensor" matches sensor workers only, never hybrid or
 	// action workers.
 	Roles []string
-	// Runtime keeps workers that advertise this runtime, the seed's
-	// capabilities->'runtimes' ? 'python'. It is compared as given (runtime
+	// Runtime keeps workers that advertise this runtime, capabilities->'runtimes' ? 'python'. It is compared as given (runtime
 	// names are written lower case by detection).
 	Runtime string
 	// Host keeps the workers on this host (exact match).

@@ -45,7 +45,7 @@ type Registered struct {
 
 // Registration registers one sensor worker instance in the worker table and
 // keeps its row: heartbeat, capability updates, deregistration. It is the
-// seed's SensorWorkerRegistration. Its methods are safe for concurrent use.
+// SensorWorkerRegistration of Attune's design. Its methods are safe for concurrent use.
 type Registration struct {
 	db   *database.DB
 	name string
@@ -135,7 +135,7 @@ FROM worker WHERE name = $1`
 // RegisterRequirements are what registerSQL relies on beyond the columns
 // every era of Attune's worker table has: the role column (migration 00002)
 // and the unique constraint on name that ON CONFLICT (name) needs
-// (migration 00007; the seed's era of Attune's table has none).
+// (migration 00007; Attune's runtime_type era has none).
 var RegisterRequirements = []database.Requirement{
 	database.Column("worker", "worker_role"),
 	database.UniqueColumn("worker", "name", "registration's INSERT … ON CONFLICT (name) needs it"),

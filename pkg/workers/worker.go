@@ -35,7 +35,7 @@ const (
 )
 
 // DefaultHeartbeatInterval is assumed for a worker that advertises none: the
-// seed's default heartbeat_interval.
+// default heartbeat_interval of Attune's registration design.
 const DefaultHeartbeatInterval = 30 * time.Second
 
 // GraceIntervals is how many heartbeat intervals may pass before a worker is stale.
@@ -45,7 +45,7 @@ const GraceIntervals = 3
 const DefaultGrace = GraceIntervals * DefaultHeartbeatInterval
 
 // Capabilities is what a sensor worker advertises in worker.capabilities.
-// The first three keys are the seed's, exactly; the rest serve monitoring.
+// The first three keys are Attune's registration keys, exactly; the rest serve monitoring.
 // Keys written by other tools are kept in Extra and written back untouched.
 type Capabilities struct {
 	Runtimes             []string `json:"runtimes"`
