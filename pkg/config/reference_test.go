@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// TestReadmeListsEveryKey keeps the README's configuration reference in
-// step with the Config struct: every key and its environment variable must
-// appear in a row of the table.
-func TestReadmeListsEveryKey(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestReferenceListsEveryKey keeps the configuration reference (`attunectl
+// help configuration`) in step with the Config struct: every key and its
+// environment variable must appear in a row of its table.
+func TestReferenceListsEveryKey(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "cli", "topics", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestReadmeListsEveryKey(t *testing.T) {
 	for _, key := range Keys() {
 		row, ok := rows[key]
 		if !ok {
-			t.Errorf("README.md's configuration reference has no row for %s", key)
+			t.Errorf("the configuration reference has no row for %s", key)
 			continue
 		}
 		env := EnvName(key)
@@ -35,7 +35,7 @@ func TestReadmeListsEveryKey(t *testing.T) {
 			env = EnvName("sensor.capabilities.runtimes")
 		}
 		if !strings.Contains(row, "`"+env+"`") {
-			t.Errorf("README.md's row for %s does not name %s", key, env)
+			t.Errorf("the configuration reference's row for %s does not name %s", key, env)
 		}
 	}
 }
