@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 func TestSameHostnameOtherPIDNamespaceNeverTakesTheRow(t *testing.T) {
 	t.Parallel()
+	testsupport.RequireRoot(t, "unshare --pid --uts needs CAP_SYS_ADMIN")
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Fatalf("unshare(1) from util-linux is needed: %v", err)

@@ -1,5 +1,5 @@
 // Command attunectl is the operator's tool for the sensor workers of an
-// Attune automation platform. See the README for the command reference.
+// Attune automation platform. `attunectl help commands` is the command reference.
 package main
 
 import (

@@ -71,8 +71,20 @@ func env(t testing.TB, extra ...string) []string {
 		}
 		out = append(out, kv)
 	}
-	out = append(out, "HOME="+t.TempDir(), "NO_COLOR=1", "ATTUNE__SENSOR__RUN_AS=root")
-	return append(out, extra...)
+	out = append(out, "HOME="+t.TempDir(), "NO_COLOR=1")
+	return append(append(out, selfRunAs()...), extra...)
+}
+
+// selfRunAs is the setting that runs commands from the database as the test
+// process itself: as root, sensor.run_as root on purpose (the tests' sensor
+// programs live under temporary directories no other user can enter; the
+// tests of other identities set their own); as an ordinary user nothing,
+// which means that user.
+func selfRunAs() []string {
+	if os.Geteuid() == 0 {
+		return []string{"ATTUNE__SENSOR__RUN_AS=root"}
+	}
+	return nil
 }
 
 // embeddedEnv is env with no database URL and an embedded data directory of

@@ -21,6 +21,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // startProgram is start for any program (attunectl under unshare or
@@ -313,6 +314,7 @@ func TestShutdownBoundedOnHungServer(t *testing.T) {
 // that exec'd attunectl, whose parent exited, must not stay a zombie.
 func TestPID1ReapsOrphans(t *testing.T) {
 	t.Parallel()
+	testsupport.RequireRoot(t, "unshare --pid needs CAP_SYS_ADMIN")
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Fatalf("unshare(1) from util-linux is needed: %v", err)

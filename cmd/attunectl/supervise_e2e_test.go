@@ -21,6 +21,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/sensors"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // superviseHB is the heartbeat interval of the supervision tests: the
@@ -302,9 +303,7 @@ triggers: [{ref: demo.daemon_tick}]
 // sensor process runs as nobody.
 func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (CI runs as root): it checks that sensors run as sensor.run_as")
-	}
+	testsupport.RequireRoot(t, "it checks that sensors run as sensor.run_as, another user")
 	db := dbtest.New(t)
 	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
 	args := []string{"sensor", "run", "--name", "ra-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "python"}

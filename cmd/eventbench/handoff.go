@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 )
@@ -124,7 +125,7 @@ func handoff(ctx context.Context, args []string) error {
 		var holder string
 		var gen int64
 		if err := pool.QueryRow(ctx, `SELECT w.name, a.generation FROM sensor_workload_assignment a JOIN worker w ON w.id = a.worker
-			WHERE a.workload = $1 AND a.lease_expires_at > clock_timestamp()`, workload).Scan(&holder, &gen); err != nil {
+			WHERE a.workload = $1 AND a.`+fence.Live, workload).Scan(&holder, &gen); err != nil {
 			return fmt.Errorf("round %d: who holds the ticker: %w", round, err)
 		}
 		// Let the holder's process run a while, so its last event is recent.

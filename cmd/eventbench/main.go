@@ -1,5 +1,5 @@
 // Command eventbench measures the event path of a sensor worker, for the
-// figures the README publishes (cmd/eventbench/RESULTS.md has them in full):
+// figures `attunectl help performance` publishes (cmd/eventbench/RESULTS.md has them in full):
 //
 //	eventbench [events]  events accepted per second by one worker's loopback
 //	                     endpoint from 1 and 20 sensors posting as fast as they
@@ -54,6 +54,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/events"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 	"github.com/attune-automation/attunectl/pkg/workers"
@@ -244,7 +245,7 @@ func eventsMode(ctx context.Context, args []string) error {
 
 type fixture struct {
 	worker   int64
-	fences   []supervise.Fence
+	fences   []fence.Fence
 	sensors  []int64
 	triggers []supervise.Trigger
 }
@@ -278,7 +279,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, n int) (fixture, error) {
 		}
 		fx.sensors = append(fx.sensors, sid)
 		fx.triggers = append(fx.triggers, supervise.Trigger{ID: tid, Ref: fmt.Sprintf("bench.t%d", i), TriggerRef: fmt.Sprintf("bench.t%d", i)})
-		fx.fences = append(fx.fences, supervise.Fence{Workload: wl, Worker: fx.worker, Instance: instance, Generation: 1})
+		fx.fences = append(fx.fences, fence.Fence{Workload: wl, Worker: fx.worker, Instance: instance, Generation: 1})
 	}
 	return fx, nil
 }

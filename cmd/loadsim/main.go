@@ -2,7 +2,8 @@
 // PostgreSQL database, through attunectl's own registration package
 // (pkg/workers: Register, then Heartbeat — the statements `attunectl sensor
 // run` sends), so that an operator can size a database before pointing a
-// fleet at it, and so that the README's Scale figures can be reproduced.
+// fleet at it, and so that the Scale figures of `attunectl help performance` can be
+// reproduced.
 //
 // It registers --workers workers in a schema of its own, then heartbeats
 // each of them once per --interval for --duration, every worker at a fixed
@@ -26,7 +27,7 @@
 // be one loadsim created; it is dropped at the end unless --keep. The
 // database needs max_connections of at least --connections + 5.
 //
-// Flags for comparing the design choices (the README's Scale table):
+// Flags for comparing the design choices (the Scale table of `attunectl help performance`):
 // --migrate-to 3 runs on the schema before the heartbeat tuning
 // (fillfactor 100); --fillfactor N sets another fillfactor;
 // --index-last-heartbeat adds the index that would make every heartbeat a

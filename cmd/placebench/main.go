@@ -43,6 +43,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/workers"
@@ -222,7 +223,7 @@ func (s *sim) start(ctx context.Context) {
 // state reads how many sensors are owned by live placers and the loads.
 func (s *sim) state(ctx context.Context, live map[int64]bool) (owned int, minLoad, maxLoad int, err error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT worker, count(*) FROM sensor_workload_assignment
-		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker`)
+		WHERE worker IS NOT NULL AND `+fence.Live+` GROUP BY worker`)
 	if err != nil {
 		return 0, 0, 0, err
 	}

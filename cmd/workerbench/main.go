@@ -1,5 +1,5 @@
 // Command workerbench measures attunectl's worker inspection and pruning on
-// big worker tables, for the figures the README publishes. Every figure is a
+// big worker tables, for the figures `attunectl help performance` publishes. Every figure is a
 // ratio of medians of commands run alternately in the same run, against
 // psql as the fair floor: `psql -X -A -t` (no psqlrc, unaligned, tuples
 // only) with attunectl's session settings (jit off, the schema on the

@@ -17,6 +17,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/detect"
 	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
@@ -40,6 +41,10 @@ const (
 // printed output.
 func stableVerifyResult(res *detect.Result) {
 	res.Duration = 0
+	if res.RunAs != nil {
+		// Whoever runs the tests, the goldens show the root of CI.
+		res.RunAs = &sandbox.User{Name: "root", UID: 0, GID: 0, Home: "/root"}
+	}
 	for i := range res.Runtimes {
 		rr := &res.Runtimes[i]
 		rr.Duration = 0
@@ -90,9 +95,12 @@ type rtRun struct {
 // rtEnv is the environment of an in-process run: the database (when db is
 // not nil), PATH and extra variables. Nothing comes from the test process.
 func rtEnv(db *dbtest.DB, path string, extra ...string) []string {
-	// Commands from the database run as root on purpose (the tests run as
-	// root, where sensor.run_as must be said).
-	env := []string{"PATH=" + path, "HOME=/nonexistent", "ATTUNE__SENSOR__RUN_AS=root"}
+	// Commands from the database run as the test process itself: as root,
+	// sensor.run_as root on purpose; otherwise that user.
+	env := []string{"PATH=" + path, "HOME=/nonexistent"}
+	if os.Geteuid() == 0 {
+		env = append(env, "ATTUNE__SENSOR__RUN_AS=root")
+	}
 	if db != nil {
 		env = append(env, "ATTUNE__DATABASE__URL="+db.URL)
 	}
@@ -595,7 +603,9 @@ func TestRuntimeVerifyGolden(t *testing.T) {
 		rts = append(rts, got...)
 	}
 	app := &App{Environ: env, Config: config.Default(), VerifyResultHook: stableVerifyResult}
-	app.Config.Sensor.RunAs = "root"
+	if os.Geteuid() == 0 {
+		app.Config.Sensor.RunAs = "root"
+	}
 	res := verifyRuntimes(t.Context(), app, rts, 0)
 	for _, f := range []output.Format{output.Table, output.Wide} {
 		var buf bytes.Buffer

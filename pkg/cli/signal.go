@@ -24,7 +24,7 @@ const sameRequest = 250 * time.Millisecond
 // ends). Signals arriving within sameRequest of the first are part of it; a
 // signal after that exits at once with status 130.
 //
-// As PID 1 (a container's init, e.g. the README's Kubernetes manifest)
+// As PID 1 (a container's init, e.g. the Kubernetes manifest of `attunectl help service`)
 // attunectl also reaps the orphaned processes the kernel hands it, until
 // the returned cancel function is called.
 func SignalContext(parent context.Context, stderr io.Writer) (context.Context, context.CancelFunc) {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // childEnv makes the test binary load one config file and print the result
@@ -48,9 +50,7 @@ func lookupUser(t *testing.T, name string) (int, int) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test gives files to other users and must run as root (CI does)")
-	}
+	testsupport.RequireRoot(t, "it gives files to other users")
 }
 
 // publicDir is a directory every user can traverse, removed at the end.

@@ -153,8 +153,9 @@ func lookupEnv(environ []string, name string) string {
 	return ""
 }
 
-// Keys lists every configuration key, dotted, in file order. The README's
-// configuration reference is checked against it.
+// Keys lists every configuration key, dotted, in file order. The
+// configuration reference (`attunectl help configuration`) is checked
+// against it.
 func Keys() []string {
 	var keys []string
 	walkKeys(reflect.TypeOf(Config{}), "", &keys)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
-	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 // slowRuntimes are n runtimes whose one command takes about 200 ms; the
@@ -28,7 +27,7 @@ func slowRuntimes(tb testing.TB, n int) []runtimes.Runtime {
 func timeVerify(tb testing.TB, rts []runtimes.Runtime) time.Duration {
 	tb.Helper()
 	start := time.Now()
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs()})
 	d := time.Since(start)
 	if len(res.Available) != len(rts) {
 		tb.Fatalf("not all available: %+v", res.Runtimes)
@@ -53,7 +52,7 @@ while [ "$(ls "$1" | grep -c '^started-')" -lt 8 ] && [ $i -lt 200 ]; do sleep 0
 		rts = append(rts, rt("barrier.sensor.r"+strconv.Itoa(i), "R"+strconv.Itoa(i),
 			runtimes.Command{Binary: script, Args: []string{dir, strconv.Itoa(i)}, Pattern: `barrier passed`}))
 	}
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root, Timeout: 30 * time.Second})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs(), Timeout: 30 * time.Second})
 	if len(res.Available) != 8 {
 		for _, r := range res.Runtimes {
 			t.Logf("%s: available=%v reason=%q", r.Ref, r.Available, r.Reason)
@@ -100,7 +99,7 @@ func BenchmarkVerifyConcurrent(b *testing.B) {
 func BenchmarkVerifySeed(b *testing.B) {
 	rts := loadSeed(b)
 	for b.Loop() {
-		res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root})
+		res := Verify(context.Background(), rts, Options{RunAs: selfRunAs()})
 		if len(res.Available) != 5 {
 			b.Fatalf("available = %q: this benchmark needs python3 and node on PATH", res.Available)
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
-	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -41,7 +40,7 @@ func TestDetectFromMigratedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := Input{Load: func(ctx context.Context) ([]runtimes.Runtime, error) { return runtimes.SensorRuntimes(ctx, db) }}
-	res, err := Detect(ctx, in, Options{RunAs: sandbox.Root, Environ: envWithPATH(fakePATH(t))})
+	res, err := Detect(ctx, in, Options{RunAs: selfRunAs(), Environ: envWithPATH(fakePATH(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func TestDetectFromMigratedDatabase(t *testing.T) {
 	}
 	// The environment still wins over the database.
 	in.EnvRuntimes = "shell"
-	res, err = Detect(ctx, in, Options{RunAs: sandbox.Root})
+	res, err = Detect(ctx, in, Options{RunAs: selfRunAs()})
 	if err != nil || res.Source != SourceEnv || !reflect.DeepEqual(res.Available, []string{"shell"}) {
 		t.Errorf("env: %+v %v", res, err)
 	}
@@ -91,7 +90,7 @@ func TestDatabaseRowCommandLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := Input{Load: func(ctx context.Context) ([]runtimes.Runtime, error) { return runtimes.SensorRuntimes(ctx, db) }}
-	res, err := Detect(ctx, in, Options{RunAs: sandbox.Root, Environ: envWithPATH(fakePATH(t))})
+	res, err := Detect(ctx, in, Options{RunAs: selfRunAs(), Environ: envWithPATH(fakePATH(t))})
 	if err != nil {
 		t.Fatal(err)
 	}

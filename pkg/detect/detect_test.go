@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
-	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 func TestParseList(t *testing.T) {
@@ -53,7 +52,7 @@ func TestDetectPrecedence(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			loads = 0
-			res, err := Detect(ctx, tc.in, Options{RunAs: sandbox.Root})
+			res, err := Detect(ctx, tc.in, Options{RunAs: selfRunAs()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,11 +61,11 @@ func TestDetectPrecedence(t *testing.T) {
 			}
 		})
 	}
-	_, err := Detect(ctx, Input{Load: func(context.Context) ([]runtimes.Runtime, error) { return nil, errors.New("boom") }}, Options{RunAs: sandbox.Root})
+	_, err := Detect(ctx, Input{Load: func(context.Context) ([]runtimes.Runtime, error) { return nil, errors.New("boom") }}, Options{RunAs: selfRunAs()})
 	if err == nil || !strings.Contains(err.Error(), "detecting runtimes: boom") {
 		t.Errorf("load error: %v", err)
 	}
-	if _, err := Detect(ctx, Input{}, Options{RunAs: sandbox.Root}); err == nil {
+	if _, err := Detect(ctx, Input{}, Options{RunAs: selfRunAs()}); err == nil {
 		t.Error("no source: want an error")
 	}
 }
@@ -77,7 +76,7 @@ func TestDetectPrecedence(t *testing.T) {
 func TestSeedWithFakeBinaries(t *testing.T) {
 	dir := fakePATH(t)
 	rts := append(loadSeed(t), rt("test.sensor.haskell", "Haskell", cmd("ghc", "--version")))
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir)})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir)})
 	want := []string{"built-in sensor", "native", "node.js", "python", "shell"}
 	if !reflect.DeepEqual(res.Available, want) {
 		t.Fatalf("available = %q, want %q\n%+v", res.Available, want, res.Runtimes)
@@ -160,7 +159,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := Verify(context.Background(), []runtimes.Runtime{rt("t.x", "X", tc.c)}, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir)})
+			res := Verify(context.Background(), []runtimes.Runtime{rt("t.x", "X", tc.c)}, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir)})
 			rr := res.Runtimes[0]
 			c := rr.Commands[0]
 			if rr.Available != tc.ok || c.OK() != tc.ok {
@@ -196,7 +195,7 @@ func TestRuntimeLevelOutcomes(t *testing.T) {
 			runtimes.Command{Binary: "python3", Args: []string{"--version"}, Pattern: `Python 3\.`, Priority: runtimes.Ptr(2)},
 			runtimes.Command{Binary: "node", Priority: runtimes.Ptr(3)}),
 	}
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir)})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir)})
 	want := []struct {
 		avail  bool
 		via    string
@@ -223,7 +222,7 @@ func TestRuntimeLevelOutcomes(t *testing.T) {
 
 func TestTimeoutReason(t *testing.T) {
 	dir := fakePATH(t)
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.b", "Sleeper", cmd("sleeper", "30"))}, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir), Timeout: 300 * time.Millisecond})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.b", "Sleeper", cmd("sleeper", "30"))}, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir), Timeout: 300 * time.Millisecond})
 	c := res.Runtimes[0].Commands[0]
 	if c.Reason != "timed out after 300ms" || !c.Ran || c.ExitCode != -1 {
 		t.Errorf("%+v", c)
@@ -235,7 +234,7 @@ func TestContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	res := Verify(ctx, []runtimes.Runtime{rt("a.b", "S", cmd("sleeper", "30")), rt("a.c", "S2", cmd("sleeper", "30"))}, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir)})
+	res := Verify(ctx, []runtimes.Runtime{rt("a.b", "S", cmd("sleeper", "30")), rt("a.c", "S2", cmd("sleeper", "30"))}, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir)})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v after cancel", d)
 	}
@@ -245,7 +244,7 @@ func TestContextCancel(t *testing.T) {
 		}
 	}
 	// Already canceled: nothing starts.
-	res = Verify(ctx, []runtimes.Runtime{rt("a.b", "S", cmd("node"))}, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir)})
+	res = Verify(ctx, []runtimes.Runtime{rt("a.b", "S", cmd("node"))}, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir)})
 	if c := res.Runtimes[0].Commands[0]; c.Ran || !strings.HasPrefix(c.Reason, "canceled") {
 		t.Errorf("%+v", c)
 	}
@@ -277,7 +276,7 @@ func TestLookPath(t *testing.T) {
 		t.Errorf("non-executable not skipped: %s", got)
 	}
 	// A custom LookPath is used.
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.b", "B", cmd("whatever"))}, Options{RunAs: sandbox.Root,
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.b", "B", cmd("whatever"))}, Options{RunAs: selfRunAs(),
 		LookPath: func(string) (string, error) { return filepath.Join(dir, "node"), nil },
 	})
 	if !res.Runtimes[0].Available || res.Runtimes[0].Version != "22.11.0" {
@@ -309,7 +308,7 @@ func TestSeedOnThisHost(t *testing.T) {
 			t.Fatalf("this test needs %s on PATH (the seed's verification runs it): %v", b, err)
 		}
 	}
-	res := Verify(context.Background(), loadSeed(t), Options{RunAs: sandbox.Root})
+	res := Verify(context.Background(), loadSeed(t), Options{RunAs: selfRunAs()})
 	want := []string{"built-in sensor", "native", "node.js", "python", "shell"}
 	if !reflect.DeepEqual(res.Available, want) {
 		for _, r := range res.Runtimes {
@@ -328,7 +327,7 @@ func TestRuntimeTimeIsRunTime(t *testing.T) {
 	slow := writeScript(t, tmp, "slow", "sleep 0.6\necho 'slow 1.0'\n")
 	quick := writeScript(t, tmp, "quick", "sleep 0.05\necho 'quick 2.0'\n")
 	res := Verify(context.Background(), []runtimes.Runtime{rt("t.slow", "Slow", cmd(slow)), rt("t.quick", "Quick", cmd(quick))},
-		Options{RunAs: sandbox.Root, Environ: envWithPATH(tmp), MaxParallel: 1})
+		Options{RunAs: selfRunAs(), Environ: envWithPATH(tmp), MaxParallel: 1})
 	for _, rr := range res.Runtimes {
 		if !rr.Available || len(rr.Commands) != 1 {
 			t.Fatalf("%s: %+v", rr.Name, rr)

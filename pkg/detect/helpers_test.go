@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 const fakebinDir = "../../testdata/fakebin"
@@ -52,6 +53,15 @@ func writeScript(t testing.TB, dir, name, body string) string {
 // the scripts' own tools (sleep, env, yes), plus extra.
 func envWithPATH(dir string, extra ...string) func() []string {
 	return func() []string { return append([]string{"PATH=" + dir + ":/usr/bin:/bin", "HOME=/root"}, extra...) }
+}
+
+// selfRunAs runs commands as the test process itself: root on purpose as
+// root, otherwise that user.
+func selfRunAs() string {
+	if os.Geteuid() == 0 {
+		return sandbox.Root
+	}
+	return ""
 }
 
 func cmd(binary string, args ...string) runtimes.Command {

@@ -191,7 +191,7 @@ func childMain(role string) int {
 			fmt.Println(err)
 			return 1
 		}
-		opts := Options{RunAs: sandbox.Root, Environ: os.Environ}
+		opts := Options{RunAs: selfRunAs(), Environ: os.Environ}
 		rts := []runtimes.Runtime{rt("core.sensor.python", "Python", runtimes.Command{Binary: "python3", Args: []string{"--version"}, Pattern: `Python 3\.`})}
 		first := Verify(context.Background(), rts, opts).Runtimes[0]
 		var hoard []*os.File
@@ -230,7 +230,7 @@ head -c 65536 /dev/zero | tr '\0' a >&2
 exit 0
 `)
 	const catastrophic = `(?:(?:a*){30}){30}b`
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: catastrophic})}, Options{RunAs: sandbox.Root})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: catastrophic})}, Options{RunAs: selfRunAs()})
 	if c := res.Runtimes[0].Commands[0]; c.Ran || c.Reason != "pattern too complex: 1803 instructions, more than the limit of 500: not run" {
 		t.Errorf("%+v", c)
 	}
@@ -249,7 +249,7 @@ exit 0
 	// Through Verify: the command uses most of its 2 s; the match gets
 	// what is left, and Verify returns in time either way.
 	start = time.Now()
-	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Args: []string{"1.7"}, Pattern: slow})}, Options{RunAs: sandbox.Root, Timeout: 2 * time.Second})
+	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Args: []string{"1.7"}, Pattern: slow})}, Options{RunAs: selfRunAs(), Timeout: 2 * time.Second})
 	if d := time.Since(start); d > 2500*time.Millisecond {
 		t.Errorf("Verify took %v with a 2s timeout", d)
 	}
@@ -259,7 +259,7 @@ exit 0
 	}
 
 	long := strings.Repeat("a", runtimes.MaxPatternLen+1)
-	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: long})}, Options{RunAs: sandbox.Root})
+	res = Verify(context.Background(), []runtimes.Runtime{rt("a.re", "Re", runtimes.Command{Binary: script, Pattern: long})}, Options{RunAs: selfRunAs()})
 	if c := res.Runtimes[0].Commands[0]; c.Ran || c.Reason != "pattern longer than 4096 bytes: not run" {
 		t.Errorf("%+v", c)
 	}
@@ -275,7 +275,7 @@ func TestDetectionDeadline(t *testing.T) {
 		rts = append(rts, rt(fmt.Sprintf("a.s%d", i), fmt.Sprintf("S%d", i), cmd("sleeper", strconv.Itoa(30+i))))
 	}
 	start := time.Now()
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root, Environ: envWithPATH(dir), Deadline: time.Second})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs(), Environ: envWithPATH(dir), Deadline: time.Second})
 	if d := time.Since(start); d > 2500*time.Millisecond {
 		t.Errorf("Verify took %v with a 1s deadline", d)
 	}
@@ -312,7 +312,7 @@ func TestEmptyAllowListAllowsNothing(t *testing.T) {
 	bin := t.TempDir()
 	writeScript(t, bin, "python3", "touch \""+marker+"\"\necho 'Python 3.99.0'\n")
 	res := Verify(context.Background(), []runtimes.Runtime{rt("a.py", "Py", cmd("python3", "--version"))},
-		Options{RunAs: sandbox.Root, Environ: envWithPATH(bin), AllowedBinaries: []string{}})
+		Options{RunAs: selfRunAs(), Environ: envWithPATH(bin), AllowedBinaries: []string{}})
 	if c := res.Runtimes[0].Commands[0]; c.Ran || c.Reason != "not in allowed_binaries" {
 		t.Errorf("%+v", c)
 	}
@@ -350,7 +350,7 @@ func TestPinnedCommands(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(marker)
-			res := Verify(context.Background(), []runtimes.Runtime{rt("a.py", "Py", tc.c)}, Options{RunAs: sandbox.Root, Environ: env, PinnedCommands: tc.pinned, AllowedBinaries: tc.allow})
+			res := Verify(context.Background(), []runtimes.Runtime{rt("a.py", "Py", tc.c)}, Options{RunAs: selfRunAs(), Environ: env, PinnedCommands: tc.pinned, AllowedBinaries: tc.allow})
 			c := res.Runtimes[0].Commands[0]
 			_, err := os.Stat(marker)
 			if ran := err == nil; ran != tc.runs || c.Ran != tc.runs {
@@ -374,7 +374,7 @@ while [ ! -s "$1" ]; do sleep 0.01; done
 sleep 60
 `)
 	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", cmd(script, pidFile))}, Options{RunAs: sandbox.Root, Timeout: time.Second})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", cmd(script, pidFile))}, Options{RunAs: selfRunAs(), Timeout: time.Second})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v with a 1s timeout", d)
 	}

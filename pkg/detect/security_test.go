@@ -39,7 +39,7 @@ func TestEnvironmentIsScrubbed(t *testing.T) {
 	t.Setenv("MY_PROXY", "http://proxy:3128")
 	out := filepath.Join(t.TempDir(), "env.txt")
 	// Default Environ (os.Environ) on purpose: the real environment.
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.env", "Env", cmd("envdump", out))}, Options{RunAs: sandbox.Root, PassthroughEnv: []string{"MY_PROXY"}})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.env", "Env", cmd("envdump", out))}, Options{RunAs: selfRunAs(), PassthroughEnv: []string{"MY_PROXY"}})
 	if !res.Runtimes[0].Available {
 		t.Fatalf("envdump failed: %+v", res.Runtimes[0])
 	}
@@ -84,7 +84,7 @@ sleep 60
 `)
 	const timeout = time.Second
 	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.sleep", "Sleep", cmd(sleeper, pids))}, Options{RunAs: sandbox.Root, Timeout: timeout})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.sleep", "Sleep", cmd(sleeper, pids))}, Options{RunAs: selfRunAs(), Timeout: timeout})
 	elapsed := time.Since(start)
 	if elapsed > timeout+time.Second {
 		t.Errorf("Verify took %v, want at most timeout+1s", elapsed)
@@ -124,7 +124,7 @@ echo "tool 2.0"
 exit 0
 `)
 	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", runtimes.Command{Binary: script, Args: []string{pidFile}, Pattern: `tool 2\.`})}, Options{RunAs: sandbox.Root, Timeout: 10 * time.Second})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", runtimes.Command{Binary: script, Args: []string{pidFile}, Pattern: `tool 2\.`})}, Options{RunAs: selfRunAs(), Timeout: 10 * time.Second})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v: it waited for the grandchild", d)
 	}
@@ -152,7 +152,7 @@ func TestEndlessPrinter(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	res := Verify(context.Background(), []runtimes.Runtime{rt("a.p", "Printer", runtimes.Command{Binary: "printer", Pattern: `^printer 1\.2`})},
-		Options{RunAs: sandbox.Root, Environ: envWithPATH(dir), Timeout: time.Second})
+		Options{RunAs: selfRunAs(), Environ: envWithPATH(dir), Timeout: time.Second})
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&after)
 	c := res.Runtimes[0].Commands[0]
@@ -187,7 +187,7 @@ exit 0
 	res := Verify(context.Background(), []runtimes.Runtime{
 		rt("a.c", "C", runtimes.Command{Binary: script, Pattern: `chatty 3\.`}),
 		rt("a.d", "D", runtimes.Command{Binary: script, Pattern: `MARKER_AFTER_CAP`}),
-	}, Options{RunAs: sandbox.Root})
+	}, Options{RunAs: selfRunAs()})
 	if c := res.Runtimes[0].Commands[0]; !c.OK() || !c.Truncated || c.Version != "3.1.4" {
 		t.Errorf("%+v", c)
 	}
@@ -198,7 +198,7 @@ exit 0
 		t.Error("the identical command was not shared: exactly one result should be Cached")
 	}
 	// Directly: exactly MaxOutput bytes kept.
-	sb, err := sandbox.New(sandbox.Config{RunAs: sandbox.Root})
+	sb, err := sandbox.New(sandbox.Config{RunAs: selfRunAs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestAllowListRefusesWithoutRunning(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(marker)
-			res := Verify(context.Background(), []runtimes.Runtime{rt("a.py", "Py", cmd(tc.binary, "--version"))}, Options{RunAs: sandbox.Root, Environ: env, AllowedBinaries: tc.allowed})
+			res := Verify(context.Background(), []runtimes.Runtime{rt("a.py", "Py", cmd(tc.binary, "--version"))}, Options{RunAs: selfRunAs(), Environ: env, AllowedBinaries: tc.allowed})
 			c := res.Runtimes[0].Commands[0]
 			_, err := os.Stat(marker)
 			ran := err == nil
@@ -261,7 +261,7 @@ func TestIdenticalCommandsRunOnce(t *testing.T) {
 		rt("a.three", "Three", runtimes.Command{Binary: script, Args: []string{counter}, Pattern: `nomatch`}),
 		rt("a.four", "Four", runtimes.Command{Binary: script, Args: []string{other}}),
 	}
-	res := Verify(context.Background(), rts, Options{RunAs: sandbox.Root})
+	res := Verify(context.Background(), rts, Options{RunAs: selfRunAs()})
 	b, _ := os.ReadFile(counter)
 	if n := strings.Count(string(b), "run"); n != 1 {
 		t.Errorf("the shared command ran %d times, want 1", n)
@@ -283,7 +283,7 @@ func TestIdenticalCommandsRunOnce(t *testing.T) {
 		t.Errorf("each runtime applies its own pattern to the shared output: %+v", res.Runtimes)
 	}
 	// A new Verify call runs it again: the cache is per detection.
-	Verify(context.Background(), rts[:1], Options{RunAs: sandbox.Root})
+	Verify(context.Background(), rts[:1], Options{RunAs: selfRunAs()})
 	b, _ = os.ReadFile(counter)
 	if n := strings.Count(string(b), "run"); n != 2 {
 		t.Errorf("after a second Verify the command ran %d times, want 2", n)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -45,9 +46,7 @@ type osUser struct {
 
 func lookupOSUser(t *testing.T, name string) osUser {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test acts as other OS users and must run as root (CI does)")
-	}
+	testsupport.RequireRoot(t, "it acts as other OS users")
 	u, err := user.Lookup(name)
 	if err != nil {
 		t.Fatalf("this test needs the OS user %s: %v", name, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
@@ -108,12 +109,16 @@ func (w *BatchWriter) loop() {
 	}
 }
 
-// batchSQL checks the fences and inserts a batch in one statement, which
-// is its own transaction: one round trip per batch instead of BEGIN, the
-// statement and COMMIT (and SET LOCAL for async commit). The durability
-// CTE sets synchronous_commit for this transaction only, as the heartbeat
-// does: off when $11 (async), else unchanged.
-const batchSQL = `
+// insertSQL checks the fences and inserts a batch of events in one
+// statement, which is its own transaction: one round trip per batch
+// instead of BEGIN, the statement and COMMIT (and SET LOCAL for async
+// commit). Each event's assignment row is locked FOR SHARE while the
+// insert commits, so a takeover (which updates that row) either waits for
+// the insert or makes it find no fence. The durability CTE sets
+// synchronous_commit for this transaction only, as the heartbeat does: off
+// when $11 (async), else unchanged. It is the one event insert: Writer
+// sends a batch of one.
+var insertSQL = `
 WITH durability AS MATERIALIZED (
     SELECT set_config('synchronous_commit',
         CASE WHEN $11::boolean THEN 'off' ELSE current_setting('synchronous_commit') END, true)
@@ -124,8 +129,7 @@ WITH durability AS MATERIALIZED (
 ), fenced AS (
     SELECT nextval(pg_get_serial_sequence('event', 'id')) AS id, req.*
     FROM durability, req JOIN sensor_workload_assignment a
-      ON a.workload = req.workload AND a.worker = req.worker AND a.worker_instance = req.instance
-     AND a.generation = req.generation AND a.lease_expires_at > clock_timestamp()
+      ON ` + fence.Predicate("a", "req.workload", "req.worker", "req.instance", "req.generation") + `
     FOR SHARE OF a
 ), ins AS (
     INSERT INTO event (id, trigger, trigger_ref, config, payload, source, source_ref, source_workload, source_generation)
@@ -135,13 +139,30 @@ WITH durability AS MATERIALIZED (
 SELECT f.ord, f.id, pg_notify('` + Channel + `', f.id::text) FROM fenced f JOIN ins ON ins.id = f.id`
 
 func (w *BatchWriter) write(batch []*batchReq) {
-	n := len(batch)
+	evs := make([]supervise.Event, len(batch))
+	for i, r := range batch {
+		evs[i] = r.ev
+	}
+	ids, err := insertEvents(context.Background(), w.pool, evs, w.async)
+	for i, r := range batch {
+		r.id, r.err = ids[i], err
+		if err == nil && ids[i] == 0 {
+			r.err = staleEvent(r.ev)
+		}
+		close(r.done)
+	}
+}
+
+// insertEvents writes evs with insertSQL and returns the id of each, 0
+// for an event whose fence is stale (nothing written for it). err is the
+// statement's own failure: then none was written.
+func insertEvents(ctx context.Context, pool *pgxpool.Pool, evs []supervise.Event, async bool) ([]int64, error) {
+	n := len(evs)
 	workload, worker, gen := make([]int64, n), make([]int64, n), make([]int64, n)
 	inst, tref, sref := make([]string, n), make([]string, n), make([]string, n)
 	trig, sensor := make([]*int64, n), make([]*int64, n)
 	cfg, payload := make([]*string, n), make([]string, n)
-	for i, r := range batch {
-		e := r.ev
+	for i, e := range evs {
 		workload[i], worker[i], inst[i], gen[i] = e.Fence.Workload, e.Fence.Worker, e.Fence.Instance, e.Fence.Generation
 		if e.TriggerID != 0 {
 			trig[i] = &e.TriggerID
@@ -154,38 +175,42 @@ func (w *BatchWriter) write(batch []*batchReq) {
 			cfg[i] = &c
 		}
 		tref[i], sref[i], payload[i] = e.TriggerRef, e.SensorRef, string(e.Payload)
+		if payload[i] == "" {
+			payload[i] = "null"
+		}
 	}
 	ids := make([]int64, n)
-	err := func() error {
-		// Outside BEGIN, the statement commits before the server reports
-		// it ready: rows.Err after Close includes a failed commit.
-		rows, err := w.pool.Query(context.Background(), batchSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref, w.async)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var ord, id int64
-			var notified string
-			if err := rows.Scan(&ord, &id, &notified); err != nil {
-				rows.Close()
-				return err
-			}
-			ids[ord-1] = id
-		}
-		rows.Close()
-		return rows.Err()
-	}()
-	for i, r := range batch {
-		switch {
-		case err != nil:
-			r.err = fmt.Errorf("inserting an event for %s: %w", r.ev.TriggerRef, err)
-		case ids[i] == 0:
-			r.err = fmt.Errorf("event for %s from %s: %w", r.ev.TriggerRef, r.ev.Fence, supervise.ErrFenceStale)
-		default:
-			r.id = ids[i]
-		}
-		close(r.done)
+	// Outside BEGIN, the statement commits before the server reports it
+	// ready: rows.Err after Close includes a failed commit.
+	rows, err := pool.Query(ctx, insertSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref, async)
+	if err != nil {
+		return ids, insertError(evs, err)
 	}
+	for rows.Next() {
+		var ord, id int64
+		var notified string
+		if err := rows.Scan(&ord, &id, &notified); err != nil {
+			rows.Close()
+			return make([]int64, n), insertError(evs, err)
+		}
+		ids[ord-1] = id
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return make([]int64, n), insertError(evs, err)
+	}
+	return ids, nil
+}
+
+func insertError(evs []supervise.Event, err error) error {
+	if len(evs) == 1 {
+		return fmt.Errorf("inserting an event for %s: %w", evs[0].TriggerRef, err)
+	}
+	return fmt.Errorf("inserting a batch of %d events: %w", len(evs), err)
+}
+
+func staleEvent(ev supervise.Event) error {
+	return fmt.Errorf("event for %s from %s: %w", ev.TriggerRef, ev.Fence, fence.ErrStale)
 }
 
 var _ supervise.EventWriter = (*BatchWriter)(nil)

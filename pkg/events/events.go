@@ -14,11 +14,9 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/attune-automation/attunectl/pkg/supervise"
@@ -33,46 +31,18 @@ type Writer struct {
 	Pool *pgxpool.Pool
 }
 
-const insertSQL = `
-WITH fence AS (
-    SELECT a.workload, a.generation
-    FROM sensor_workload_assignment a
-    WHERE a.workload = $1 AND a.worker = $2 AND a.worker_instance = $3::uuid
-      AND a.generation = $4 AND a.lease_expires_at > clock_timestamp()
-    FOR SHARE
-), ins AS (
-    INSERT INTO event (trigger, trigger_ref, config, payload, source, source_ref, source_workload, source_generation)
-    SELECT $5, $6, $7, $8, $9, $10, fence.workload, fence.generation FROM fence
-    RETURNING id
-)
-SELECT id, pg_notify('` + Channel + `', id::text) FROM ins`
-
 // WriteEvent inserts ev if, and only if, its fence is current; otherwise it
-// returns supervise.ErrFenceStale and writes nothing.
+// returns fence.ErrStale and writes nothing. It sends the one event insert
+// (insertSQL) with a batch of one.
 func (w Writer) WriteEvent(ctx context.Context, ev supervise.Event) (int64, error) {
-	var trig *int64
-	if ev.TriggerID != 0 {
-		trig = &ev.TriggerID
-	}
-	var sensor *int64
-	if ev.SensorID != 0 {
-		sensor = &ev.SensorID
-	}
-	var cfg any
-	if len(ev.Config) > 0 && string(ev.Config) != "null" {
-		cfg = string(ev.Config)
-	}
-	var id int64
-	var notified string
-	err := w.Pool.QueryRow(ctx, insertSQL, ev.Fence.Workload, ev.Fence.Worker, ev.Fence.Instance, ev.Fence.Generation,
-		trig, ev.TriggerRef, cfg, string(ev.Payload), sensor, ev.SensorRef).Scan(&id, &notified)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("event for %s from %s: %w", ev.TriggerRef, ev.Fence, supervise.ErrFenceStale)
-	}
+	ids, err := insertEvents(ctx, w.Pool, []supervise.Event{ev}, false)
 	if err != nil {
-		return 0, fmt.Errorf("inserting an event for %s: %w", ev.TriggerRef, err)
+		return 0, err
 	}
-	return id, nil
+	if ids[0] == 0 {
+		return 0, staleEvent(ev)
+	}
+	return ids[0], nil
 }
 
 // Event is one row of the event table as `event list` shows it.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
@@ -27,7 +28,7 @@ type fixture struct {
 	sensor  int64
 	ref     string
 	trigger supervise.Trigger
-	fence   supervise.Fence
+	fence   fence.Fence
 }
 
 const instanceA = "00000000-0000-4000-8000-00000000000a"
@@ -56,7 +57,7 @@ func newFixture(t *testing.T, runtimeRef, entrypoint, config string) fixture {
 	q(`INSERT INTO worker (name, worker_type, worker_role, status, last_heartbeat) VALUES ('w-b', 'local', 'sensor', 'active', now()) RETURNING id`)
 	q(`INSERT INTO sensor_workload_assignment (workload, worker, worker_instance, generation, lease_expires_at, assigned_at, renewed_at)
 		VALUES ($1, $2, $3, 1, now() + interval '60 seconds', now(), now()) RETURNING workload`, wl, worker, instanceA)
-	f.fence = supervise.Fence{Workload: wl, Worker: worker, Instance: instanceA, Generation: 1}
+	f.fence = fence.Fence{Workload: wl, Worker: worker, Instance: instanceA, Generation: 1}
 	return f
 }
 
@@ -120,13 +121,13 @@ func testFencedWrites(t *testing.T, f fixture, w supervise.EventWriter) {
 
 	stale := []struct {
 		name  string
-		mut   func(supervise.Fence) supervise.Fence
+		mut   func(fence.Fence) fence.Fence
 		setup string
 	}{
-		{"old generation", func(x supervise.Fence) supervise.Fence { x.Generation = 0; return x }, ""},
-		{"other instance", func(x supervise.Fence) supervise.Fence { x.Instance = instanceB; return x }, ""},
-		{"other worker", func(x supervise.Fence) supervise.Fence { x.Worker++; return x }, ""},
-		{"expired lease", func(x supervise.Fence) supervise.Fence { return x },
+		{"old generation", func(x fence.Fence) fence.Fence { x.Generation = 0; return x }, ""},
+		{"other instance", func(x fence.Fence) fence.Fence { x.Instance = instanceB; return x }, ""},
+		{"other worker", func(x fence.Fence) fence.Fence { x.Worker++; return x }, ""},
+		{"expired lease", func(x fence.Fence) fence.Fence { return x },
 			"UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'"},
 	}
 	for _, c := range stale {
@@ -137,7 +138,7 @@ func testFencedWrites(t *testing.T, f fixture, w supervise.EventWriter) {
 		}
 		ev := f.event(`{"n": 2}`)
 		ev.Fence = c.mut(ev.Fence)
-		if _, err := w.WriteEvent(ctx, ev); !errors.Is(err, supervise.ErrFenceStale) {
+		if _, err := w.WriteEvent(ctx, ev); !errors.Is(err, fence.ErrStale) {
 			t.Errorf("%s: WriteEvent = %v, want ErrFenceStale", c.name, err)
 		}
 	}
@@ -167,9 +168,9 @@ func TestEndpointAnswers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "core.sensor.python", "ticker.py", `{}`)
 	var staleMu sync.Mutex
-	var staleFences []supervise.Fence
+	var staleFences []fence.Fence
 	ep := supervise.NewEndpoint(Writer{Pool: f.pool}, supervise.EndpointOptions{RatePerSecond: 0.001, Burst: 3,
-		OnStale: func(x supervise.Fence) { staleMu.Lock(); staleFences = append(staleFences, x); staleMu.Unlock() }})
+		OnStale: func(x fence.Fence) { staleMu.Lock(); staleFences = append(staleFences, x); staleMu.Unlock() }})
 	if err := ep.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestEndpointAnswers(t *testing.T) {
 	// A fresh grant with room, then the assignment moves on: 409, and the
 	// supervisor is told to stop the process.
 	ep2 := supervise.NewEndpoint(Writer{Pool: f.pool}, supervise.EndpointOptions{
-		OnStale: func(x supervise.Fence) { staleMu.Lock(); staleFences = append(staleFences, x); staleMu.Unlock() }})
+		OnStale: func(x fence.Fence) { staleMu.Lock(); staleFences = append(staleFences, x); staleMu.Unlock() }})
 	if err := ep2.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +252,8 @@ func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 0.1}`)
 	store := NewStore(f.pool, nil)
-	lost := make(chan supervise.Fence, 1)
-	sup := supervise.New(nil, store, nil, supervise.Options{OnLost: func(x supervise.Fence) { lost <- x }})
+	lost := make(chan fence.Fence, 1)
+	sup := supervise.New(nil, store, nil, supervise.Options{OnLost: func(x fence.Fence) { lost <- x }})
 	ctx := context.Background()
 	sup.Reconcile(ctx, []supervise.Assignment{{Fence: f.fence, Sensor: supervise.Sensor{
 		ID: f.sensor, Ref: f.ref, RuntimeRef: supervise.BuiltinRuntimeRef, Entrypoint: "interval",
@@ -319,7 +320,7 @@ func TestBatchWriterChecksEachFence(t *testing.T) {
 			switch {
 			case err == nil && i%2 == 0:
 				okN++
-			case errors.Is(err, supervise.ErrFenceStale) && i%2 == 1:
+			case errors.Is(err, fence.ErrStale) && i%2 == 1:
 				staleN++
 			default:
 				t.Errorf("event %d: %v", i, err)

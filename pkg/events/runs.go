@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
@@ -29,13 +30,12 @@ func NewStore(pool *pgxpool.Pool, w supervise.EventWriter) Store {
 	return Store{EventWriter: w, Pool: pool}
 }
 
-const beginRunSQL = `
+var beginRunSQL = `
 WITH a AS (
-    UPDATE sensor_workload_assignment
-    SET generation = generation + 1, renewed_at = clock_timestamp()
-    WHERE workload = $1 AND worker = $2 AND worker_instance = $3::uuid
-      AND generation = $4 AND lease_expires_at > clock_timestamp()
-    RETURNING workload, generation
+    UPDATE sensor_workload_assignment asg
+    SET generation = asg.generation + 1, renewed_at = clock_timestamp()
+    WHERE ` + fence.Where("asg") + `
+    RETURNING asg.workload, asg.generation
 )
 SELECT a.generation,
        coalesce(r.restarts, 0), coalesce(r.consecutive_failures, 0),
@@ -47,13 +47,13 @@ FROM a LEFT JOIN sensor_workload_state r ON r.workload = a.workload`
 // protocol: every start of a process is a new generation) and reads the
 // workload's restart record. The wait before the next start is computed on
 // the database clock and returned relative to this host's clock.
-func (s Store) BeginRun(ctx context.Context, f supervise.Fence) (supervise.Fence, supervise.State, error) {
+func (s Store) BeginRun(ctx context.Context, f fence.Fence) (fence.Fence, supervise.State, error) {
 	var st supervise.State
 	var wait float64
-	err := s.Pool.QueryRow(ctx, beginRunSQL, f.Workload, f.Worker, f.Instance, f.Generation).Scan(
+	err := s.Pool.QueryRow(ctx, beginRunSQL, fence.Args(f)...).Scan(
 		&f.Generation, &st.Restarts, &st.ConsecutiveFailures, &wait, &st.Quarantined, &st.Reason, &st.LastExit, &st.StderrTail)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return f, st, fmt.Errorf("starting %s: %w", f, supervise.ErrFenceStale)
+		return f, st, fmt.Errorf("starting %s: %w", f, fence.ErrStale)
 	}
 	if err != nil {
 		return f, st, fmt.Errorf("starting a run of workload %d: %w", f.Workload, err)
@@ -64,7 +64,7 @@ func (s Store) BeginRun(ctx context.Context, f supervise.Fence) (supervise.Fence
 	return f, st, nil
 }
 
-const saveStateSQL = `
+var saveStateSQL = `
 INSERT INTO sensor_workload_state AS r (workload, state, restarts, consecutive_failures, next_start_at,
                                         quarantined_at, last_reason, last_signal, last_stderr, generation,
                                         last_started_at, last_stopped_at, updated)
@@ -76,8 +76,7 @@ SELECT a.workload, $5, $6, $7,
        CASE WHEN $5 IN ('stopped', 'backoff', 'quarantined') THEN clock_timestamp() END,
        clock_timestamp()
 FROM sensor_workload_assignment a
-WHERE a.workload = $1 AND a.worker = $2 AND a.worker_instance = $3::uuid
-  AND a.generation = $4 AND a.lease_expires_at > clock_timestamp()
+WHERE ` + fence.Where("a") + `
 ON CONFLICT (workload) DO UPDATE SET
     state = excluded.state, restarts = excluded.restarts,
     consecutive_failures = excluded.consecutive_failures, next_start_at = excluded.next_start_at,
@@ -90,16 +89,16 @@ ON CONFLICT (workload) DO UPDATE SET
 RETURNING r.workload`
 
 // SaveState records the workload's run state under the fence.
-func (s Store) SaveState(ctx context.Context, f supervise.Fence, runState string, st supervise.State) error {
+func (s Store) SaveState(ctx context.Context, f fence.Fence, runState string, st supervise.State) error {
 	wait := 0.0
 	if !st.NextStartAt.IsZero() {
 		wait = max(time.Until(st.NextStartAt).Seconds(), 0)
 	}
 	var w int64
-	err := s.Pool.QueryRow(ctx, saveStateSQL, f.Workload, f.Worker, f.Instance, f.Generation,
-		runState, st.Restarts, st.ConsecutiveFailures, wait, st.Quarantined, st.Reason, st.LastExit, st.StderrTail).Scan(&w)
+	err := s.Pool.QueryRow(ctx, saveStateSQL, fence.Args(f,
+		runState, st.Restarts, st.ConsecutiveFailures, wait, st.Quarantined, st.Reason, st.LastExit, st.StderrTail)...).Scan(&w)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("recording the state of %s: %w", f, supervise.ErrFenceStale)
+		return fmt.Errorf("recording the state of %s: %w", f, fence.ErrStale)
 	}
 	if err != nil {
 		return fmt.Errorf("recording the state of workload %d: %w", f.Workload, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/workers"
@@ -194,4 +195,4 @@ func (e *env) assertLedgerNeverOverlaps() {
 	}
 }
 
-func errorsIsStale(err error) bool { return errors.Is(err, placement.ErrStaleFence) }
+func errorsIsStale(err error) bool { return errors.Is(err, fence.ErrStale) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -141,7 +142,7 @@ func GetDrain(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatus
 	err := pool.QueryRow(ctx, `
 		SELECT w.id, d.deadline, d.budget, d.handed_over, d.released_at_deadline, d.requested_at, d.finished_at,
 			d.deadline <= now(),
-			(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.lease_expires_at > clock_timestamp())
+			(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.`+fence.Live+`)
 		FROM worker w JOIN worker_drain d ON d.worker = w.id WHERE w.name = $1`, name).
 		Scan(&s.WorkerID, &s.Deadline, &s.Budget, &s.HandedOver, &s.AtDeadline, &s.RequestedAt, &s.FinishedAt, &s.PastDeadline, &s.Held)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -179,7 +180,7 @@ func DrainStep(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatu
 	if _, err := pool.Exec(ctx, `
 		UPDATE worker_drain d SET finished_at = now() FROM worker w
 		WHERE w.name = $1 AND d.worker = w.id AND d.finished_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.lease_expires_at > clock_timestamp())`, name); err != nil {
+		  AND NOT EXISTS (SELECT 1 FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.`+fence.Live+`)`, name); err != nil {
 		return DrainStatus{}, fmt.Errorf("draining worker %q: %w", name, err)
 	}
 	return GetDrain(ctx, pool, name)
@@ -189,7 +190,7 @@ func DrainStep(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatu
 // the SENSORS column of `worker list`.
 func HeldCounts(ctx context.Context, pool *pgxpool.Pool) (map[int64]int, error) {
 	rows, err := pool.Query(ctx, `SELECT worker, count(*) FROM sensor_workload_assignment
-		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker`)
+		WHERE worker IS NOT NULL AND `+fence.Live+` GROUP BY worker`)
 	if err != nil {
 		return nil, fmt.Errorf("counting the sensors each worker holds: %w", err)
 	}

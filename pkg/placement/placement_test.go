@@ -1,12 +1,16 @@
 package placement_test
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/events"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/sensors"
+	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
 // Three workers with different runtimes, versions, labels and taints place
@@ -128,7 +132,9 @@ func TestOwnerExpiry(t *testing.T) {
 }
 
 // Every write on behalf of a sensor carries the fence: renew, release,
-// state and event writes of a stale generation or instance fail.
+// state and event writes of a stale generation or instance fail. The
+// writes are the ones `sensor run` makes (pkg/events, the placer's
+// release).
 func TestFence(t *testing.T) {
 	e := newEnv(t, 300*time.Millisecond)
 	a := e.worker(spec{name: "a", runtimes: []string{"shell"}})
@@ -140,23 +146,36 @@ func TestFence(t *testing.T) {
 	}
 	f := held[0].Fence
 	ctx := ctxT(t)
-	if _, err := placement.InsertEvent(ctx, e.pool, f, "t.fired", []byte(`{"n":1}`)); err != nil {
+	w := events.Writer{Pool: e.pool}
+	store := events.NewStore(e.pool, w)
+	event := func(f fence.Fence) supervise.Event {
+		return supervise.Event{Fence: f, TriggerRef: "t.fired", Payload: json.RawMessage(`{"n":1}`)}
+	}
+	release := func(p *placement.Placer, f fence.Fence) {
+		t.Helper()
+		d := placement.Dropped{Lease: placement.Lease{Fence: f}, Reason: placement.EndReleased}
+		if err := p.ReleaseHandover(ctx, []placement.Dropped{d}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.WriteEvent(ctx, event(f)); err != nil {
 		t.Fatalf("event under the current fence: %v", err)
 	}
-	if err := placement.WriteState(ctx, e.pool, f, placement.ProcessState{State: "running"}); err != nil {
+	if err := store.SaveState(ctx, f, "running", supervise.State{}); err != nil {
 		t.Fatalf("state under the current fence: %v", err)
 	}
 	stale := f
 	stale.Generation = 0
-	if _, err := placement.InsertEvent(ctx, e.pool, stale, "t.fired", nil); !errorsIsStale(err) {
+	if _, err := w.WriteEvent(ctx, event(stale)); !errorsIsStale(err) {
 		t.Errorf("event under generation 0: %v, want a stale fence", err)
 	}
-	if err := placement.Release(ctx, e.pool, stale, placement.EndReleased); !errorsIsStale(err) {
-		t.Errorf("release under generation 0: %v, want a stale fence", err)
+	release(a.p, stale)
+	if o := e.owners()["t.one"]; o != "a" {
+		t.Errorf("a release under generation 0 gave the sensor up (owner %q)", o)
 	}
 	other := f
-	other.Instance = placement.InstanceUUID("another-instance")
-	if err := placement.WriteState(ctx, e.pool, other, placement.ProcessState{State: "running"}); !errorsIsStale(err) {
+	other.Instance = fence.InstanceUUID("another-instance")
+	if err := store.SaveState(ctx, other, "running", supervise.State{}); !errorsIsStale(err) {
 		t.Errorf("state from another instance: %v, want a stale fence", err)
 	}
 
@@ -171,14 +190,15 @@ func TestFence(t *testing.T) {
 	if bh := b.p.Held(); len(bh) != 1 || bh[0].Generation != 2 {
 		t.Fatalf("b holds %+v, want the sensor at generation 2", bh)
 	}
-	if _, err := placement.InsertEvent(ctx, e.pool, f, "t.fired", nil); !errorsIsStale(err) {
+	if _, err := w.WriteEvent(ctx, event(f)); !errorsIsStale(err) {
 		t.Errorf("event from the old owner: %v, want a stale fence", err)
 	}
-	if err := placement.Release(ctx, e.pool, f, placement.EndReleased); !errorsIsStale(err) {
-		t.Errorf("release by the old owner: %v, want a stale fence", err)
+	release(a.p, f)
+	if o := e.owners()["t.one"]; o != "b" {
+		t.Errorf("the old owner's release took the sensor from b (owner %q)", o)
 	}
-	if err := placement.CheckFence(ctx, e.pool, f); !errorsIsStale(err) {
-		t.Errorf("CheckFence of the old owner: %v, want a stale fence", err)
+	if err := store.SaveState(ctx, f, "running", supervise.State{}); !errorsIsStale(err) {
+		t.Errorf("state from the old owner: %v, want a stale fence", err)
 	}
 	ah, err := a.p.Tick(ctx)
 	if err != nil {
@@ -187,15 +207,15 @@ func TestFence(t *testing.T) {
 	if len(ah.Leases) != 0 || len(ah.Dropped) != 1 {
 		t.Errorf("a's renewal kept %d and dropped %d, want 0 and 1", len(ah.Leases), len(ah.Dropped))
 	}
-	var events int
-	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM event`).Scan(&events); err != nil {
+	var n int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM event`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if events != 1 {
-		t.Errorf("%d events written, want only the one under the current fence", events)
+	if n != 1 {
+		t.Errorf("%d events written, want only the one under the current fence", n)
 	}
 	// b's writes succeed.
-	if _, err := placement.InsertEvent(ctx, e.pool, b.p.Held()[0].Fence, "t.fired", nil); err != nil {
+	if _, err := w.WriteEvent(ctx, event(b.p.Held()[0].Fence)); err != nil {
 		t.Errorf("event from the new owner: %v", err)
 	}
 }

@@ -15,13 +15,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
 
 // Config is one worker instance's placement settings.
 type Config struct {
 	// WorkerID is the worker row's id; InstanceID its meta.instance_id
-	// (mapped to Attune's uuid by InstanceUUID).
+	// (mapped to Attune's uuid by fence.InstanceUUID).
 	WorkerID   int64
 	InstanceID string
 	// Interval is the heartbeat interval: Tick is called once per interval.
@@ -66,7 +67,7 @@ func (c *Config) defaults() {
 
 // Lease is one sensor this worker owns, with the fence its writes carry.
 type Lease struct {
-	Fence
+	fence.Fence
 	SensorID  int64     `json:"sensor"`
 	SensorRef string    `json:"sensor_ref"`
 	ExpiresAt time.Time `json:"lease_expires_at"`
@@ -125,7 +126,7 @@ type Placer struct {
 // New prepares a Placer; nothing is written until Tick.
 func New(pool *pgxpool.Pool, cfg Config) *Placer {
 	cfg.defaults()
-	return &Placer{pool: pool, cfg: cfg, instance: InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
+	return &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
 }
 
 // Instance is the uuid this worker instance holds assignments under.
@@ -161,20 +162,14 @@ func (p *Placer) sortedHeld() []Lease {
 // nothing it may run does not ask again until it changes), and this
 // worker's cordon and drain. $1 worker, $2 instance uuid, $3 lease seconds,
 // $4 heartbeat too, $5 the instance id in worker.meta.
-const renewSQL = `
-WITH durability AS MATERIALIZED (
-	SELECT set_config('synchronous_commit',
-		coalesce(nullif(current_setting('attunectl.heartbeat_synchronous_commit', true), ''), 'off'), true)),
-hb AS (
-	UPDATE worker SET last_heartbeat = now(), status = 'active'
-	FROM durability
-	WHERE $4::boolean AND id = $1 AND meta->>'instance_id' = $5
-	RETURNING 1),
+var renewSQL = `
+WITH ` + workers.HeartbeatDurability + `,
+hb AS (` + workers.HeartbeatUpdate("$1", "$5", "$4::boolean") + `),
 renewed AS (
 	UPDATE sensor_workload_assignment a
 	SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::float8), renewed_at = clock_timestamp()
 	FROM sensor_workload sw JOIN sensor s ON s.id = sw.sensor
-	WHERE a.worker = $1 AND a.worker_instance = $2::uuid AND a.lease_expires_at > clock_timestamp()
+	WHERE a.worker = $1 AND a.worker_instance = $2::uuid AND a.` + fence.Live + `
 	  AND sw.id = a.workload
 	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, s.enabled),
 -- Three index-backed parts rather than one OR, which would scan every
@@ -261,7 +256,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	next := make(map[int64]Lease, len(renewed))
 	var disabled []Lease
 	for _, r := range renewed {
-		l := Lease{Fence: Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
+		l := Lease{Fence: fence.Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
 			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires}
 		// A generation other than the one claimed is still this instance's
 		// (the renewal matched worker and instance): the supervisor bumps it
@@ -378,7 +373,7 @@ func (p *Placer) release(ctx context.Context, out *Held, ls []Lease, reason stri
 		}
 		return len(ls), nil
 	}
-	fs := make([]Fence, len(ls))
+	fs := make([]fence.Fence, len(ls))
 	for i, l := range ls {
 		fs[i] = l.Fence
 	}
@@ -452,7 +447,7 @@ cand AS (
 cand_names AS (SELECT DISTINCT unnest(rts.names) AS n FROM rts WHERE rts.id IN (SELECT runtime FROM cand)),
 peers AS (
 	SELECT p.id, (SELECT count(*) FROM sensor_workload_assignment a
-	              WHERE a.worker = p.id AND a.lease_expires_at > clock_timestamp()) AS held
+	              WHERE a.worker = p.id AND a.` + fence.Live + `) AS held
 	FROM worker p
 	WHERE p.worker_role IN ('sensor', 'hybrid') AND p.status = 'active' AND NOT coalesce(p.cordoned, false)
 	  AND NOT ` + workers.StaleSQL("p") + `
@@ -703,7 +698,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	}
 	defer rows.Close()
 	for rows.Next() {
-		l := Lease{Fence: Fence{Worker: p.cfg.WorkerID, Instance: p.instance}}
+		l := Lease{Fence: fence.Fence{Worker: p.cfg.WorkerID, Instance: p.instance}}
 		if err := rows.Scan(&l.Workload, &l.Generation, &l.ExpiresAt, &l.SensorID, &l.SensorRef); err != nil {
 			return fmt.Errorf("claiming sensors: %w", err)
 		}
@@ -721,7 +716,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 // Observe records a new generation of a workload this instance holds: the
 // supervisor bumps it at every start of the sensor's process, and the
 // fenced release of a drain, a rebalance or the shutdown must name it.
-func (p *Placer) Observe(f Fence) {
+func (p *Placer) Observe(f fence.Fence) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l, ok := p.held[f.Workload]; ok && l.Worker == f.Worker && l.Instance == f.Instance && f.Generation > l.Generation {
@@ -734,8 +729,8 @@ func (p *Placer) Observe(f Fence) {
 // caller has stopped those sensors; fences carry the generations the
 // sensors ran under (a release names the current one). A fence that is no
 // longer current is skipped (its lease expires or is someone else's).
-func (p *Placer) ReleaseHandover(ctx context.Context, hs []Dropped, fences map[int64]Fence) error {
-	byReason := map[string][]Fence{}
+func (p *Placer) ReleaseHandover(ctx context.Context, hs []Dropped, fences map[int64]fence.Fence) error {
+	byReason := map[string][]fence.Fence{}
 	for _, h := range hs {
 		f := h.Fence
 		if cur, ok := fences[h.Workload]; ok && cur.Generation > f.Generation {

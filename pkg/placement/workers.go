@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -32,7 +33,7 @@ func WorkerStates(ctx context.Context, pool *pgxpool.Pool) (map[int64]WorkerStat
 	held := `(SELECT NULL::bigint AS worker, 0::bigint AS n WHERE false)`
 	if haveAssignments {
 		held = `(SELECT worker, count(*) AS n FROM sensor_workload_assignment
-			WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker)`
+			WHERE worker IS NOT NULL AND ` + fence.Live + ` GROUP BY worker)`
 	}
 	rows, err := pool.Query(ctx, `
 		SELECT w.id, coalesce((j.r->>'cordoned')::boolean, false), coalesce(j.r->>'cordon_reason', ''),

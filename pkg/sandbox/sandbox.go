@@ -49,8 +49,8 @@
 // A cgroup is not used: the subreaper finds every descendant without
 // needing a delegated cgroup tree, which many hosts and containers lack.
 // What the subreaper cannot see is a process the command asks someone else
-// to start (at, systemd-run, a D-Bus service): the threat model in the
-// README says so.
+// to start (at, systemd-run, a D-Bus service): the threat model
+// (`attunectl help security`) says so.
 //
 // On other systems (the release builds macOS and Windows for the
 // inspection commands) commands run directly in their own process group

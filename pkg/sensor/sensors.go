@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/events"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/supervise"
@@ -70,10 +71,10 @@ type fencedStore struct {
 	placer *placement.Placer
 }
 
-func (f fencedStore) BeginRun(ctx context.Context, fence supervise.Fence) (supervise.Fence, supervise.State, error) {
-	nf, st, err := f.Store.BeginRun(ctx, fence)
+func (f fencedStore) BeginRun(ctx context.Context, cur fence.Fence) (fence.Fence, supervise.State, error) {
+	nf, st, err := f.Store.BeginRun(ctx, cur)
 	if err == nil {
-		f.placer.Observe(placement.Fence(nf))
+		f.placer.Observe(nf)
 	}
 	return nf, st, err
 }
@@ -94,7 +95,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 	l.writer = events.NewBatchWriter(pool, 2, c.EventsAsync)
 	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
 		Burst: c.EventRate, Logger: l.log,
-		OnStale:  func(f supervise.Fence) { l.poke() },
+		OnStale:  func(f fence.Fence) { l.poke() },
 		OnResult: func(ref string, status int) { l.metrics.events.WithLabelValues(eventResult(status)).Inc() }})
 	if err := l.ep.Start(); err != nil {
 		l.writer.Close()
@@ -112,11 +113,11 @@ func (s *Service) startSensors(ctx context.Context) error {
 				l.metrics.starts.Inc()
 			}
 		},
-		OnLost: func(f supervise.Fence) { l.metrics.fenceRejections.Inc(); l.poke() },
+		OnLost: func(f fence.Fence) { l.metrics.fenceRejections.Inc(); l.poke() },
 		OnEvent: func(ref string, err error) {
 			if err == nil {
 				l.metrics.events.WithLabelValues("accepted").Inc()
-			} else if errors.Is(err, supervise.ErrFenceStale) {
+			} else if errors.Is(err, fence.ErrStale) {
 				l.metrics.events.WithLabelValues("stale_fence").Inc()
 			}
 		},
@@ -181,9 +182,9 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 		// while the old process still runs.
 		stopped := l.sup.Stop(dropped...)
 		if len(held.Handover) > 0 {
-			cur := map[int64]placement.Fence{}
+			cur := map[int64]fence.Fence{}
 			for _, f := range stopped {
-				cur[f.Workload] = placement.Fence(f)
+				cur[f.Workload] = f
 			}
 			if err := l.placer.ReleaseHandover(tctx, held.Handover, cur); err != nil && ctx.Err() == nil {
 				l.log.Warn("releasing handed-over sensors failed; their leases expire instead", "error", err)
@@ -244,7 +245,7 @@ func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease)
 		if !ok {
 			continue // deleted since the tick
 		}
-		out = append(out, supervise.Assignment{Fence: supervise.Fence(le.Fence), Sensor: l.sensorOf(spec)})
+		out = append(out, supervise.Assignment{Fence: le.Fence, Sensor: l.sensorOf(spec)})
 	}
 	return out, nil
 }

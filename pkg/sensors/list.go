@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
@@ -62,13 +63,13 @@ func ListQuery(opts ListOptions) (string, []any) {
 		where = append(where, "s.ref = ANY("+add(opts.Refs)+"::text[])")
 	}
 	if opts.Worker != "" {
-		where = append(where, "w.name = "+add(opts.Worker)+" AND a.lease_expires_at > clock_timestamp()")
+		where = append(where, "w.name = "+add(opts.Worker)+" AND a."+fence.Live)
 	}
 	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, s.enabled, coalesce(s.runtime_version_constraint, ''),
 	CASE WHEN jsonb_typeof(s.worker_selector) = 'object' THEN s.worker_selector ELSE '{}' END,
 	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
 	sw.id, w.name, a.worker, a.worker_instance::text, coalesce(a.generation, 0), a.lease_expires_at, a.assigned_at,
-	coalesce(a.lease_expires_at > clock_timestamp(), false),
+	coalesce(a.` + fence.Live + `, false),
 	extract(epoch FROM a.lease_expires_at - clock_timestamp())::float8,
 	st.state, coalesce(st.generation, -1), coalesce(st.restarts, 0), st.quarantined_at IS NOT NULL, coalesce(st.last_reason, ''),
 	(SELECT max(e.created) FROM event e WHERE e.source = s.id),
@@ -89,7 +90,7 @@ LEFT JOIN sensor_workload_state st ON st.workload = sw.id`
 var liveWorkersSQL = `
 SELECT w.id, w.name, w.worker_role::text, w.capabilities, coalesce(w.cordoned, false),
 	w.status = 'active' AND NOT ` + workers.StaleSQL("w") + `,
-	(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.lease_expires_at > clock_timestamp())
+	(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.` + fence.Live + `)
 FROM worker w WHERE w.worker_role IN ('sensor', 'hybrid')`
 
 // LiveWorkers reads the sensor workers as eligibility sees them.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/robfig/cron/v3"
 )
 
@@ -128,7 +129,7 @@ func runBuiltin(ctx context.Context, sched schedule, now func() time.Time, emit 
 		}
 		fired := now()
 		if err := emit(ctx, TimerPayload{Timestamp: fired.UTC(), ScheduledTime: next.UTC()}); err != nil {
-			if errors.Is(err, ErrFenceStale) || ctx.Err() != nil {
+			if errors.Is(err, fence.ErrStale) || ctx.Err() != nil {
 				return err
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/fence"
 )
 
 func TestParseBuiltinRejectsBadConfigWithTheKey(t *testing.T) {
@@ -90,9 +92,9 @@ func TestDateTimerFiresOnceAndStopsOnStaleFence(t *testing.T) {
 	calls := 0
 	err = runBuiltin(context.Background(), s, time.Now, func(context.Context, TimerPayload) error {
 		calls++
-		return ErrFenceStale
+		return fence.ErrStale
 	})
-	if err != ErrFenceStale || calls != 1 {
-		t.Fatalf("runBuiltin = %v after %d calls, want ErrFenceStale after 1", err, calls)
+	if err != fence.ErrStale || calls != 1 {
+		t.Fatalf("runBuiltin = %v after %d calls, want fence.ErrStale after 1", err, calls)
 	}
 }

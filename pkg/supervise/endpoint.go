@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/fence"
 )
 
 // MaxEventBytes bounds an event request's body; a larger one gets 413.
@@ -31,7 +33,7 @@ type EndpointOptions struct {
 	Logger *slog.Logger
 	// OnStale is called (once per grant) when a write finds the fence stale,
 	// so the supervisor stops the process at once.
-	OnStale func(f Fence)
+	OnStale func(f fence.Fence)
 	// OnResult is called for every request with the sensor's ref ("" when
 	// unauthenticated) and the HTTP status answered; for metrics.
 	OnResult func(ref string, status int)
@@ -59,7 +61,7 @@ type Endpoint struct {
 }
 
 type grant struct {
-	fence     Fence
+	fence     fence.Fence
 	sensorID  int64
 	sensorRef string
 	triggers  map[string]Trigger
@@ -132,7 +134,7 @@ func (e *Endpoint) Close(ctx context.Context) error {
 
 // Grant issues a token for one sensor process: events posted with it are
 // written under fence, for the given triggers only.
-func (e *Endpoint) Grant(f Fence, sensorID int64, sensorRef string, triggers []Trigger) string {
+func (e *Endpoint) Grant(f fence.Fence, sensorID int64, sensorRef string, triggers []Trigger) string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
@@ -235,7 +237,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) {
 	id, err := e.writer.WriteEvent(r.Context(), Event{Fence: g.fence, SensorID: g.sensorID, SensorRef: g.sensorRef,
 		TriggerID: trig.ID, TriggerRef: trig.TriggerRef, Config: trig.Config, Payload: payload})
 	switch {
-	case errors.Is(err, ErrFenceStale):
+	case errors.Is(err, fence.ErrStale):
 		fail(http.StatusConflict, "this sensor's assignment moved on; the process is being stopped")
 		g.staleOnce.Do(func() {
 			e.log.Warn("event refused: stale fence; stopping the sensor process", "sensor", g.sensorRef, "fence", g.fence.String())

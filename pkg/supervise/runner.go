@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/fence"
 )
 
 // Sensor is what the supervisor needs to know to run one sensor.
@@ -36,7 +38,7 @@ func (s Sensor) Builtin() bool { return s.RuntimeRef == BuiltinRuntimeRef }
 
 // Assignment is one workload this worker holds, under a fence.
 type Assignment struct {
-	Fence  Fence
+	Fence  fence.Fence
 	Sensor Sensor
 }
 
@@ -76,15 +78,15 @@ const (
 )
 
 // Store holds the fenced writes the supervisor makes on behalf of a
-// sensor. Every method fails with ErrFenceStale when the fence is stale.
+// sensor. Every method fails with fence.ErrStale when the fence is stale.
 type Store interface {
 	EventWriter
 	// BeginRun starts a run: it bumps the generation of the assignment held
 	// under f's worker and instance and returns the new fence with the
 	// workload's restart state.
-	BeginRun(ctx context.Context, f Fence) (Fence, State, error)
+	BeginRun(ctx context.Context, f fence.Fence) (fence.Fence, State, error)
 	// SaveState records the workload's run state under f.
-	SaveState(ctx context.Context, f Fence, runState string, st State) error
+	SaveState(ctx context.Context, f fence.Fence, runState string, st State) error
 }
 
 // runner supervises one workload on this worker until stopped.
@@ -97,12 +99,12 @@ type runner struct {
 	done   chan struct{}
 
 	mu    sync.Mutex
-	fence Fence
+	fence fence.Fence
 	state string
 	lost  bool
 }
 
-func (r *runner) currentFence() Fence {
+func (r *runner) currentFence() fence.Fence {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.fence
@@ -203,7 +205,7 @@ func (r *runner) unrunnable() string {
 func (r *runner) save(ctx context.Context, runState string, st State) bool {
 	r.setState(runState)
 	if err := r.sup.store.SaveState(ctx, r.currentFence(), runState, st); err != nil {
-		if errors.Is(err, ErrFenceStale) {
+		if errors.Is(err, fence.ErrStale) {
 			r.markLost()
 			return false
 		}
@@ -225,7 +227,7 @@ func (r *runner) markLost() {
 }
 
 func (r *runner) stopOnError(ctx context.Context, what string, err error) {
-	if errors.Is(err, ErrFenceStale) {
+	if errors.Is(err, fence.ErrStale) {
 		r.markLost()
 		return
 	}
@@ -234,7 +236,7 @@ func (r *runner) stopOnError(ctx context.Context, what string, err error) {
 	}
 }
 
-func (r *runner) runBuiltin(ctx context.Context, f Fence, st State) {
+func (r *runner) runBuiltin(ctx context.Context, f fence.Fence, st State) {
 	s := r.a.Sensor
 	sched, _ := ParseBuiltin(s.Entrypoint, s.Config)
 	r.save(ctx, StateRunning, st)
@@ -248,7 +250,7 @@ func (r *runner) runBuiltin(ctx context.Context, f Fence, st State) {
 				r.sup.opts.OnEvent(s.Ref, err)
 			}
 			if err != nil {
-				if !errors.Is(err, ErrFenceStale) && ctx.Err() == nil {
+				if !errors.Is(err, fence.ErrStale) && ctx.Err() == nil {
 					r.log.Warn("recording a timer event failed", "trigger", t.TriggerRef, "error", err)
 				}
 				return err
@@ -256,7 +258,7 @@ func (r *runner) runBuiltin(ctx context.Context, f Fence, st State) {
 		}
 		return nil
 	})
-	if errors.Is(err, ErrFenceStale) {
+	if errors.Is(err, fence.ErrStale) {
 		r.markLost()
 	}
 }
@@ -264,7 +266,7 @@ func (r *runner) runBuiltin(ctx context.Context, f Fence, st State) {
 // runProcess starts the sensor process and waits for it. stopped reports
 // that the runner was asked to stop (or lost the fence) and the process
 // was stopped for that reason.
-func (r *runner) runProcess(ctx context.Context, f Fence, st State) (exit, tail string, stopped bool) {
+func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit, tail string, stopped bool) {
 	s := r.a.Sensor
 	token := r.sup.endpoint.Grant(f, s.ID, s.Ref, s.Triggers)
 	defer r.sup.endpoint.Revoke(token)

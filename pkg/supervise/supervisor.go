@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/fence"
 )
 
 // DefaultStopTimeout is the wait between SIGTERM and SIGKILL.
@@ -23,7 +25,7 @@ type Options struct {
 	// OnState is called when a sensor's run state changes (metrics).
 	OnState func(ref, state string)
 	// OnLost is called when a fenced write finds the assignment moved on.
-	OnLost func(f Fence)
+	OnLost func(f fence.Fence)
 	// OnEvent is called for each event a built-in sensor writes (metrics).
 	OnEvent func(ref string, err error)
 }
@@ -62,7 +64,7 @@ func New(launcher Launcher, store Store, endpoint *Endpoint, opts Options) *Supe
 // new assignment and stops (and waits for) the runners whose workload is
 // no longer held by this worker and instance. It returns the fences of the
 // runners it stopped.
-func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []Fence {
+func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []fence.Fence {
 	want := map[int64]Assignment{}
 	for _, a := range held {
 		want[a.Fence.Workload] = a
@@ -95,7 +97,7 @@ func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []Fence {
 
 // Stop stops the runners of the given workloads (handed over, drained,
 // disabled) and returns their last fences, so the caller can release them.
-func (s *Supervisor) Stop(workloads ...int64) []Fence {
+func (s *Supervisor) Stop(workloads ...int64) []fence.Fence {
 	var stop []*runner
 	s.mu.Lock()
 	for _, w := range workloads {
@@ -109,7 +111,7 @@ func (s *Supervisor) Stop(workloads ...int64) []Fence {
 }
 
 // StopAll stops every runner (worker shutdown) and returns their fences.
-func (s *Supervisor) StopAll() []Fence {
+func (s *Supervisor) StopAll() []fence.Fence {
 	s.mu.Lock()
 	stop := make([]*runner, 0, len(s.runners))
 	for w, r := range s.runners {
@@ -120,9 +122,9 @@ func (s *Supervisor) StopAll() []Fence {
 	return s.stopRunners(stop)
 }
 
-func (s *Supervisor) stopRunners(rs []*runner) []Fence {
+func (s *Supervisor) stopRunners(rs []*runner) []fence.Fence {
 	var wg sync.WaitGroup
-	fences := make([]Fence, len(rs))
+	fences := make([]fence.Fence, len(rs))
 	for i, r := range rs {
 		wg.Add(1)
 		go func() {

@@ -104,7 +104,7 @@ func withCapability(caps Capabilities, key string, raw json.RawMessage) (Capabil
 		return caps, err
 	}
 	if _, wrong := next.Extra[key]; wrong {
-		return caps, fmt.Errorf("adding capability %q: %s does not have the type of that key (see the capabilities in the README)", key, raw)
+		return caps, fmt.Errorf("adding capability %q: %s does not have the type of that key (see the capabilities in `attunectl help commands`)", key, raw)
 	}
 	return next, nil
 }

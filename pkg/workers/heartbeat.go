@@ -11,10 +11,13 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 )
 
-// heartbeatSQL is the hot path: one statement, one round trip. It touches
-// only last_heartbeat and status (unchanged while the worker is active, so
-// no index entry changes and PostgreSQL can update the row in place, HOT),
-// and proves in its WHERE that the row is still this instance's.
+// HeartbeatDurability is the first CTE of every statement that heartbeats
+// (heartbeatSQL, and the placement tick that renews leases with the
+// heartbeat). The heartbeat is the hot path: one statement, one round
+// trip. It touches only last_heartbeat and status (unchanged while the
+// worker is active, so no index entry changes and PostgreSQL can update
+// the row in place, HOT), and proves in its WHERE that the row is still
+// this instance's.
 //
 // Its commit does not wait for the WAL to reach the disk: set_config(…,
 // true) sets synchronous_commit for this statement's own transaction only
@@ -24,18 +27,35 @@ import (
 // within an interval). On a durable server not waiting for the WAL flush
 // takes a heartbeat from about 400 to 115 µs, and at 3,333 heartbeats/s its
 // p99 from 1.9 to 0.9 ms and the server's WAL fsyncs from 1,378/s to 5/s
-// (README, Scale; cmd/loadsim). An operator who wants durable heartbeats
+// (`attunectl help performance`, Scale; cmd/loadsim). An operator who wants durable heartbeats
 // sets attunectl.heartbeat_synchronous_commit (ALTER ROLE … SET
 // attunectl.heartbeat_synchronous_commit = 'on'); it takes any value of
 // synchronous_commit.
-const heartbeatSQL = `
-WITH durability AS MATERIALIZED (
+const HeartbeatDurability = `durability AS MATERIALIZED (
 	SELECT set_config('synchronous_commit',
-		coalesce(nullif(current_setting('attunectl.heartbeat_synchronous_commit', true), ''), 'off'), true))
-UPDATE worker SET last_heartbeat = now(), status = 'active'
-FROM durability
-WHERE id = $1 AND meta->>'instance_id' = $2 AND meta->>'deregistered_instance' IS DISTINCT FROM $2
-RETURNING last_heartbeat`
+		coalesce(nullif(current_setting('attunectl.heartbeat_synchronous_commit', true), ''), 'off'), true))`
+
+// HeartbeatUpdate is the heartbeat itself, the one statement that writes
+// it: the UPDATE of the worker row whose id is the SQL expression worker,
+// proving that the row is still the instance's (instance, an expression of
+// the instance id) and that this instance has not deregistered, so that a
+// heartbeat reaching the server after deregistration never revives the
+// row. when, if not empty, is a further condition (a placement tick that
+// heartbeats only when asked). It needs HeartbeatDurability in its WITH as
+// "durability", and returns last_heartbeat.
+func HeartbeatUpdate(worker, instance, when string) string {
+	cond := "id = " + worker + " AND meta->>'instance_id' = " + instance +
+		" AND meta->>'deregistered_instance' IS DISTINCT FROM " + instance
+	if when != "" {
+		cond = when + " AND " + cond
+	}
+	return `UPDATE worker SET last_heartbeat = now(), status = 'active'
+	FROM durability
+	WHERE ` + cond + `
+	RETURNING last_heartbeat`
+}
+
+var heartbeatSQL = "WITH " + HeartbeatDurability + "\n" + HeartbeatUpdate("$1", "$2", "")
 
 // HeartbeatSQL is the heartbeat statement (parameters: worker id, instance
 // id), for benchmarks that replay it on connections of their own, such as

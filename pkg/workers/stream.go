@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -256,7 +257,7 @@ func streamFrom(f Fields) string {
 // cordoned, nothing held.
 const (
 	placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
-		WHERE worker IS NOT NULL AND lease_expires_at > clock_timestamp() GROUP BY worker) held ON held.worker = worker.id`
+		WHERE worker IS NOT NULL AND ` + fence.Live + ` GROUP BY worker) held ON held.worker = worker.id`
 	placementReadySQL = `to_regclass('sensor_workload_assignment') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute
 		WHERE attrelid = to_regclass('worker') AND attname = 'cordoned_by_name' AND NOT attisdropped)`
 )
