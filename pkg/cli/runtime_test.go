@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,7 +230,11 @@ func TestRuntimeAddGoodManifests(t *testing.T) {
 		t.Fatalf("only %d good manifests", len(files))
 	}
 	for _, f := range files {
-		rts, err := runtimes.ReadManifest(mustOpen(t, f))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rts, err := runtimes.ParseManifestFile(f, data)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -828,4 +833,35 @@ func TestCommandLineReadsBack(t *testing.T) {
 			t.Errorf("%q shown as %s, read back as %q (%v)", argv, line, got, err)
 		}
 	}
+}
+
+// TestManifestReadStopsAtTheLimit: a manifest on stdin is read up to just
+// past the 1 MiB limit and refused, never read whole.
+func TestManifestReadStopsAtTheLimit(t *testing.T) {
+	for _, args := range [][]string{{"runtime", "add", "-f", "-"}, {"sensor", "add", "-f", "-"}} {
+		big := &countingReader{left: 10 << 20}
+		app, _, errOut := testApp("")
+		app.In, app.Environ = big, []string{}
+		if code := Execute(t.Context(), app, args); code != ExitUsage || !strings.Contains(errOut.String(), "1 MiB") {
+			t.Errorf("%v with 10 MB on stdin: exit %d\n%s", args, code, errOut)
+		}
+		if big.read > runtimes.MaxManifestSize+1 {
+			t.Errorf("%v read %d bytes of a 10 MB stream; it should stop after the limit", args, big.read)
+		}
+	}
+}
+
+type countingReader struct{ left, read int }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), r.left)
+	for i := range p[:n] {
+		p[i] = 'a'
+	}
+	r.left -= n
+	r.read += n
+	return n, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +112,7 @@ func runRuntimeVerify(ctx context.Context, app *App, o runtimeVerifyOptions) err
 		fmt.Fprintln(app.Err, "No sensor runtimes found.")
 		return nil
 	}
-	if res.RunAs != nil && int(res.RunAs.UID) != os.Geteuid() && (o.Format == output.Table || o.Format == output.Wide) {
+	if res.RunAs != nil && res.OtherUser && (o.Format == output.Table || o.Format == output.Wide) {
 		// The results are another user's than attunectl's: say whose (JSON
 		// and YAML always carry run_as).
 		fmt.Fprintf(app.Err, "note: verification commands ran as %s\n", output.EscapeText(res.RunAs.String()))

@@ -178,11 +178,6 @@ func walkKeys(t reflect.Type, prefix string, keys *[]string) {
 	}
 }
 
-// EnvName returns the environment variable that sets a dotted key.
-func EnvName(key string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
-}
-
 func yamlName(f reflect.StructField) string {
 	tag := f.Tag.Get("yaml")
 	name, _, _ := strings.Cut(tag, ",")

@@ -21,3 +21,7 @@ func (m *Migrator) UpWithoutPreflight(ctx context.Context) error {
 	_, err := m.provider.Up(ctx)
 	return err
 }
+
+// MigrationLockID is the advisory lock id that serialises migrations of
+// schema, for operators looking at pg_locks and for tests.
+func MigrationLockID(schema string) int64 { return migrationLockID(schema) }

@@ -183,7 +183,3 @@ func lockHolder(ctx context.Context, conn *pgx.Conn, id int64) *LockHolder {
 	}
 	return &h
 }
-
-// MigrationLockID is the advisory lock id that serialises migrations of
-// schema, for operators looking at pg_locks and for tests.
-func MigrationLockID(schema string) int64 { return migrationLockID(schema) }

@@ -44,14 +44,3 @@ func migrationResults(rs []*goose.MigrationResult) []MigrationResult {
 	}
 	return out
 }
-
-func migrationStatuses(st []*goose.MigrationStatus) []MigrationStatus {
-	out := make([]MigrationStatus, 0, len(st))
-	for _, s := range st {
-		if s == nil || s.Source == nil {
-			continue
-		}
-		out = append(out, MigrationStatus{Version: s.Source.Version, Name: path.Base(s.Source.Path), Applied: s.State == goose.StateApplied, AppliedAt: s.AppliedAt})
-	}
-	return out
-}

@@ -198,6 +198,9 @@ type Result struct {
 	// RunAs is the user the commands ran as (nil when none could run, or
 	// for env and config sources, which run nothing).
 	RunAs *sandbox.User `json:"run_as,omitempty"`
+	// OtherUser is true when RunAs is another user than attunectl's own
+	// (the commands' results are that user's, not the invoking user's).
+	OtherUser bool `json:"-"`
 	// DeadlineReached is true when Options.Deadline ended the detection
 	// before every command had finished.
 	DeadlineReached bool          `json:"deadline_reached,omitempty"`

@@ -78,12 +78,11 @@ func always(ref, name string) runtimes.Runtime {
 
 func loadSeed(t testing.TB) []runtimes.Runtime {
 	t.Helper()
-	f, err := os.Open("../../testdata/manifests/good/seed.yaml")
+	data, err := os.ReadFile("../../testdata/manifests/good/seed.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	rts, err := runtimes.ReadManifest(f)
+	rts, err := runtimes.ParseManifest(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func Verify(ctx context.Context, rts []runtimes.Runtime, opts Options) Result {
 	res := Result{Runtimes: make([]RuntimeResult, len(rts)), Versions: map[string]string{}}
 	if e.sb != nil {
 		u := e.sb.User()
-		res.RunAs = &u
+		res.RunAs, res.OtherUser = &u, e.sb.SwitchesUser()
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Deadline, deadlineError{e.opts.Deadline})
 	defer cancel()

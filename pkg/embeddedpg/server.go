@@ -197,7 +197,8 @@ func (s *Server) Started() bool {
 // pg_basebackup or pg_ctl) to run as the server's user — the unprivileged
 // user when this process is root, which PostgreSQL's programs require —
 // with the server's environment (no PG* variables) in "/". For fault tests
-// that build a standby or promote one.
+// that build a standby or promote one. attunectl's commands do not call
+// it: pkg/dbtest, the test harness, does.
 func (s *Server) Command(ctx context.Context, program string, args ...string) *exec.Cmd {
 	return s.command(ctx, program, args...)
 }
@@ -260,7 +261,8 @@ func tcpHost(asked, listening string) string {
 	return first
 }
 
-// SocketDir is the directory holding the server's Unix socket.
+// SocketDir is the directory holding the server's Unix socket. attunectl
+// reads it through Status; pkg/dbtest, the test harness, calls this.
 func (s *Server) SocketDir() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -270,20 +272,24 @@ func (s *Server) SocketDir() string {
 // DataDir is the cluster directory.
 func (s *Server) DataDir() string { return s.opts.DataDir }
 
-// LogFile is the server log.
+// LogFile is the server log (for pkg/dbtest, the test harness;
+// attunectl reads it through Status).
 func (s *Server) LogFile() string { return s.opts.LogFile }
 
-// BinDir is where the PostgreSQL programs were found.
+// BinDir is where the PostgreSQL programs were found (for pkg/dbtest and
+// the tests; attunectl reads it through Status).
 func (s *Server) BinDir() string { return s.opts.BinDir }
 
-// Port is the server's port (the socket's name, and its TCP port if any).
+// Port is the server's port (the socket's name, and its TCP port if any),
+// for pkg/dbtest and the tests; attunectl reads it through Status.
 func (s *Server) Port() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.port
 }
 
-// PID is the postmaster's process id, 0 after Stop.
+// PID is the postmaster's process id, 0 after Stop (for the tests of
+// other packages; attunectl reads it through Status).
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,7 +20,8 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Kill shuts the server down immediately, like a crash: the next start
-// replays the WAL. For fault tests.
+// replays the WAL. For the fault tests of other packages (pkg/dbtest,
+// pkg/sensor, cmd/attunectl); attunectl never kills its server.
 func (s *Server) Kill() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
@@ -30,7 +31,8 @@ func (s *Server) Kill() error {
 }
 
 // Restart stops the server and starts it again on the same data directory,
-// port and socket. After Kill, it just starts it.
+// port and socket. After Kill, it just starts it. For the fault tests of
+// other packages; attunectl's commands stop and start it separately.
 func (s *Server) Restart(ctx context.Context) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()

@@ -162,13 +162,6 @@ func (r *Reader) End() bool {
 	return r.i == len(r.b)
 }
 
-// PlainString reads a string without escapes, control characters or
-// invalid UTF-8: one whose value is its bytes. false: anything else.
-func (r *Reader) PlainString() (string, bool) {
-	b, ok := r.plainBytes()
-	return string(b), ok
-}
-
 // PlainBytes is PlainString without the copy: the bytes are the input's.
 func (r *Reader) PlainBytes() ([]byte, bool) { return r.plainBytes() }
 
@@ -219,12 +212,6 @@ func (r *Reader) digits() int {
 	return r.i
 }
 
-// StringList reads an array of plain strings; [] is an empty, non-nil
-// list, as json.Unmarshal makes it.
-func (r *Reader) StringList() ([]string, bool) {
-	return r.StringListOf(func(b []byte) string { return string(b) })
-}
-
 // StringListOf is StringList with str making each element's string from
 // its bytes (which it must not keep): a caller that meets the same strings
 // on every row can share one copy of each.
@@ -249,12 +236,6 @@ func (r *Reader) StringListOf(str func([]byte) string) ([]string, bool) {
 			return nil, false
 		}
 	}
-}
-
-// StringMap reads an object of plain strings; {} is an empty, non-nil
-// map. A key that repeats is false (json.Unmarshal would keep the last).
-func (r *Reader) StringMap() (map[string]string, bool) {
-	return r.StringMapOf(func(b []byte) string { return string(b) })
 }
 
 // StringMapOf is StringMap with str making each key's and value's string

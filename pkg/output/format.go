@@ -21,12 +21,6 @@ const (
 	Name  Format = "name"
 )
 
-// ParseFormat checks s against the formats a command offers; "" is the
-// first. An unknown format is an error that lists the valid ones.
-func ParseFormat(s string, allowed ...Format) (Format, error) {
-	return Formats(allowed).Parse(s)
-}
-
 // WriteJSON writes v as indented JSON followed by a newline.
 func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

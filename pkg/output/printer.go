@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -297,22 +295,6 @@ func (p *Printer[T]) Drain() error {
 		p.err = err
 	}
 	return p.err
-}
-
-// Print writes every row of seq and flushes: the streaming form, for rows
-// read from a database as they arrive. It stops at the first error, of seq
-// or of writing, and returns how many rows were printed.
-func (s Spec[T]) Print(w io.Writer, f Format, opts PrinterOptions, seq iter.Seq2[T, error]) (int, error) {
-	p := s.NewPrinter(w, f, opts)
-	for row, err := range seq {
-		if err != nil {
-			return p.Count(), errors.Join(err, p.Flush())
-		}
-		if err := p.Write(row); err != nil {
-			return p.Count(), err
-		}
-	}
-	return p.Count(), p.Flush()
 }
 
 // PrintAll writes rows and flushes.

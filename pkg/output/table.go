@@ -2,7 +2,6 @@ package output
 
 import (
 	"bufio"
-	"io"
 	"strings"
 
 	"github.com/olekukonko/tablewriter/pkg/twwidth"
@@ -10,52 +9,6 @@ import (
 
 // columnGap separates the columns of a table, as kubectl does.
 const columnGap = "   "
-
-// TablePrinter collects rows and prints them as kubectl does: an upper-case
-// header, columns separated by three spaces, no borders, no trailing blanks.
-//
-// It lays the table out itself rather than through tablewriter's renderer:
-// the layout is this simple, and tablewriter took about a second for 10,000
-// rows, which `worker list` on a big table would pay on every call. Widths
-// are display widths (tablewriter's twwidth: wide runes count two, colour
-// escape sequences count nothing), so coloured cells stay aligned.
-//
-// Cells are printed as given (line breaks and tabs become blanks): callers
-// that print database values go through Printer, which escapes them.
-type TablePrinter struct {
-	header []string
-	rows   [][]string
-	t      *tableStream
-}
-
-// NewTable starts a table with the given column headers.
-func NewTable(w io.Writer, header ...string) *TablePrinter {
-	return &TablePrinter{header: header, t: newTableStream(bufio.NewWriterSize(w, 64<<10), len(header), -1)}
-}
-
-// Append adds one row; missing cells are blank, extra cells are dropped.
-func (t *TablePrinter) Append(cells ...string) {
-	t.rows = append(t.rows, cells)
-}
-
-// Len returns the number of rows appended.
-func (t *TablePrinter) Len() int { return len(t.rows) }
-
-// Render writes the table. An empty table still prints its header.
-func (t *TablePrinter) Render() error {
-	if len(t.header) == 0 {
-		return nil
-	}
-	if err := t.t.add(t.header); err != nil {
-		return err
-	}
-	for _, r := range t.rows {
-		if err := t.t.add(r); err != nil {
-			return err
-		}
-	}
-	return t.t.flush()
-}
 
 // tableStream lays out rows as they arrive. The first probe rows (the
 // header included) are held back to measure the column widths; after them

@@ -30,4 +30,4 @@ package placement
 //	worker uncordon NAME           placement.Uncordon
 //	worker drain NAME --deadline   placement.Drain, then with --wait placement.DrainStep each interval
 //	                               until DrainStatus.FinishedAt is set
-//	worker list CORDONED, SENSORS  worker.cordoned (column), placement.HeldCounts
+//	worker list CORDONED, SENSORS  worker.cordoned (column), and the live leases each worker holds (in workers.Stream)

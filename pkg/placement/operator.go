@@ -186,27 +186,6 @@ func DrainStep(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatu
 	return GetDrain(ctx, pool, name)
 }
 
-// HeldCounts returns how many live leases each worker holds, by worker id:
-// the SENSORS column of `worker list`.
-func HeldCounts(ctx context.Context, pool *pgxpool.Pool) (map[int64]int, error) {
-	rows, err := pool.Query(ctx, `SELECT worker, count(*) FROM sensor_workload_assignment
-		WHERE worker IS NOT NULL AND `+fence.Live+` GROUP BY worker`)
-	if err != nil {
-		return nil, fmt.Errorf("counting the sensors each worker holds: %w", err)
-	}
-	defer rows.Close()
-	out := map[int64]int{}
-	for rows.Next() {
-		var id int64
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
-}
-
 // Channel is the NOTIFY channel on which releases are announced.
 const Channel = "attunectl_placement"
 

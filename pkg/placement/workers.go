@@ -24,7 +24,9 @@ type WorkerState struct {
 // in one statement. It works before `migrate up` on a database Attune
 // created: cordon columns a worker table lacks read as not cordoned (they
 // are read through to_jsonb of the row), and without an assignment table
-// every worker holds nothing.
+// every worker holds nothing. `worker list` reads the same through
+// workers.Stream; the tests of pkg/cli and pkg/workers hold its output
+// against this.
 func WorkerStates(ctx context.Context, pool *pgxpool.Pool) (map[int64]WorkerState, error) {
 	var haveAssignments bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('sensor_workload_assignment') IS NOT NULL`).Scan(&haveAssignments); err != nil {

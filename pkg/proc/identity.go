@@ -36,7 +36,8 @@ var self = sync.OnceValue(func() Identity {
 })
 
 // Of is the identity of pid, a process of this PID namespace; fields it
-// cannot read are left zero.
+// cannot read are left zero. attunectl reads its own identity (Self); the
+// tests of pkg/workers use Of for another live process.
 func Of(pid int) Identity {
 	id := self()
 	id.StartTime = startTime(pid)

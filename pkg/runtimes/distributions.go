@@ -158,9 +158,3 @@ func lenientBool(raw json.RawMessage) (val, set bool, err error) {
 	}
 	return false, false, fmt.Errorf("must be true or false, got %s", truncate(string(raw), 40))
 }
-
-// DistributionsVerification encodes v as the JSON stored at
-// distributions->'verification' ("null" when v is nil).
-func DistributionsVerification(v *Verification) ([]byte, error) {
-	return json.Marshal(v)
-}

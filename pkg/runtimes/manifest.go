@@ -17,16 +17,6 @@ import (
 	"github.com/attune-automation/attunectl/pkg/manifest"
 )
 
-// ReadManifest reads at most MaxManifestSize bytes from r and parses them
-// with ParseManifest. A larger input is refused without reading it all.
-func ReadManifest(r io.Reader) ([]Runtime, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
-	if err != nil {
-		return nil, &ValidationError{what: "manifest", Problems: []Problem{{Msg: fmt.Sprintf("reading manifest: %v", err)}}}
-	}
-	return ParseManifest(data)
-}
-
 // ParseManifestFile is ParseManifest for the content of a named file: a
 // file whose name ends in .json is held to JSON's grammar first (see
 // manifest.CheckJSON).

@@ -207,6 +207,10 @@ func New(cfg Config) (*Sandbox, error) {
 // User is whom this sandbox runs commands as.
 func (s *Sandbox) User() User { return s.user }
 
+// SwitchesUser reports whether commands run as another user than
+// attunectl's own.
+func (s *Sandbox) SwitchesUser() bool { return s.switchUser }
+
 // Dynamic reports whether the user is a uid attunectl picked because
 // sensor.run_as was not set as root.
 func (s *Sandbox) Dynamic() bool { return s.dynamic }

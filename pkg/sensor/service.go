@@ -270,29 +270,12 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Done is closed when the service stops on its own: its row was taken over
-// by another instance, or could not be registered again after a prune.
-func (s *Service) Done() <-chan struct{} { return s.done }
-
 // Err is why the service stopped on its own (nil while it runs, or when it
 // was stopped by Stop).
 func (s *Service) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fatal
-}
-
-// Registration is the worker's registration (nil before Start detected the
-// runtimes).
-func (s *Service) Registration() *workers.Registration { return s.reg }
-
-// MetricsAddr is the address the metrics server listens on ("" when off);
-// with port 0 in Config.MetricsAddr it is the port the system chose.
-func (s *Service) MetricsAddr() string {
-	if s.listener == nil {
-		return ""
-	}
-	return s.listener.Addr().String()
 }
 
 // Run starts the service, waits until ctx is cancelled (SIGINT/SIGTERM) or

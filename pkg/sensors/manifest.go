@@ -64,15 +64,6 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// ReadManifest reads at most MaxManifestSize bytes and parses them.
-func ReadManifest(r io.Reader) ([]Sensor, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
-	if err != nil {
-		return nil, &ValidationError{[]Problem{{Msg: "reading manifest: " + err.Error()}}}
-	}
-	return ParseManifest(data)
-}
-
 // ParseManifestFile is ParseManifest for the content of a named file: a
 // file whose name ends in .json is held to JSON's grammar first (see
 // manifest.CheckJSON).

@@ -76,12 +76,11 @@ func TestBadManifests(t *testing.T) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			want := wantOf(t, path)
 			before := rowCounts(t, d.Pool)
-			f, err := os.Open(path)
+			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
-			ss, err := sensors.ReadManifest(f)
+			ss, err := sensors.ParseManifestFile(path, data)
 			if err == nil {
 				_, err = sensors.Add(ctx, d.Pool, ss, false)
 			}

@@ -43,7 +43,9 @@ func (r *Registration) UpdateCapabilities(ctx context.Context, caps Capabilities
 // AddCapability sets one capability key (add_capability in Attune's registration design): a key
 // of Capabilities (which must then have that field's type) or any other key,
 // kept in Extra. Once registered, the key is written at once; other keys of
-// the row are untouched.
+// the row are untouched. No command calls it yet: it is the
+// add_capability of the registration API that Attune's sensor worker
+// design documents, kept for integrators and tested here.
 func (r *Registration) AddCapability(ctx context.Context, key string, value any) error {
 	raw, err := json.Marshal(value)
 	if err != nil {
@@ -76,7 +78,7 @@ func (r *Registration) AddCapability(ctx context.Context, key string, value any)
 	return nil
 }
 
-// withCapability returns caps with key set to raw.
+// withCapability returns caps with key set to raw (for AddCapability).
 func withCapability(caps Capabilities, key string, raw json.RawMessage) (Capabilities, error) {
 	if key == "" {
 		return caps, errors.New("adding capability: the key is empty")

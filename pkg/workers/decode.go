@@ -14,27 +14,12 @@ import (
 // else (an escape in a string, an unexpected key or type, null), so that
 // the caller falls back to json.Unmarshal; fuzz tests hold them to that.
 
-// decodeStringList decodes b, a JSON array of strings as PostgreSQL
-// prints jsonb (["a", "b"]), as json.Unmarshal into a []string does: the
-// runtimes of every row of a table.
-func decodeStringList(b []byte) ([]string, bool) {
-	return decodeStringListOf(b, func(b []byte) string { return string(b) })
-}
-
 // decodeStringListOf is decodeStringList with str making each string, as
 // decodeCapabilitiesOf.
 func decodeStringListOf(b []byte, str func([]byte) string) ([]string, bool) {
 	r := jsontext.NewReader(b)
 	list, ok := r.StringListOf(str)
 	return list, ok && r.End()
-}
-
-// decodeCapabilities decodes b as Capabilities.UnmarshalJSON does, for
-// an object of the known keys with values of their types (what attunectl
-// writes); anything else (another key, which goes to Extra, a value of
-// another type, null, a key twice) is left to UnmarshalJSON.
-func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
-	return decodeCapabilitiesOf(b, func(b []byte) string { return string(b) })
 }
 
 // decodeCapabilitiesOf is decodeCapabilities with str making every string

@@ -68,3 +68,18 @@ func FuzzDecodeCapabilities(f *testing.F) {
 		}
 	})
 }
+
+// decodeStringList decodes b, a JSON array of strings as PostgreSQL
+// prints jsonb (["a", "b"]), as json.Unmarshal into a []string does: the
+// runtimes of every row of a table.
+func decodeStringList(b []byte) ([]string, bool) {
+	return decodeStringListOf(b, func(b []byte) string { return string(b) })
+}
+
+// decodeCapabilities decodes b as Capabilities.UnmarshalJSON does, for
+// an object of the known keys with values of their types (what attunectl
+// writes); anything else (another key, which goes to Extra, a value of
+// another type, null, a key twice) is left to UnmarshalJSON.
+func decodeCapabilities(b []byte) (c Capabilities, ok bool) {
+	return decodeCapabilitiesOf(b, func(b []byte) string { return string(b) })
+}

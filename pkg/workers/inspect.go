@@ -85,7 +85,8 @@ func IntervalOf(w Worker) time.Duration {
 
 // Late reports whether w is active and has missed at least one heartbeat
 // but is still within its grace. Late is a hint for the eye (a colour), not
-// a state: a late worker is still active.
+// a state: a late worker is still active. Part of List, which the
+// tests hold Stream against.
 func (l Listing) Late(w Worker) bool {
 	return w.State == StatusActive && w.LastHeartbeat != nil && w.Silence > IntervalOf(w)
 }
@@ -228,13 +229,15 @@ func inspectColumns(stale string) string {
 
 // ListQuery returns the statement List runs for opts on a schema migrated
 // by attunectl (with worker.heartbeat_grace) and its arguments; the
-// benchmark runs the same text through psql.
+// benchmark runs the same text through psql. The tests of pkg/workers
+// call it; `worker list` sends Stream's statement.
 func ListQuery(opts ListOptions) (string, []any) {
 	q, a := listQuery(opts)
 	return useGraceColumn(q), a
 }
 
-// listQuery is List's statement for any schema (grace from capabilities).
+// listQuery is List's statement for any schema (grace from capabilities),
+// for List and ListQuery.
 func listQuery(opts ListOptions) (string, []any) {
 	p := newListParts(opts)
 	return p.finish("SELECT " + inspectColumns(p.stale) + "\nFROM worker" + p.tail)
@@ -307,7 +310,9 @@ func (p listParts) finish(q string) (string, []any) {
 	return q, a
 }
 
-// List returns the workers opts selects, with their derived state.
+// List returns the workers opts selects, with their derived state, all
+// at once. `worker list` streams them (Stream); List is the reference the
+// tests of pkg/workers and pkg/cli hold Stream against.
 func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
 	if err := opts.validate(); err != nil {
 		return Listing{}, err
@@ -330,7 +335,8 @@ func (opts ListOptions) validate() error {
 }
 
 // Stale returns the stale workers opts selects: active, but silent for
-// longer than their grace.
+// longer than their grace. Like List, the reference `worker stale`'s
+// stream is held against in the tests of pkg/workers and pkg/cli.
 func Stale(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
 	opts.StaleOnly = true
 	opts.Status = ""

@@ -65,27 +65,11 @@ func NewRegistration(db *database.DB, cfg RegistrationConfig) *Registration {
 	return &Registration{db: db, name: cfg.Name, host: cfg.Host, inst: cfg.Instance, caps: cloneCapabilities(cfg.Capabilities)}
 }
 
-// Name is the worker's name.
-func (r *Registration) Name() string { return r.name }
-
-// Host is the host the worker advertises.
-func (r *Registration) Host() string { return r.host }
-
-// Instance is this process's identity.
-func (r *Registration) Instance() Instance { return r.inst }
-
 // ID is the worker row's id, 0 before Register.
 func (r *Registration) ID() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.id
-}
-
-// Capabilities returns a copy of the capabilities this instance advertises.
-func (r *Registration) Capabilities() Capabilities {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return cloneCapabilities(r.caps)
 }
 
 // registerSQL inserts the sensor row, or takes over the existing row of the

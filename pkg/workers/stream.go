@@ -190,6 +190,8 @@ func (p listParts) streamStatement(f Fields) (string, []any, []streamCol) {
 
 // Rows is Stream as an iterator: for row, err := range Rows(…). A non-nil
 // error ends the sequence; breaking out of the loop ends the statement.
+// The commands use Stream with a callback; Rows is the iterator form the
+// tests of pkg/workers use.
 func Rows(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions) iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
 		errStop := errors.New("stop")
