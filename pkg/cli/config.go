@@ -28,7 +28,7 @@ listed on stderr.`,
 		Example: `  attunectl config view
   ATTUNE__SENSOR__HEARTBEAT_INTERVAL=10 attunectl config view
   attunectl -c /etc/attune/config.yaml config view -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := app.outputFormat(cmd)
 			if err != nil {

@@ -28,7 +28,7 @@ a Unix socket only, keeps its data under the user's state directory
 		offerFormats(&cobra.Command{
 			Use:   "status",
 			Short: "Show whether the embedded server is running, and where",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				opts, err := app.embeddedOptions()
 				if err != nil {
@@ -44,7 +44,7 @@ a Unix socket only, keeps its data under the user's state directory
 		&cobra.Command{
 			Use:   "start",
 			Short: "Start the embedded server (and migrate it) without running anything else",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return runEmbeddedStart(cmd.Context(), app)
 			},
@@ -65,7 +65,7 @@ their server pids and exits 2 without changing anything: stopping would cut
 them off. --force stops it anyway.`,
 		Example: `  attunectl embedded stop
   attunectl embedded stop --force`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := app.embeddedOptions()
 			if err != nil {

@@ -84,7 +84,7 @@ created in RFC 3339 UTC, source_workload, source_generation).`,
   attunectl event list --sensor core.timer_1s --since 1m
   attunectl event list --trigger acme.disk_full -o json | jq '.[].payload'
   attunectl event list --follow -o json | jq -c .payload`,
-		Args:              cobra.NoArgs,
+		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := app.outputFormat(cmd)

@@ -41,7 +41,7 @@ Rolling back below version 1 drops the worker and runtime tables attunectl
 created. When they hold rows (other than the seeded runtimes) down asks on a
 terminal; otherwise it needs --yes, and without it refuses (exit status 2)
 with nothing changed.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.HasTo = cmd.Flags().Changed("to")
 			o.Interactive = app.IsStdinTTY() && app.IsStderrTTY()

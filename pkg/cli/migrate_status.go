@@ -58,7 +58,7 @@ func newMigrateStatusCmd(app *App) *cobra.Command {
 	return offerFormats(&cobra.Command{
 		Use:     "status",
 		Short:   "List the migrations and whether each is applied",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		Example: "  attunectl migrate status\n  attunectl migrate status -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := app.outputFormat(cmd)
@@ -87,7 +87,7 @@ func newMigrateVersionCmd(app *App) *cobra.Command {
 	return offerFormats(&cobra.Command{
 		Use:   "version",
 		Short: "Print the schema's current migration version and the latest available",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := app.outputFormat(cmd)
 			if err != nil {

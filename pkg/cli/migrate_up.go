@@ -28,7 +28,7 @@ func newMigrateUpCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration (or up to --to VERSION)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.HasTo = cmd.Flags().Changed("to")
 			if err := o.Validate(); err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -36,6 +35,9 @@ everything can be tried with one command.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			// Every command honours -o or rejects it (exit 2), before anything runs.
 			if _, err := app.outputFormat(cmd); err != nil {
+				return err
+			}
+			if err := checkExclusive(cmd); err != nil {
 				return err
 			}
 			return app.load(cmd)
@@ -91,6 +93,13 @@ everything can be tried with one command.`,
 	root.AddCommand(newTopicCmds()...)
 	root.SetHelpCommand(newHelpCmd())
 	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			for _, sh := range c.Commands() {
+				sh.Args = noArgs
+			}
+		}
+	}
 	rejectUnknownSubcommands(root)
 	return root
 }
@@ -103,7 +112,7 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 	for _, c := range cmd.Commands() {
 		rejectUnknownSubcommands(c)
 	}
-	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+	if !cmd.HasSubCommands() || cmd.Runnable() {
 		return
 	}
 	cmd.Args = cobra.ArbitraryArgs
@@ -127,36 +136,13 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 func Execute(ctx context.Context, app *App, args []string) int {
 	root := NewRootCommand(app)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
+	_, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
-	if explained, ok := explainCobraError(cmd, err); ok {
-		err = explained
-	}
 	code := ExitCode(err)
-	if isCobraUsageError(err) {
-		code = ExitUsage
-	}
 	if !silent(err) {
 		fmt.Fprintf(app.Err, "Error: %s\n", output.EscapeText(database.Redact(err.Error())))
 	}
 	return code
-}
-
-// isCobraUsageError recognises cobra's own argument errors, which it returns
-// as plain errors.
-func isCobraUsageError(err error) bool {
-	var e *exitError
-	if errors.As(err, &e) {
-		return false
-	}
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand", "invalid argument",
-		"if any flags in the group", "at least one of the flags in the group", "flag needs an argument", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }

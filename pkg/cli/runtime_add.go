@@ -98,7 +98,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 
   # Copy every runtime from one database to another
   attunectl runtime list -o yaml | attunectl --database-url postgres://attune@db2/attune runtime add -f - --update`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			// cobra checks flag groups after PreRunE and returns a plain
 			// error; checking here makes a conflict a usage error (exit 2).
@@ -142,9 +142,9 @@ Output (-o): table (default: one line per runtime), json and yaml
 	fs.BoolVar(&o.DryRun, "dry-run", false, "validate and verify on this host; write nothing")
 	durationVar(fs, &o.Timeout, "timeout", 0, "with --dry-run: per-command timeout (default sensor.verification.timeout, 5s)")
 	for _, name := range runtimeFlagNames {
-		cmd.MarkFlagsMutuallyExclusive("filename", name)
+		markExclusive(cmd, "filename", name)
 	}
-	cmd.MarkFlagsMutuallyExclusive("always-available", "command")
+	markExclusive(cmd, "always-available", "command")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{runtimes.TypeSensor, runtimes.TypeAction}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

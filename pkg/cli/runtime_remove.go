@@ -34,7 +34,7 @@ Output (-o): table (default: one line per runtime), json and yaml
 ({removed: [refs]}), name (refs).`,
 		Example: `  attunectl runtime remove acme.sensor.ruby
   attunectl runtime remove acme.sensor.ruby acme.sensor.java -o name`,
-		Args:              cobra.MinimumNArgs(1),
+		Args:              minArgs(1),
 		ValidArgsFunction: completeRuntimeRefs(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := app.outputFormat(cmd)

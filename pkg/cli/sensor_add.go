@@ -76,7 +76,7 @@ were created), json and yaml ({created, updated, triggers_created}), name
   attunectl sensor add -f sensors.yaml
   attunectl sensor add -f sensors.yaml --update
   cat sensors.json | attunectl sensor add -f -`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -112,7 +112,7 @@ were created), json and yaml ({created, updated, triggers_created}), name
 	fs.BoolVar(&o.Update, "update", false, "replace sensors whose ref exists already")
 	fs.BoolVar(&o.Example, "example", false, "add the example sensor example.hello (Python 3, an event every 2 s) and write its program")
 	fs.StringVar(&o.ExampleDir, "example-dir", "", "where --example writes its program (default /var/lib/attunectl/example as root, else ~/.local/share/attunectl/example)")
-	cmd.MarkFlagsMutuallyExclusive("filename", "example")
+	markExclusive(cmd, "filename", "example")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }

@@ -37,7 +37,7 @@ Output (-o): table (default: one line per sensor), json and yaml ({enabled:
 [refs], quarantine_cleared: N}), name (refs).`,
 		Example: `  attunectl sensor enable acme.disk_watch
   attunectl sensor list --state quarantined -o name | xargs attunectl sensor enable`,
-		Args:              cobra.MinimumNArgs(1),
+		Args:              minArgs(1),
 		ValidArgsFunction: completeSensorRefs(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSensorEnableCmd(cmd, app, o, args)
@@ -60,7 +60,7 @@ Output (-o): table (default: one line per sensor), json and yaml ({disabled:
 [refs]}), name (refs).`,
 		Example: `  attunectl sensor disable acme.disk_watch
   attunectl sensor disable acme.disk_watch acme.heartbeat -o name`,
-		Args:              cobra.MinimumNArgs(1),
+		Args:              minArgs(1),
 		ValidArgsFunction: completeSensorRefs(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSensorEnableCmd(cmd, app, o, args)

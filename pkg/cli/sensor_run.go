@@ -93,7 +93,7 @@ row was taken over, 2 for invalid flags or configuration.`,
 
   # Smoke test: register, heartbeat once, deregister.
   attunectl sensor run --once --wait-for-database 1m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.RuntimesSet = cmd.Flags().Changed("runtimes")
 			return runSensor(cmd.Context(), app, opts)
@@ -116,7 +116,7 @@ row was taken over, 2 for invalid flags or configuration.`,
 	bindConfig(fs, "heartbeat-interval", "sensor.heartbeat_interval")
 	bindConfig(fs, "metrics-addr", "sensor.metrics_addr")
 	addRunAsFlag(fs)
-	run.MarkFlagsMutuallyExclusive("dry-run", "once")
+	markExclusive(run, "dry-run", "once")
 	return offerFormats(run, output.Formats{output.Table, output.JSON})
 }
 

@@ -13,7 +13,7 @@ func newVersionCmd(app *App) *cobra.Command {
 	return offerFormats(&cobra.Command{
 		Use:     "version",
 		Short:   "Print the version, commit and Go version of this binary",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		Example: "  attunectl version\n  attunectl version -o json",
 		// version needs no configuration: it works even when the config is broken.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },

@@ -42,7 +42,7 @@ Output (-o): table (default: one line), json and yaml (worker, cordoned,
 cordon_reason, cordoned_by, cordoned_at, changed).`,
 		Example: `  attunectl worker cordon sensor-web-01 --reason "kernel upgrade"
   attunectl worker cordon sensor-web-01 -o json`,
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeOneWorkerName(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWorkerCordonCmd(cmd, app, o, args[0])
@@ -64,7 +64,7 @@ unknown worker is an error (exit 2).
 Output (-o): table (default: one line), json and yaml (worker, cordoned,
 changed).`,
 		Example:           `  attunectl worker uncordon sensor-web-01`,
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeOneWorkerName(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWorkerCordonCmd(cmd, app, o, args[0])

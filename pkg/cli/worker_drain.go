@@ -72,7 +72,7 @@ requested_at, finished_at).`,
 		Example: `  attunectl worker drain sensor-web-01
   attunectl worker drain sensor-web-01 --deadline 5m --budget 5 --wait
   attunectl worker drain sensor-web-01 --deadline 300 --wait && ssh web-01 sudo reboot`,
-		Args:              cobra.ExactArgs(1),
+		Args:              exactArgs(1),
 		ValidArgsFunction: completeOneWorkerName(app),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
