@@ -3,7 +3,7 @@ package main
 // Fault tests with real processes: a killed host, a thundering herd at boot,
 // a locked worker table, and a server out of connections. (A database
 // restart under 20 workers, a stuck database under heartbeats and a
-// failover are in pkg/sensor/fault_test.go, with in-process services.)
+// failover are in pkg/sensorworker/fault_test.go, with in-process services.)
 
 import (
 	"context"

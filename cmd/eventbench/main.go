@@ -312,7 +312,7 @@ func heartbeats(ctx context.Context, pool *pgxpool.Pool, worker int64, d time.Du
 func eventLoad(ctx context.Context, o options, pool *pgxpool.Pool, fx fixture, n int, async bool) (result, error) {
 	var writer supervise.EventWriter = events.Writer{Pool: pool}
 	if o.Writer == "batch" {
-		// As pkg/sensor starts it.
+		// As pkg/sensorworker starts it.
 		bw := events.NewBatchWriter(pool, 2, async)
 		defer bw.Close()
 		writer = bw

@@ -227,7 +227,7 @@ func heartbeat(ctx context.Context, o options, regs []*workers.Registration, rec
 	}
 	sort.Slice(slots, func(a, b int) bool { return slots[a].phase < slots[b].phase })
 
-	timeout := min(max(o.Interval, 2*time.Second), 15*time.Second) // as pkg/sensor bounds one heartbeat
+	timeout := min(max(o.Interval, 2*time.Second), 15*time.Second) // as pkg/sensorworker bounds one heartbeat
 	jobs := make(chan job, 4096)
 	begin := time.Now()
 	end := begin.Add(o.Duration)

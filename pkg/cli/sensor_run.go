@@ -19,7 +19,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 	"github.com/attune-automation/attunectl/pkg/sandbox"
-	"github.com/attune-automation/attunectl/pkg/sensor"
+	"github.com/attune-automation/attunectl/pkg/sensorworker"
 	"github.com/attune-automation/attunectl/pkg/version"
 )
 
@@ -168,7 +168,7 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 				"user", sb.User().String(), "home", sb.User().Home, "hint", "set sensor.run_as (--run-as) to choose the user")
 		}
 	}
-	svc, err := sensor.New(cfg, sensor.Options{
+	svc, err := sensorworker.New(cfg, sensorworker.Options{
 		Connect: func(ctx context.Context) (*database.DB, error) { return app.connect(ctx, connectOptions{}) },
 		Detect: func(ctx context.Context, db *database.DB) (detect.Result, error) {
 			return d.detect(ctx, func(ctx context.Context) ([]runtimes.Runtime, error) { return runtimes.SensorRuntimes(ctx, db) })
@@ -189,13 +189,13 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 
 // sensorConfig resolves the service's configuration: the sensor section
 // with the flags applied, and the defaults that depend on the machine.
-func sensorConfig(app *App, opts sensorRunOptions) (sensor.Config, error) {
+func sensorConfig(app *App, opts sensorRunOptions) (sensorworker.Config, error) {
 	s := app.Config.Sensor
 	name, host := s.WorkerName, s.Host
 	if name == "" || host == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
-			return sensor.Config{}, usageErrorf("finding the hostname for the default worker name and host: %v (set --name and --host, or sensor.worker_name and sensor.host)", err)
+			return sensorworker.Config{}, usageErrorf("finding the hostname for the default worker name and host: %v (set --name and --host, or sensor.worker_name and sensor.host)", err)
 		}
 		if name == "" {
 			name = "sensor-" + h
@@ -204,7 +204,7 @@ func sensorConfig(app *App, opts sensorRunOptions) (sensor.Config, error) {
 			host = h
 		}
 	}
-	return sensor.Config{
+	return sensorworker.Config{
 		Name:                 name,
 		Host:                 host,
 		HeartbeatInterval:    s.HeartbeatInterval.D(),
@@ -222,7 +222,7 @@ func sensorConfig(app *App, opts sensorRunOptions) (sensor.Config, error) {
 
 // sensorsConfig is how the worker places and runs sensors: the sensor
 // section with --label and --taint added (already validated).
-func sensorsConfig(app *App, opts sensorRunOptions) sensor.SensorsConfig {
+func sensorsConfig(app *App, opts sensorRunOptions) sensorworker.SensorsConfig {
 	s := app.Config.Sensor
 	labels := maps.Clone(s.Labels)
 	for _, l := range opts.Labels {
@@ -238,7 +238,7 @@ func sensorsConfig(app *App, opts sensorRunOptions) sensor.SensorsConfig {
 			taints = append(taints, placement.Taint{Key: p.Key, Value: p.Value, Effect: p.Effect})
 		}
 	}
-	return sensor.SensorsConfig{
+	return sensorworker.SensorsConfig{
 		Enabled:         s.RunSensors && !opts.Once,
 		Labels:          labels,
 		Taints:          taints,
@@ -284,7 +284,7 @@ func (d sensorDetector) detect(ctx context.Context, load func(context.Context) (
 // worker row. A configured database is not migrated either (an unmigrated
 // one is an error that says so); the embedded default is migrated on first
 // use, as by every command.
-func runSensorDryRun(ctx context.Context, app *App, cfg sensor.Config, d sensorDetector) error {
+func runSensorDryRun(ctx context.Context, app *App, cfg sensorworker.Config, d sensorDetector) error {
 	if o := app.Global.Output; o != "" && o != string(output.JSON) {
 		return usageErrorf("sensor run --dry-run prints JSON only: drop -o %s", o)
 	}
@@ -308,9 +308,9 @@ func runSensorDryRun(ctx context.Context, app *App, cfg sensor.Config, d sensorD
 	if err != nil {
 		return err
 	}
-	sensor.LogDetection(app.Log, res)
+	sensorworker.LogDetection(app.Log, res)
 	app.Log.Info("dry run: nothing was written", "name", cfg.Name, "host", cfg.Host)
-	return output.WriteJSON(app.Out, sensor.BuildCapabilities(cfg, res))
+	return output.WriteJSON(app.Out, sensorworker.BuildCapabilities(cfg, res))
 }
 
 // checkListenAddr refuses a --metrics-addr (sensor.metrics_addr) that can

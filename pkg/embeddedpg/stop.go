@@ -21,7 +21,7 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Kill shuts the server down immediately, like a crash: the next start
 // replays the WAL. For the fault tests of other packages (pkg/dbtest,
-// pkg/sensor, cmd/attunectl); attunectl never kills its server.
+// pkg/sensorworker, cmd/attunectl); attunectl never kills its server.
 func (s *Server) Kill() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()

@@ -2,7 +2,7 @@ package placement
 
 // What calls what (for the integrator):
 //
-// The sensor service loop (pkg/sensor, once registered):
+// The sensor service loop (pkg/sensorworker, once registered):
 //
 //	p := placement.New(db.Pool, placement.Config{WorkerID: reg.ID(),
 //		InstanceID: reg.Instance().ID, Interval: cfg.HeartbeatInterval, Heartbeat: true})
@@ -18,7 +18,7 @@ package placement
 //
 // The supervisor (pkg/supervise) writes under each lease's Fence through
 // pkg/events (the event insert and the workload's run state, as `sensor
-// run` does); pkg/sensor releases handed-over sensors with
+// run` does); pkg/sensorworker releases handed-over sensors with
 // Placer.ReleaseHandover once their processes stopped.
 //
 // The commands:

@@ -1,4 +1,4 @@
-package sensor
+package sensorworker
 
 // Fault tests: a fleet of sensor worker services (in-process, real clock,
 // one connection pool each, as separate hosts would have) against a

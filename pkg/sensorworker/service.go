@@ -11,7 +11,7 @@
 // again within one interval of the database's return); a row that was
 // pruned is registered again. Only losing the row to another instance
 // (`--replace` elsewhere) stops the service, with an error.
-package sensor
+package sensorworker
 
 import (
 	"context"
