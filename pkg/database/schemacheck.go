@@ -17,8 +17,8 @@ import (
 // Attune created in an older era gives "run `attunectl migrate up`" or the
 // name of what is missing, never a raw SQLSTATE.
 type SchemaFacts struct {
-	// Found maps "runtime" and "worker" to the schema search_path resolved
-	// them to; a missing table has no entry.
+	// Found maps each table of introspectedTables to the schema
+	// search_path resolved it to; a missing table has no entry.
 	Found map[string]string
 	// Columns maps a table to its columns.
 	Columns map[string]map[string]bool
@@ -120,7 +120,7 @@ func (db *DB) requireHome() error {
 	if len(away) > 0 {
 		return &ElsewhereError{Schema: db.Schema, Found: slices.Compact(away), Visible: true}
 	}
-	if len(db.Facts.Found) == 0 && len(db.Facts.Elsewhere) > 0 {
+	if db.Facts.Found["runtime"] == "" && db.Facts.Found["worker"] == "" && len(db.Facts.Elsewhere) > 0 {
 		return &ElsewhereError{Schema: db.Schema, Found: sortedKeys(db.Facts.Elsewhere)}
 	}
 	return nil
@@ -163,6 +163,15 @@ func sortedKeys(m map[string][]string) []string {
 	return keys
 }
 
+// introspectedTables are the tables whose columns Introspect records: the
+// ones attunectl reads or writes, attunectl's own and Attune's.
+var introspectedTables = []string{"runtime", "worker", "sensor", "trigger", "rule", "event",
+	"sensor_workload", "sensor_workload_assignment", "sensor_process"}
+
+// Has reports whether table exists with column (where search_path finds
+// it), as learned at connect time.
+func (f SchemaFacts) Has(table, column string) bool { return f.Columns[table][column] }
+
 // introspectFacts fills db.Runtime, db.Worker and db.Facts. Introspect
 // calls it. The schemas elsewhere that hold Attune's tables are looked for
 // only when search_path finds neither table: that is the one case
@@ -179,7 +188,7 @@ func (db *DB) introspectFacts(ctx context.Context) error {
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-		WHERE c.oid IN (to_regclass('runtime'), to_regclass('worker'))`)
+		WHERE c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)`, introspectedTables)
 	if err != nil {
 		return err
 	}
@@ -217,7 +226,7 @@ func (db *DB) introspectFacts(ctx context.Context) error {
 		return err
 	}
 	wk.HasRole = wk.Columns["worker_role"]
-	if len(f.Found) == 0 {
+	if f.Found["runtime"] == "" && f.Found["worker"] == "" {
 		others, err := attuneTablesElsewhere(ctx, db.Pool, db.Schema)
 		if err != nil {
 			return err

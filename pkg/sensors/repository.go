@@ -195,8 +195,10 @@ func ensureWorkload(ctx context.Context, q interface {
 
 // EnsureWorkloads creates the default workload and assignment of every
 // sensor that lacks them (sensors Attune or another tool wrote), in one
-// statement; it returns how many it created. A sensor worker calls it when
-// it starts; `sensor add` does it for what it adds.
+// statement; it returns how many it created. `sensor run` calls it when it
+// starts, unless the schema pins workloads to pack releases (Attune's
+// newest, where creating them is Attune's); `sensor add` does it for what
+// it adds.
 func EnsureWorkloads(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	tag, err := pool.Exec(ctx, `
 		WITH wl AS (

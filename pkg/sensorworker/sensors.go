@@ -88,6 +88,18 @@ func (s *Service) startSensors(ctx context.Context) error {
 		return nil
 	}
 	pool := s.db.Pool
+	// Sensors another tool wrote without a workload get one, so that they
+	// can be claimed — except where Attune pins workloads to a pack
+	// release (sensor_workload.pack_release): there an unpinned row would
+	// stop Attune's own sensor service from running the sensor, and
+	// creating workloads is Attune's.
+	if !s.db.Facts.Has("sensor_workload", "pack_release") {
+		if n, err := sensors.EnsureWorkloads(ctx, pool); err != nil {
+			s.log.Warn("creating the workloads of sensors that lack one failed; they are not placed until a worker starts again", "error", err)
+		} else if n > 0 {
+			s.log.Info("created the workloads of sensors that lacked one", "rows", n)
+		}
+	}
 	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
 		wake: make(chan struct{}, 1), metrics: s.metrics.sensors}
 	l.placer = placement.New(pool, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
@@ -143,14 +155,16 @@ func (l *sensorsLoop) run(ctx context.Context) {
 	if err != nil {
 		l.log.Info("claims wait for the heartbeat tick", "reason", err)
 	}
-	t := time.NewTicker(l.s.cfg.HeartbeatInterval)
-	defer t.Stop()
+	// The service's clock drives the tick, as it does the heartbeat's.
+	t := l.s.clock.NewTimer(l.s.cfg.HeartbeatInterval)
+	defer func() { t.Stop() }()
 	l.tick(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			t = l.s.clock.NewTimer(l.s.cfg.HeartbeatInterval)
 		case <-l.wake:
 		case _, ok := <-released:
 			if !ok {
