@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -244,6 +245,91 @@ func TestSensorAddCommand(t *testing.T) {
 	}
 	if after := sensorRows(t, db); after != before {
 		t.Errorf("refused commands changed the rows from %s to %s", before, after)
+	}
+}
+
+// A manifest with several mistakes gets every one of them in one answer:
+// its fields' problems and the runtime the database lacks together; a
+// file that says it is JSON is held to JSON (a trailing comma).
+func TestSensorAddReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	env := rtEnv(db, "/nonexistent")
+	manifest := `- ref: acme.Broken
+  runtime: core.sensor.cobol
+  runtime_version: "three"
+  entrypoint: broken.py
+  placement: {selector: [zone]}
+- ref: acme.fine
+  runtime: core.sensor.fortran
+  entrypoint: fine.py
+`
+	r := rtExec(t, env, manifest, "sensor", "add", "-f", "-")
+	for _, want := range []string{
+		"invalid sensor manifest: 5 problems",
+		`sensors[0].ref: "acme.Broken" is not a sensor ref`,
+		"sensors[0].runtime_version",
+		"sensors[0].placement.selector",
+		`sensors[0].runtime: unknown runtime "core.sensor.cobol"`,
+		`sensors[1].runtime: unknown runtime "core.sensor.fortran"`,
+	} {
+		if r.Code != 2 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("exit %d, want 2 and %q:\n%s", r.Code, want, r.Stderr)
+		}
+	}
+	dir := t.TempDir()
+	trailing := filepath.Join(dir, "sensors.json")
+	if err := os.WriteFile(trailing, []byte(`[{"ref": "acme.x", "runtime": "core.sensor.shell", "entrypoint": "x.sh",}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = rtExec(t, env, "", "sensor", "add", "-f", trailing)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "not valid JSON: line 1, column 73") {
+		t.Errorf("a .json with a trailing comma: exit %d\n%s", r.Code, r.Stderr)
+	}
+	var n int
+	if err := db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM sensor`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d sensors written by refused manifests (%v)", n, err)
+	}
+}
+
+// sensor add --example writes the example program where the sensor's user
+// can read it and nobody else can change it, and adds the sensor with that
+// entrypoint; it refuses to write through a symlink.
+func TestSensorAddExample(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dir := filepath.Join(t.TempDir(), "example")
+	r := rtExec(t, rtEnv(db, "/nonexistent"), "", "sensor", "add", "--example", "--example-dir", dir)
+	prog := filepath.Join(dir, "hello.py")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "example program written to "+prog) || !strings.Contains(r.Stdout, "sensor example.hello created") {
+		t.Fatalf("sensor add --example: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	fi, err := os.Stat(prog)
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("%s: %v, mode %v, want 0644", prog, err, fi.Mode())
+	}
+	b, _ := os.ReadFile(prog)
+	if !strings.Contains(string(b), "ATTUNE_SENSOR_TRIGGERS") || !strings.HasPrefix(string(b), "#!/usr/bin/env python3") {
+		t.Errorf("%s is not the example program", prog)
+	}
+	var entrypoint, runtime string
+	if err := db.Pool.QueryRow(t.Context(), `SELECT entrypoint, runtime_ref FROM sensor WHERE ref = 'example.hello'`).Scan(&entrypoint, &runtime); err != nil || entrypoint != prog || runtime != "core.sensor.python" {
+		t.Errorf("the sensor row: %q %q %v", entrypoint, runtime, err)
+	}
+	// A symlink where the program goes is not followed.
+	other := filepath.Join(t.TempDir(), "example")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(other, "hello.py")); err != nil {
+		t.Fatal(err)
+	}
+	r = rtExec(t, rtEnv(db, "/nonexistent"), "", "sensor", "add", "--example", "--example-dir", other, "--update")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is not a regular file") {
+		t.Errorf("through a symlink: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if r := rtExec(t, rtEnv(db, "/nonexistent"), "", "sensor", "add", "--example", "-f", "x.yaml"); r.Code != 2 || !strings.Contains(r.Stderr, "--example and --filename cannot be combined") {
+		t.Errorf("--example with -f: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
