@@ -113,7 +113,7 @@ func (f runtimeFlags) runtime() (runtimes.Runtime, error) {
 		return r, usageError(err)
 	}
 	if len(problems) > 0 {
-		return r, usageError(&runtimes.ValidationError{Problems: problems})
+		return r, usageError(&runtimes.ValidationError{What: "runtime", Problems: problems})
 	}
 	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-automation/attunectl/pkg/database"
+	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/output"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 )
@@ -155,7 +156,7 @@ func withUnknownRuntimes(ctx context.Context, app *App, ss []sensors.Sensor, ve 
 	if err != nil || len(more) == 0 {
 		return ve
 	}
-	return &sensors.ValidationError{Problems: sensors.SortProblems(append(slices.Clone(ve.Problems), more...))}
+	return &sensors.ValidationError{What: ve.What, Problems: manifest.SortProblems(append(slices.Clone(ve.Problems), more...))}
 }
 
 // sensorAddReport is what `sensor add -o json|yaml` prints.

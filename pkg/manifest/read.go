@@ -1,6 +1,10 @@
-// Package manifest holds what every strict input of attunectl shares:
-// reading a manifest file (runtimes, sensors) within a size limit, and
-// holding a file that says it is JSON to JSON's own grammar.
+// Package manifest is the one strict decoder of attunectl's inputs
+// (runtime and sensor manifests, and what comes after them): it reads
+// YAML (JSON is YAML) node by node and reports every problem in one pass,
+// each with its path and line — unknown keys with the nearest known one,
+// duplicate keys, wrong types, aliases within a budget — holds a file that
+// says it is JSON to JSON's grammar, and suggests the nearest name for a
+// typo wherever attunectl takes names (config keys, help topics).
 package manifest
 
 import (

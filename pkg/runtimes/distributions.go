@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/attune-automation/attunectl/pkg/manifest"
 )
 
 // ParseDistributions reads the verification metadata out of a runtime row's
@@ -71,7 +73,7 @@ func lenientCommand(raw json.RawMessage) (c Command, field string, err error) {
 		Optional json.RawMessage `json:"optional"`
 	}
 	if err := json.Unmarshal(raw, &lc); err != nil {
-		return c, "", fmt.Errorf("must be an object, got %s", truncate(string(raw), 40))
+		return c, "", fmt.Errorf("must be an object, got %s", manifest.Truncate(string(raw), 40))
 	}
 	if c.Binary, err = lenientString(lc.Binary); err != nil {
 		return c, ".binary", err
@@ -105,7 +107,7 @@ func lenientString(raw json.RawMessage) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("must be a string, got %s", truncate(string(raw), 40))
+		return "", fmt.Errorf("must be a string, got %s", manifest.Truncate(string(raw), 40))
 	}
 	return s, nil
 }
@@ -120,7 +122,7 @@ func lenientArgs(raw json.RawMessage) ([]string, error) {
 	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("must be a list of strings, got %s", truncate(string(raw), 40))
+		return nil, fmt.Errorf("must be a list of strings, got %s", manifest.Truncate(string(raw), 40))
 	}
 	return list, nil
 }
@@ -131,11 +133,11 @@ func lenientInt(raw json.RawMessage) (*int, error) {
 	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, fmt.Errorf("must be a number, got %s", truncate(string(raw), 40))
+		return nil, fmt.Errorf("must be a number, got %s", manifest.Truncate(string(raw), 40))
 	}
 	f, err := strconv.ParseFloat(string(n), 64)
 	if err != nil || f != math.Trunc(f) || f < math.MinInt32 || f > math.MaxInt32 {
-		return nil, fmt.Errorf("must be an integer, got %s", truncate(string(raw), 40))
+		return nil, fmt.Errorf("must be an integer, got %s", manifest.Truncate(string(raw), 40))
 	}
 	i := int(f)
 	return &i, nil
@@ -156,5 +158,5 @@ func lenientBool(raw json.RawMessage) (val, set bool, err error) {
 			return b, true, nil
 		}
 	}
-	return false, false, fmt.Errorf("must be true or false, got %s", truncate(string(raw), 40))
+	return false, false, fmt.Errorf("must be true or false, got %s", manifest.Truncate(string(raw), 40))
 }

@@ -3,14 +3,7 @@ package runtimes
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
-	"sort"
-	"strings"
-
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -60,120 +53,34 @@ func ParseManifestFile(name string, data []byte) ([]Runtime, error) {
 // A missing type means sensor: attunectl manages sensor workers, and a
 // manifest written for it is about sensor runtimes unless it says otherwise.
 func ParseManifest(data []byte) ([]Runtime, error) {
-	if len(data) > MaxManifestSize {
-		return nil, manifestError(Problem{Msg: fmt.Sprintf("manifest is larger than the %d byte (1 MiB) limit: split it into several files", MaxManifestSize)})
-	}
-	if !utf8.Valid(data) {
-		return nil, manifestError(Problem{Msg: "manifest is not valid UTF-8: save it as UTF-8 text"})
-	}
-	d := &nodeDecoder{lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodeVisits}
+	d := &nodeDecoder{manifest.NewDecoder("manifest")}
 	var rts []Runtime
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
+	d.Documents(data, "runtimes", "a runtime object", "ref, name, verification, ...", func(p string, n *yaml.Node) {
+		if n == nil {
+			d.Bad[p+".ref"], d.Bad[p+".name"] = true, true
+			rts = append(rts, Runtime{})
+			return
 		}
-		if err != nil {
-			// yaml's messages carry the line: "yaml: line 3: mapping values are not allowed in this context".
-			d.problems = append(d.problems, Problem{Msg: fmt.Sprintf("%v%s: fix the YAML/JSON syntax", err, jsonHint(data))})
-			break
-		}
-		if len(doc.Content) == 0 {
-			continue
-		}
-		root := resolve(doc.Content[0])
-		switch {
-		case root == nil:
-			d.problems = append(d.problems, Problem{Msg: "invalid alias", Line: doc.Line})
-		case root.ShortTag() == "!!null":
-			// An empty document (a stray ---) holds nothing.
-		case root.Kind == yaml.MappingNode:
-			rts = append(rts, d.runtime(fmt.Sprintf("runtimes[%d]", len(rts)), root))
-		case root.Kind == yaml.SequenceNode:
-			for _, item := range root.Content {
-				if !d.spend(1) {
-					break
-				}
-				p := fmt.Sprintf("runtimes[%d]", len(rts))
-				item = resolve(item)
-				if item == nil || item.Kind != yaml.MappingNode {
-					d.typeProblem(p, item, "must be a runtime object (ref, name, verification, ...)")
-					d.bad[p+".ref"], d.bad[p+".name"] = true, true
-					rts = append(rts, Runtime{})
-					continue
-				}
-				rts = append(rts, d.runtime(p, item))
-			}
-		default:
-			d.problems = append(d.problems, Problem{Msg: fmt.Sprintf("a manifest holds a runtime object or a list of them, got %s", kindName(root)), Line: root.Line})
-		}
+		rts = append(rts, d.runtime(p, n))
+	})
+	if len(rts) == 0 && len(d.Problems) == 0 {
+		d.Problems = append(d.Problems, Problem{Msg: "no runtimes found: the file must hold a runtime object, a list of them, or several YAML documents"})
 	}
-	if len(rts) == 0 && len(d.problems) == 0 {
-		d.problems = append(d.problems, Problem{Msg: "no runtimes found: the file must hold a runtime object, a list of them, or several YAML documents"})
+	if d.Exhausted() || (len(d.Problems) > 0 && len(rts) == 0) {
+		return nil, d.Err()
 	}
-	if d.exhausted || (len(d.problems) > 0 && len(rts) == 0) {
-		return nil, &ValidationError{Problems: d.problems, what: "manifest"}
-	}
-	v := validator{lines: d.lines, skip: d.bad, what: "manifest", problems: d.problems}
+	v := validator{lines: d.Lines, skip: d.Bad, what: "manifest", problems: d.Problems}
 	v.runtimes(rts)
 	if err := v.err(); err != nil {
 		ve := err.(*ValidationError)
-		sortProblems(ve.Problems)
+		manifest.SortProblems(ve.Problems)
 		return nil, ve
 	}
 	return rts, nil
 }
 
-// jsonHint adds encoding/json's exact position when a file that looks like
-// JSON fails to parse: yaml's messages for flow syntax sometimes lack the
-// line or give the line where the object started.
-func jsonHint(data []byte) string {
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
-		return ""
-	}
-	var v any
-	err := json.Unmarshal(data, &v)
-	var se *json.SyntaxError
-	if !errors.As(err, &se) {
-		return ""
-	}
-	off := int(se.Offset)
-	if off > len(data) {
-		off = len(data)
-	}
-	line := 1 + bytes.Count(data[:off], []byte("\n"))
-	col := off - bytes.LastIndexByte(data[:off], '\n')
-	return fmt.Sprintf(" (as JSON: line %d, column %d: %v)", line, col, err)
-}
-
 func manifestError(p Problem) error {
-	return &ValidationError{Problems: []Problem{p}, what: "manifest"}
-}
-
-// sortProblems orders problems by runtime, then by line, keeping
-// document-level problems (syntax errors) first.
-func sortProblems(ps []Problem) {
-	key := func(p Problem) (int, int) {
-		group, line := 1, p.Line
-		if p.Path == "" {
-			group = 0
-		}
-		if line == 0 {
-			line = math.MaxInt
-		}
-		return group, line
-	}
-	sort.SliceStable(ps, func(i, j int) bool {
-		gi, li := key(ps[i])
-		gj, lj := key(ps[j])
-		if gi != gj {
-			return gi < gj
-		}
-		return li < lj
-	})
+	return &ValidationError{Problems: []Problem{p}, What: "manifest"}
 }
 
 // Marshal writes runtimes as a manifest ("yaml" or "json"). The output is
@@ -206,135 +113,9 @@ func Marshal(rts []Runtime, format string) ([]byte, error) {
 	}
 }
 
-// nodeDecoder turns yaml nodes into Runtimes, recording structural problems.
-type nodeDecoder struct {
-	problems []Problem
-	lines    map[string]int
-	bad      map[string]bool
-	// budget bounds the number of nodes visited. Aliases are followed, so
-	// without a bound a small file of nested aliases ("billion laughs")
-	// would expand into an enormous number of runtimes, commands and args.
-	budget    int
-	exhausted bool
-}
-
-// maxNodeVisits is far above what a valid manifest of 1 MiB holds
-// (a runtime is a dozen nodes; a command has at most MaxArgs args).
-const maxNodeVisits = 1 << 18
-
-// spend takes n visits from the budget; false once it is exhausted.
-func (d *nodeDecoder) spend(n int) bool {
-	d.budget -= n
-	if d.budget >= 0 {
-		return true
-	}
-	if !d.exhausted {
-		d.exhausted = true
-		d.problems = append(d.problems, Problem{Msg: "manifest expands to too much data through YAML aliases: write it without anchors (&) and aliases (*)"})
-	}
-	return false
-}
-
-func (d *nodeDecoder) add(path string, n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	d.problems = append(d.problems, Problem{Path: path, Msg: fmt.Sprintf(format, args...), Line: line})
-	d.bad[path] = true
-}
-
-func (d *nodeDecoder) typeProblem(path string, n *yaml.Node, want string) {
-	d.add(path, n, "%s, got %s", want, kindName(n))
-}
-
-// resolve follows aliases (depth-limited; yaml rejects cycles itself).
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
-		if i > 100 {
-			return nil
-		}
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	if n == nil {
-		return "nothing"
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "an object"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!str":
-			return fmt.Sprintf("the string %q", truncate(n.Value, 40))
-		case "!!int":
-			return "the integer " + truncate(n.Value, 40)
-		case "!!float":
-			return "the number " + truncate(n.Value, 40)
-		case "!!bool":
-			return n.Value
-		case "!!null":
-			return "null"
-		}
-		return fmt.Sprintf("%s %q", n.ShortTag(), truncate(n.Value, 40))
-	}
-	return "an unexpected node"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// fields walks a mapping: it rejects non-string and duplicate keys and
-// unknown keys (with a suggestion), and calls fn for each known key.
-func (d *nodeDecoder) fields(path string, n *yaml.Node, known []string, fn func(key string, kp string, v *yaml.Node)) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if !d.spend(1) {
-			return
-		}
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k == nil || v == nil {
-			d.add(path, n.Content[i], "invalid alias")
-			continue
-		}
-		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			d.add(path+"."+k.Value, k, "unknown key %q: merge keys are not supported; write the keys out", k.Value)
-			continue
-		}
-		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-			d.add(path, k, "keys must be strings, got %s", kindName(k))
-			continue
-		}
-		key := k.Value
-		kp := path + "." + key
-		if line, dup := seen[key]; dup {
-			d.add(kp, k, "duplicate key %q (first at line %d)", key, line)
-			continue
-		}
-		seen[key] = k.Line
-		if !contains(known, key) {
-			msg := fmt.Sprintf("unknown key %q", key)
-			if s := suggest(key, known); s != "" {
-				msg += fmt.Sprintf(": did you mean %q?", s)
-			} else {
-				msg += ": known keys are " + strings.Join(known, ", ")
-			}
-			d.add(kp, k, "%s", msg)
-			continue
-		}
-		d.lines[kp] = v.Line
-		fn(key, kp, v)
-	}
-}
+// nodeDecoder turns yaml nodes into Runtimes with the shared strict
+// decoder, recording every problem.
+type nodeDecoder struct{ *manifest.Decoder }
 
 var runtimeKeys = []string{"ref", "name", "type", "pack_ref", "description", "aliases", "verification"}
 var verificationKeys = []string{"always_available", "check_required", "commands"}
@@ -342,74 +123,73 @@ var commandKeys = []string{"binary", "args", "exit_code", "pattern", "priority",
 
 func (d *nodeDecoder) runtime(p string, n *yaml.Node) Runtime {
 	var r Runtime
-	d.lines[p] = n.Line
-	d.fields(p, n, runtimeKeys, func(key, kp string, v *yaml.Node) {
+	d.Lines[p] = n.Line
+	d.Fields(p, n, runtimeKeys, func(key, kp string, v *yaml.Node) {
 		switch key {
 		case "ref":
-			d.str(kp, v, &r.Ref)
+			r.Ref = d.String(kp, v)
 		case "name":
-			d.str(kp, v, &r.Name)
+			r.Name = d.String(kp, v)
 		case "type":
-			d.str(kp, v, &r.Type)
+			r.Type = d.String(kp, v)
 		case "pack_ref":
-			d.str(kp, v, &r.PackRef)
+			r.PackRef = d.String(kp, v)
 		case "description":
-			d.str(kp, v, &r.Description)
+			r.Description = d.String(kp, v)
 		case "aliases":
-			d.strList(kp, v, &r.Aliases)
+			r.Aliases = d.Strings(kp, v, "[--version]")
 		case "verification":
 			r.Verification = d.verification(kp, v)
 		}
 	})
 	// Mark missing required keys so they get a line: the object's own.
 	for _, k := range []string{"ref", "name"} {
-		if _, ok := d.lines[p+"."+k]; !ok {
-			d.lines[p+"."+k] = n.Line
+		if _, ok := d.Lines[p+"."+k]; !ok {
+			d.Lines[p+"."+k] = n.Line
 		}
 	}
-	if r.Type == "" && !d.bad[p+".type"] {
+	if r.Type == "" && !d.Bad[p+".type"] {
 		r.Type = TypeSensor
 	}
 	return r
 }
 
 func (d *nodeDecoder) verification(p string, n *yaml.Node) *Verification {
-	if isNull(n) {
+	if manifest.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		d.typeProblem(p, n, "must be an object (always_available, check_required, commands)")
+		d.TypeProblem(p, n, "must be an object (always_available, check_required, commands)")
 		return nil
 	}
 	v := &Verification{}
-	d.lines[p+".commands"] = n.Line
-	d.fields(p, n, verificationKeys, func(key, kp string, val *yaml.Node) {
+	d.Lines[p+".commands"] = n.Line
+	d.Fields(p, n, verificationKeys, func(key, kp string, val *yaml.Node) {
 		switch key {
 		case "always_available":
-			d.boolean(kp, val, &v.AlwaysAvailable)
-		case "check_required":
-			var b bool
-			if d.boolean(kp, val, &b) && !isNull(val) {
-				v.CheckRequired = &b
+			if b := d.Bool(kp, val); b != nil {
+				v.AlwaysAvailable = *b
 			}
+		case "check_required":
+			v.CheckRequired = d.Bool(kp, val)
 		case "commands":
-			if isNull(val) {
+			if manifest.IsNull(val) {
 				return
 			}
 			if val.Kind != yaml.SequenceNode {
-				d.typeProblem(kp, val, "must be a list of commands")
+				d.TypeProblem(kp, val, "must be a list of commands")
 				return
 			}
 			for i, item := range val.Content {
-				if !d.spend(1) {
+				if !d.Spend(1) {
 					return
 				}
 				cp := fmt.Sprintf("%s[%d]", kp, i)
-				item = resolve(item)
+				item = manifest.Resolve(item)
 				if item == nil || item.Kind != yaml.MappingNode {
-					d.typeProblem(cp, item, "must be a command object (binary, args, ...)")
+					d.TypeProblem(cp, item, "must be a command object (binary, args, ...)")
 					v.Commands = append(v.Commands, Command{}) // keeps the indexes of later commands
-					d.bad[cp+".binary"] = true
+					d.Bad[cp+".binary"] = true
 					continue
 				}
 				v.Commands = append(v.Commands, d.command(cp, item))
@@ -421,111 +201,24 @@ func (d *nodeDecoder) verification(p string, n *yaml.Node) *Verification {
 
 func (d *nodeDecoder) command(p string, n *yaml.Node) Command {
 	var c Command
-	d.lines[p+".binary"] = n.Line
-	d.fields(p, n, commandKeys, func(key, kp string, v *yaml.Node) {
+	d.Lines[p+".binary"] = n.Line
+	d.Fields(p, n, commandKeys, func(key, kp string, v *yaml.Node) {
 		switch key {
 		case "binary":
-			d.str(kp, v, &c.Binary)
+			c.Binary = d.String(kp, v)
 		case "args":
-			d.strList(kp, v, &c.Args)
+			c.Args = d.Strings(kp, v, "[--version]")
 		case "exit_code":
-			c.ExitCode = d.integer(kp, v)
+			c.ExitCode = d.Int(kp, v)
 		case "pattern":
-			d.str(kp, v, &c.Pattern)
+			c.Pattern = d.String(kp, v)
 		case "priority":
-			c.Priority = d.integer(kp, v)
+			c.Priority = d.Int(kp, v)
 		case "optional":
-			d.boolean(kp, v, &c.Optional)
+			if b := d.Bool(kp, v); b != nil {
+				c.Optional = *b
+			}
 		}
 	})
 	return c
 }
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// str accepts a string scalar; null leaves the field empty.
-func (d *nodeDecoder) str(p string, n *yaml.Node, dst *string) {
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		d.typeProblem(p, n, "must be a string (quote it if it looks like a number or boolean)")
-		return
-	}
-	*dst = n.Value
-}
-
-func (d *nodeDecoder) strList(p string, n *yaml.Node, dst *[]string) {
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.SequenceNode {
-		d.typeProblem(p, n, "must be a list of strings, such as [--version]")
-		return
-	}
-	var out []string // an empty list is the same as none
-	for i, item := range n.Content {
-		if !d.spend(1) {
-			return
-		}
-		ip := fmt.Sprintf("%s[%d]", p, i)
-		item = resolve(item)
-		if item == nil || item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-			d.typeProblem(ip, item, "must be a string (quote it if it looks like a number or boolean)")
-			out = append(out, "")
-			continue
-		}
-		d.lines[ip] = item.Line
-		out = append(out, item.Value)
-	}
-	*dst = out
-}
-
-func (d *nodeDecoder) boolean(p string, n *yaml.Node, dst *bool) bool {
-	if isNull(n) {
-		return true
-	}
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-		d.typeProblem(p, n, "must be true or false")
-		return false
-	}
-	var b bool
-	if err := n.Decode(&b); err != nil {
-		d.add(p, n, "must be true or false: %v", err)
-		return false
-	}
-	*dst = b
-	return true
-}
-
-func (d *nodeDecoder) integer(p string, n *yaml.Node) *int {
-	if isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-		d.typeProblem(p, n, "must be an integer")
-		return nil
-	}
-	var i int64
-	if err := n.Decode(&i); err != nil || i < math.MinInt32 || i > math.MaxInt32 {
-		d.add(p, n, "%s is out of range", truncate(n.Value, 40))
-		return nil
-	}
-	v := int(i)
-	return &v
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// suggest returns the known key closest to key when it is a likely typo
-// (edit distance at most 2), or "".
-func suggest(key string, known []string) string { return manifest.Nearest(key, known, 2) }

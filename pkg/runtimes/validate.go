@@ -7,6 +7,8 @@ import (
 	"regexp/syntax"
 	"strings"
 	"unicode"
+
+	"github.com/attune-automation/attunectl/pkg/manifest"
 )
 
 // Limits applied to manifests. They are generous for real runtimes and stop
@@ -27,60 +29,14 @@ var (
 	packRefRE = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`)
 )
 
-// maxProblemsShown bounds the problems Error lists (all stay in Problems).
-const maxProblemsShown = 50
-
 // Problem is one thing wrong with a manifest, at a path such as
-// `runtimes[0].verification.commands[1].pattern`. Line is the line in the
-// file when known (0 otherwise).
-type Problem struct {
-	Path string `json:"path"`
-	Msg  string `json:"message"`
-	Line int    `json:"line,omitempty"`
-}
-
-func (p Problem) String() string {
-	s := p.Msg
-	if p.Path != "" {
-		s = p.Path + ": " + p.Msg
-	}
-	if p.Line > 0 {
-		s += fmt.Sprintf(" (line %d)", p.Line)
-	}
-	return s
-}
+// `runtimes[0].verification.commands[1].pattern` (pkg/manifest's).
+type Problem = manifest.Problem
 
 // ValidationError lists every problem found in a manifest or a runtime
-// built from flags. Every error ParseManifest and ReadManifest return is a
+// built from flags. Every error ParseManifest returns is a
 // *ValidationError, so the CLI can map it to exit status 2 with errors.As.
-type ValidationError struct {
-	Problems []Problem
-	what     string // "manifest" or "runtime"
-}
-
-func (e *ValidationError) Error() string {
-	what := e.what
-	if what == "" {
-		what = "runtime"
-	}
-	switch len(e.Problems) {
-	case 0:
-		return "invalid " + what
-	case 1:
-		return "invalid " + what + ": " + e.Problems[0].String()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "invalid %s: %d problems:", what, len(e.Problems))
-	for i, p := range e.Problems {
-		if i == maxProblemsShown {
-			fmt.Fprintf(&b, "\n  … and %d more", len(e.Problems)-i)
-			break
-		}
-		b.WriteString("\n  ")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}
+type ValidationError = manifest.ValidationError
 
 // Validate checks runtimes built in code (e.g. from `runtime add` flags)
 // with the same rules ParseManifest applies: a *ValidationError listing
@@ -123,7 +79,7 @@ func (v *validator) err() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return &ValidationError{Problems: v.problems, what: v.what}
+	return &ValidationError{Problems: v.problems, What: v.what}
 }
 
 func (v *validator) runtimes(rts []Runtime) {

@@ -100,7 +100,7 @@ func Add(ctx context.Context, pool *pgxpool.Pool, ss []Sensor, update bool) (Add
 		return res, fmt.Errorf("adding sensors: %w", err)
 	}
 	if len(problems) > 0 {
-		return res, &ValidationError{problems}
+		return res, &ValidationError{What: what, Problems: problems}
 	}
 
 	for i, s := range ss {
@@ -156,7 +156,7 @@ func Add(ctx context.Context, pool *pgxpool.Pool, ss []Sensor, update bool) (Add
 			if errors.Is(err, pgx.ErrNoRows) {
 				var other string
 				_ = tx.QueryRow(ctx, `SELECT coalesce(sensor_ref, '') FROM trigger WHERE ref = $1`, t.Ref).Scan(&other)
-				return AddResult{}, &ValidationError{[]Problem{{Path: fmt.Sprintf("sensors[%d].triggers[%d]", i, j),
+				return AddResult{}, &ValidationError{What: what, Problems: []Problem{{Path: fmt.Sprintf("sensors[%d].triggers[%d]", i, j),
 					Msg: fmt.Sprintf("trigger %q belongs to sensor %q: a trigger has one sensor", t.Ref, other)}}}
 			}
 			if err != nil {
