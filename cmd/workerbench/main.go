@@ -127,6 +127,7 @@ type bench struct {
 	o    options
 	url  string // without credentials in messages: database.Redact
 	pool *pgxpool.Pool
+	db   *database.DB
 	out  io.Writer
 }
 
@@ -159,7 +160,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer db.Close()
-	b.pool = db.Pool
+	b.pool, b.db = db.Pool, db
 	if !o.Keep {
 		defer func() {
 			_, _ = db.Pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{o.Schema}.Sanitize()+" CASCADE")
@@ -755,7 +756,7 @@ func (b *bench) pruneBench(ctx context.Context, variant string) error {
 	}
 	var deletable int64
 	po := workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}, Delete: true, OlderThan: 720 * time.Hour}
-	deletable, err := workers.PruneCount(ctx, b.pool, po)
+	deletable, err := workers.PruneCount(ctx, b.db, po)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestAppendWorkerJSONOnPostgreSQLRows(t *testing.T) {
 	seen := 0
 	for _, withPlacement := range []bool{true, false} {
 		fields := workerFields("json", withPlacement, output.Palette{})
-		_, err := workers.Stream(ctx, db.Pool, workers.ListOptions{}, workers.StreamOptions{Fields: fields}, func(r workers.Row) error {
+		_, err := workers.Stream(ctx, db.Handle(t), workers.ListOptions{}, workers.StreamOptions{Fields: fields}, func(r workers.Row) error {
 			seen++
 			want := encodeView(t, r, withPlacement)
 			got, ok := appendWorkerJSON([]byte("x"), r, withPlacement)

@@ -34,6 +34,10 @@ type workerListOptions struct {
 	// Terminal: the output is a terminal, so --watch clears the screen
 	// instead of printing a separator.
 	Terminal bool
+	// Embedded: no database is configured, so the embedded one, whose enum
+	// labels are attunectl's own, would serve: filters are checked before
+	// it starts (on a configured database, against its enums at connect).
+	Embedded bool
 }
 
 // Validate checks what can be checked without the database.
@@ -49,6 +53,9 @@ func (o *workerListOptions) Validate() error {
 	}
 	if o.Watch && o.ExitCode {
 		return usageErrorf("--exit-code and --watch cannot be combined: --watch never ends on its own")
+	}
+	if !o.Embedded {
+		return nil
 	}
 	return filterValueError(workers.CheckFilterValues(o.Selector.selector().Roles, strings.TrimSpace(o.Status)))
 }
@@ -175,6 +182,7 @@ func runWorkerListCmd(cmd *cobra.Command, app *App, o *workerListOptions) error 
 		return err
 	}
 	o.Format, o.Palette, o.Terminal = f, app.palette(), app.IsStdoutTTY()
+	o.Embedded = app.Config.Database.URL == ""
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -203,7 +211,7 @@ func listingGC() {
 // number of workers.
 func runWorkerList(ctx context.Context, app *App, db *database.DB, o workerListOptions) error {
 	lo := o.listOptions()
-	if err := workers.CheckFilters(ctx, db.Pool, lo.Roles, lo.Status); err != nil {
+	if err := workers.CheckFilters(db, lo.Roles, lo.Status); err != nil {
 		return explainWorkerError(ctx, app, db, err, "checking the filters")
 	}
 	if o.Watch {
@@ -231,7 +239,7 @@ func streamWorkers(ctx context.Context, app *App, db *database.DB, w io.Writer, 
 	}
 	return printStream(ctx, app, db, workerSpec(o.Stale, true).NewPrinter(w, o.Format, output.PrinterOptions{Palette: o.Palette}), what,
 		func(fn func(workers.Row) error) (workers.StreamResult, error) {
-			return workers.Stream(ctx, db.Pool, o.listOptions(), workers.StreamOptions{Fields: workerFields(o.Format, true, o.Palette)}, fn)
+			return workers.Stream(ctx, db, o.listOptions(), workers.StreamOptions{Fields: workerFields(o.Format, true, o.Palette)}, fn)
 		})
 }
 

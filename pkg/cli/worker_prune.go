@@ -29,6 +29,10 @@ type workerPruneOptions struct {
 	Interactive bool
 	// Progress: stderr is a terminal, so long prunes show their progress.
 	Progress bool
+	// Embedded: no database is configured, so the embedded one, whose enum
+	// labels are attunectl's own, would serve: filters are checked before
+	// it starts.
+	Embedded bool
 }
 
 // Validate checks the options before anything connects: a prune that would
@@ -43,8 +47,10 @@ func (o *workerPruneOptions) Validate() error {
 	if o.BatchSize == 0 {
 		return usageErrorf("--batch-size 0: must be between 1 and %d", workers.MaxPruneBatchSize)
 	}
-	if err := filterValueError(workers.CheckFilterValues(o.Selector.selector().Roles, "")); err != nil {
-		return err
+	if o.Embedded {
+		if err := filterValueError(workers.CheckFilterValues(o.Selector.selector().Roles, "")); err != nil {
+			return err
+		}
 	}
 	if o.Every < 0 || (o.Every > 0 && o.Every < time.Second) {
 		return usageErrorf("--every %s: must be at least 1s", o.Every)
@@ -125,6 +131,7 @@ Exit status: 0 done (or nothing to prune); 1 failed or declined at the prompt;
 			o.Format, o.Palette = f, app.palette()
 			o.Interactive = app.IsStdinTTY() && app.IsStderrTTY()
 			o.Progress = app.IsStderrTTY()
+			o.Embedded = app.Config.Database.URL == ""
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -164,7 +171,7 @@ type pruneReport struct {
 
 func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPruneOptions) error {
 	po := o.pruneOptions()
-	if err := workers.CheckFilters(ctx, db.Pool, po.Roles, ""); err != nil {
+	if err := workers.CheckFilters(db, po.Roles, ""); err != nil {
 		return explainWorkerError(ctx, app, db, err, "checking the filters")
 	}
 	if o.Every > 0 {
@@ -175,7 +182,7 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 	}
 	scope := describeSelector(po.Selector)
 	if !o.Yes {
-		l, err := workers.PrunePreview(ctx, db.Pool, po)
+		l, err := workers.PrunePreview(ctx, db, po)
 		if err != nil {
 			return explainWorkerError(ctx, app, db, err, "listing the workers to prune")
 		}
@@ -222,7 +229,7 @@ func runWorkerPrune(ctx context.Context, app *App, db *database.DB, o workerPrun
 			fmt.Fprintf(app.Err, "\r%s %d %s so far, %d examined", pruneVerb(po), b.Changed, pruneNoun(po, b.Changed), b.Scanned)
 		}
 	}
-	res, err := workers.Prune(ctx, db.Pool, po)
+	res, err := workers.Prune(ctx, db, po)
 	if progressed {
 		fmt.Fprintln(app.Err)
 	}
@@ -290,7 +297,7 @@ func pruneDryRun(ctx context.Context, app *App, db *database.DB, o workerPruneOp
 	// Streamed: a dry run of a big prune lists every worker it would change.
 	p := workerSpec(true, false).NewPrinter(app.Out, o.Format, output.PrinterOptions{Palette: o.Palette})
 	n, err := printStream(ctx, app, db, p, "listing the workers to prune", func(fn func(workers.Row) error) (workers.StreamResult, error) {
-		return workers.StreamPrunePreview(ctx, db.Pool, po, workers.StreamOptions{Fields: workerFields(o.Format, false, o.Palette)}, fn)
+		return workers.StreamPrunePreview(ctx, db, po, workers.StreamOptions{Fields: workerFields(o.Format, false, o.Palette)}, fn)
 	})
 	if err != nil {
 		return err
@@ -320,7 +327,7 @@ func pruneEvery(ctx context.Context, app *App, db *database.DB, o workerPruneOpt
 		case <-timer.C:
 		}
 		if o.DryRun {
-			n, err := workers.PruneCount(ctx, db.Pool, po)
+			n, err := workers.PruneCount(ctx, db, po)
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
@@ -329,7 +336,7 @@ func pruneEvery(ctx context.Context, app *App, db *database.DB, o workerPruneOpt
 				app.Log.Info("dry run: nothing was changed", "would_"+strings.ReplaceAll(po.Action(), " ", "_"), n, "scope", scope)
 			}
 		} else {
-			res, err := workers.Prune(ctx, db.Pool, po)
+			res, err := workers.Prune(ctx, db, po)
 			switch {
 			case ctx.Err() != nil:
 				if res.Changed > 0 {

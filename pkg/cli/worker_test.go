@@ -141,7 +141,7 @@ func fleetPlacement(t *testing.T, db *dbtest.DB, inserted time.Time) map[int64]p
 		assigned_at = now(), renewed_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := placement.WorkerStates(ctx, db.Pool)
+	pl, err := placement.WorkerStates(ctx, db.Handle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +162,11 @@ func TestWorkerGolden(t *testing.T) {
 	t.Parallel()
 	db, inserted := fleetDBAt(t)
 	ctx := context.Background()
-	list, err := workers.List(ctx, db.Pool, workers.ListOptions{})
+	list, err := workers.List(ctx, db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale, err := workers.Stale(ctx, db.Pool, workers.ListOptions{})
+	stale, err := workers.Stale(ctx, db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestWorkerGoldenStreamed(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					var buf bytes.Buffer
 					p := workerSpec(c.stale, true).NewPrinter(&buf, f, output.PrinterOptions{Palette: output.Palette{On: color}})
-					_, err := workers.Stream(ctx, db.Pool, workers.ListOptions{StaleOnly: c.stale}, workers.StreamOptions{Fields: workerFields(f, true, output.Palette{On: color}), BatchSize: 3}, func(r workers.Row) error {
+					_, err := workers.Stream(ctx, db.Handle(t), workers.ListOptions{StaleOnly: c.stale}, workers.StreamOptions{Fields: workerFields(f, true, output.Palette{On: color}), BatchSize: 3}, func(r workers.Row) error {
 						r.At = goldenNow
 						r.Created, r.Updated = move(r.Created), move(r.Updated)
 						if r.LastHeartbeat != nil {

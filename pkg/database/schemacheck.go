@@ -22,6 +22,10 @@ type SchemaFacts struct {
 	Found map[string]string
 	// Columns maps a table to its columns.
 	Columns map[string]map[string]bool
+	// Enums maps "table.column" of every enum-typed column to its labels,
+	// in their declared order: a value the enum lacks is never written or
+	// compared (Attune's newest worker_role_enum has no "hybrid").
+	Enums map[string][]string
 	// Unique holds "table.column" for every column with a unique constraint
 	// or a valid, non-partial unique index on exactly that column.
 	Unique map[string]bool
@@ -177,11 +181,12 @@ func (f SchemaFacts) Has(table, column string) bool { return f.Columns[table][co
 // only when search_path finds neither table: that is the one case
 // requireHome reports them.
 func (db *DB) introspectFacts(ctx context.Context) error {
-	f := SchemaFacts{Found: map[string]string{}, Columns: map[string]map[string]bool{}, Unique: map[string]bool{}, Elsewhere: map[string][]string{}}
+	f := SchemaFacts{Found: map[string]string{}, Columns: map[string]map[string]bool{}, Enums: map[string][]string{}, Unique: map[string]bool{}, Elsewhere: map[string][]string{}}
 	rt := RuntimeColumns{}
 	wk := WorkerColumns{Columns: map[string]bool{}}
 	rows, err := db.Pool.Query(ctx, `
 		SELECT c.relname, n.nspname, a.attname,
+			(SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid),
 			EXISTS (SELECT 1 FROM pg_index i
 			        WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
 			          AND i.indexprs IS NULL AND i.indnatts = 1 AND i.indkey[0] = a.attnum)
@@ -194,8 +199,9 @@ func (db *DB) introspectFacts(ctx context.Context) error {
 	}
 	for rows.Next() {
 		var table, schema, col string
+		var labels []string
 		var unique bool
-		if err := rows.Scan(&table, &schema, &col, &unique); err != nil {
+		if err := rows.Scan(&table, &schema, &col, &labels, &unique); err != nil {
 			rows.Close()
 			return err
 		}
@@ -206,6 +212,9 @@ func (db *DB) introspectFacts(ctx context.Context) error {
 		f.Columns[table][col] = true
 		if unique {
 			f.Unique[table+"."+col] = true
+		}
+		if labels != nil {
+			f.Enums[table+"."+col] = labels
 		}
 		switch table {
 		case "runtime":

@@ -386,3 +386,15 @@ func Admin(t testing.TB) *pgxpool.Pool {
 	Server(t)
 	return shared.admin
 }
+
+// Handle is the database as attunectl's packages take it: d's pool with
+// what the schema has learned once (database.DB.Introspect), as Open does
+// at connect time.
+func (d *DB) Handle(t testing.TB) *database.DB {
+	t.Helper()
+	db := &database.DB{Pool: d.Pool, Schema: d.Schema}
+	if err := db.Introspect(context.Background()); err != nil {
+		t.Fatalf("dbtest: introspecting %s: %v", d.Name, err)
+	}
+	return db
+}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // WorkerState is what placement knows about one worker: its cordon and how
@@ -27,17 +27,13 @@ type WorkerState struct {
 // every worker holds nothing. `worker list` reads the same through
 // workers.Stream; the tests of pkg/cli and pkg/workers hold its output
 // against this.
-func WorkerStates(ctx context.Context, pool *pgxpool.Pool) (map[int64]WorkerState, error) {
-	var haveAssignments bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass('sensor_workload_assignment') IS NOT NULL`).Scan(&haveAssignments); err != nil {
-		return nil, fmt.Errorf("reading the cordons and sensors of workers: %w", err)
-	}
+func WorkerStates(ctx context.Context, db *database.DB) (map[int64]WorkerState, error) {
 	held := `(SELECT NULL::bigint AS worker, 0::bigint AS n WHERE false)`
-	if haveAssignments {
+	if db.Facts.Found["sensor_workload_assignment"] != "" {
 		held = `(SELECT worker, count(*) AS n FROM sensor_workload_assignment
 			WHERE worker IS NOT NULL AND ` + fence.Live + ` GROUP BY worker)`
 	}
-	rows, err := pool.Query(ctx, `
+	rows, err := db.Pool.Query(ctx, `
 		SELECT w.id, coalesce((j.r->>'cordoned')::boolean, false), coalesce(j.r->>'cordon_reason', ''),
 			coalesce(j.r->>'cordoned_by_name', ''), (j.r->>'cordoned_at')::timestamptz, coalesce(h.n, 0)
 		FROM worker w

@@ -137,7 +137,7 @@ func (d *nodeDecoder) runtime(p string, n *yaml.Node) Runtime {
 		case "description":
 			r.Description = d.String(kp, v)
 		case "aliases":
-			r.Aliases = d.Strings(kp, v, "[--version]")
+			r.Aliases = d.Strings(kp, v, "[python3]")
 		case "verification":
 			r.Verification = d.verification(kp, v)
 		}

@@ -70,7 +70,7 @@ func TestWithoutGraceColumn(t *testing.T) {
 		DROP FUNCTION attunectl_worker_set_grace(); DROP FUNCTION attunectl_worker_grace(jsonb)`); err != nil {
 		t.Fatal(err)
 	}
-	l, err := workers.Stale(ctx, db.Pool, workers.ListOptions{})
+	l, err := workers.Stale(ctx, db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +81,10 @@ func TestWithoutGraceColumn(t *testing.T) {
 	if len(rows) != 3 || rows[2].Name != "sensor-stale" || rows[2].Grace != workers.DefaultGrace {
 		t.Errorf("streamed stale without the column: %+v", rows)
 	}
-	if _, err := workers.PruneCount(ctx, db.Pool, workers.PruneOptions{}); err != nil {
+	if _, err := workers.PruneCount(ctx, db.Handle(t), workers.PruneOptions{}); err != nil {
 		t.Errorf("prune count without the column: %v", err)
 	}
-	if _, err := workers.Prune(ctx, db.Pool, workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}}); err != nil {
+	if _, err := workers.Prune(ctx, db.Handle(t), workers.PruneOptions{Selector: workers.Selector{Roles: []string{"sensor"}}}); err != nil {
 		t.Errorf("prune without the column: %v", err)
 	}
 }

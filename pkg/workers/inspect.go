@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -109,10 +110,12 @@ var knownStatuses = []string{StatusActive, StateStale, StatusInactive, StatusBus
 // knownRoles are the roles of the worker_role_enum attunectl creates.
 var knownRoles = []string{RoleAction, RoleSensor, RoleHybrid}
 
-// CheckFilterValues refuses a role or status that no era of the worker
-// table holds, before anything connects: "--status actve" is bad input,
-// not a reason to start a database. CheckFilters then holds the values
-// against the database's own enum labels.
+// CheckFilterValues refuses a role or status that no era of attunectl's
+// worker table holds. The commands call it before anything connects when
+// the database is the embedded one, whose labels are exactly these:
+// "--status actve" is bad input, not a reason to start a database. On a
+// configured database, which may define labels of its own, CheckFilters
+// holds the values against its enums as learned at connect.
 func CheckFilterValues(roles []string, status string) error {
 	for _, r := range roles {
 		if r != "" && !slices.Contains(knownRoles, r) {
@@ -125,49 +128,16 @@ func CheckFilterValues(roles []string, status string) error {
 	return nil
 }
 
-// EnumLabels returns the labels of the enum type of a worker column
-// ("status", "worker_role", "worker_type"), whatever the type is named, in
-// their declared order. A database may have labels attunectl does not know.
-func EnumLabels(ctx context.Context, pool *pgxpool.Pool, column string) ([]string, error) {
-	rows, err := pool.Query(ctx, `
-		SELECT e.enumlabel::text
-		FROM pg_attribute a JOIN pg_enum e ON e.enumtypid = a.atttypid
-		WHERE a.attrelid = to_regclass('worker') AND a.attname = $1 AND NOT a.attisdropped
-		ORDER BY e.enumsortorder`, column)
-	if err != nil {
-		return nil, fmt.Errorf("reading the labels of worker.%s: %w", column, err)
-	}
-	labels, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("reading the labels of worker.%s: %w", column, err)
-	}
-	return labels, nil
-}
-
-// CheckFilters verifies the roles and status of opts against the enums of
-// this database, so that a typo is an InvalidValueError rather than an
-// empty result. The database is asked only for values attunectl does not
-// know, so the common case costs no round trip.
-func CheckFilters(ctx context.Context, pool *pgxpool.Pool, roles []string, status string) error {
+// CheckFilters holds the roles and status against the labels of this
+// database's enums, learned at connect (database.DB.Facts), so that a typo
+// or a value this era lacks ("hybrid" where Attune's worker_role_enum is
+// action and sensor) is an InvalidValueError rather than an empty result or
+// a raw SQLSTATE. "stale" is a state, not a status label.
+func CheckFilters(db *database.DB, roles []string, status string) error {
 	check := func(column, field string, known []string, values ...string) error {
-		var labels []string
+		valid := filterValues(db, column, known)
 		for _, v := range values {
-			if v == "" || slices.Contains(known, v) {
-				continue
-			}
-			if labels == nil {
-				var err error
-				if labels, err = EnumLabels(ctx, pool, column); err != nil {
-					return err
-				}
-			}
-			if !slices.Contains(labels, v) {
-				valid := slices.Clone(known)
-				for _, l := range labels {
-					if !slices.Contains(valid, l) {
-						valid = append(valid, l)
-					}
-				}
+			if v != "" && !slices.Contains(valid, v) {
 				return &InvalidValueError{Field: field, Value: v, Valid: valid}
 			}
 		}
@@ -177,6 +147,29 @@ func CheckFilters(ctx context.Context, pool *pgxpool.Pool, roles []string, statu
 		return err
 	}
 	return check("status", "status", knownStatuses, status)
+}
+
+// filterValues are the values a filter on column may take on this
+// database: the known ones its enum has (stale, a state, always), then the
+// labels attunectl does not know. Without the enum's labels (a text
+// column), the known ones.
+func filterValues(db *database.DB, column string, known []string) []string {
+	labels, ok := db.Facts.Enums["worker."+column]
+	if !ok {
+		return known
+	}
+	var valid []string
+	for _, k := range known {
+		if k == StateStale || slices.Contains(labels, k) {
+			valid = append(valid, k)
+		}
+	}
+	for _, l := range labels {
+		if !slices.Contains(valid, l) {
+			valid = append(valid, l)
+		}
+	}
+	return valid
 }
 
 // sqlArgs numbers the parameters of a statement as they are added.
@@ -232,34 +225,14 @@ func inspectColumns(stale string) string {
 // benchmark runs the same text through psql. The tests of pkg/workers
 // call it; `worker list` sends Stream's statement.
 func ListQuery(opts ListOptions) (string, []any) {
-	q, a := listQuery(opts)
-	return useGraceColumn(q), a
+	return listQuery(opts, true)
 }
 
-// listQuery is List's statement for any schema (grace from capabilities),
-// for List and ListQuery.
-func listQuery(opts ListOptions) (string, []any) {
-	p := newListParts(opts)
+// listQuery is List's statement, the grace read from the column or from
+// capabilities, for List and ListQuery.
+func listQuery(opts ListOptions, graceColumn bool) (string, []any) {
+	p := newListParts(opts, graceColumn)
 	return p.finish("SELECT " + inspectColumns(p.stale) + "\nFROM worker" + p.tail)
-}
-
-// querier is what graceColumn needs of a pool or a transaction.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// forSchema returns q reading worker.heartbeat_grace when the table has it
-// (migration 00010), else as written: an Attune database that attunectl
-// has not migrated works, only slower.
-func forSchema(ctx context.Context, db querier, q string) (string, error) {
-	var has bool
-	if err := db.QueryRow(ctx, "SELECT "+graceColumnSQL).Scan(&has); err != nil {
-		return q, err
-	}
-	if has {
-		return useGraceColumn(q), nil
-	}
-	return q, nil
 }
 
 // listParts is what the statements of List and Stream share: the
@@ -277,9 +250,9 @@ type listParts struct {
 
 const graceHole = "\x00grace\x00"
 
-func newListParts(opts ListOptions) listParts {
+func newListParts(opts ListOptions, graceColumn bool) listParts {
 	var a sqlArgs
-	stale := staleSQL("", graceHole)
+	stale := staleSQL("", graceHole, graceColumn)
 	where := selectorSQL(opts.Selector, &a)
 	switch {
 	case opts.StaleOnly || opts.Status == StateStale:
@@ -298,7 +271,7 @@ func newListParts(opts ListOptions) listParts {
 	} else {
 		q += "\nORDER BY name"
 	}
-	return listParts{tail: q, stale: stale, grace: graceSQL("", graceHole), args: a, over: graceArg(opts.OlderThan)}
+	return listParts{tail: q, stale: stale, grace: graceSQL("", graceHole, graceColumn), args: a, over: graceArg(opts.OlderThan)}
 }
 
 // finish numbers the grace override in q and returns q with its arguments.
@@ -313,16 +286,12 @@ func (p listParts) finish(q string) (string, []any) {
 // List returns the workers opts selects, with their derived state, all
 // at once. `worker list` streams them (Stream); List is the reference the
 // tests of pkg/workers and pkg/cli hold Stream against.
-func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
+func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, error) {
 	if err := opts.validate(); err != nil {
 		return Listing{}, err
 	}
-	q, args := listQuery(opts)
-	q, err := forSchema(ctx, pool, q)
-	if err != nil {
-		return Listing{}, err
-	}
-	l, err := queryListing(ctx, pool, q, args...)
+	q, args := listQuery(opts, schemaOf(db).graceColumn)
+	l, err := queryListing(ctx, db.Pool, q, args...)
 	l.OlderThan = opts.OlderThan
 	return l, err
 }
@@ -337,10 +306,10 @@ func (opts ListOptions) validate() error {
 // Stale returns the stale workers opts selects: active, but silent for
 // longer than their grace. Like List, the reference `worker stale`'s
 // stream is held against in the tests of pkg/workers and pkg/cli.
-func Stale(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
+func Stale(ctx context.Context, db *database.DB, opts ListOptions) (Listing, error) {
 	opts.StaleOnly = true
 	opts.Status = ""
-	return List(ctx, pool, opts)
+	return List(ctx, db, opts)
 }
 
 // queryListing runs a statement selecting inspectColumns.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
@@ -104,7 +105,7 @@ func TestListDerivesState(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
 	insert(t, db, fleet...)
-	l, err := workers.List(context.Background(), db.Pool, workers.ListOptions{})
+	l, err := workers.List(context.Background(), db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestListFilters(t *testing.T) {
 			[]string{"sensor-never", "sensor-off", "sensor-stale", "sensor-slow", "sensor-late", "sensor-live"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := workers.List(context.Background(), db.Pool, tc.opts)
+			l, err := workers.List(context.Background(), db.Handle(t), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +201,7 @@ func TestStaleIgnoresStatus(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
 	insert(t, db, fleet...)
-	l, err := workers.Stale(context.Background(), db.Pool, workers.ListOptions{Status: "inactive"})
+	l, err := workers.Stale(context.Background(), db.Handle(t), workers.ListOptions{Status: "inactive"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestStaleIgnoresStatus(t *testing.T) {
 func TestListEmpty(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	l, err := workers.List(context.Background(), db.Pool, workers.ListOptions{})
+	l, err := workers.List(context.Background(), db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `UPDATE worker SET agent_version = '0.9', maintenance_note = 'maintenance' WHERE name = 'w-draining'`); err != nil {
 		t.Fatal(err)
 	}
-	l, err := workers.List(ctx, db.Pool, workers.ListOptions{})
+	l, err := workers.List(ctx, db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,14 +263,14 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 		t.Errorf("w-notifier role %q", w.Role)
 	}
 
-	l, err = workers.List(ctx, db.Pool, workers.ListOptions{Status: "draining", Selector: workers.Selector{Roles: []string{"sensor"}}})
+	l, err = workers.List(ctx, db.Handle(t), workers.ListOptions{Status: "draining", Selector: workers.Selector{Roles: []string{"sensor"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := names(l); !slices.Equal(got, []string{"w-draining"}) {
 		t.Errorf("--status draining: %v", got)
 	}
-	l, err = workers.List(ctx, db.Pool, workers.ListOptions{Selector: workers.Selector{Roles: []string{"notifier"}}})
+	l, err = workers.List(ctx, db.Handle(t), workers.ListOptions{Selector: workers.Selector{Roles: []string{"notifier"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,10 +278,10 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 		t.Errorf("--role notifier: %v", got)
 	}
 
-	if err := workers.CheckFilters(ctx, db.Pool, []string{"sensor", "notifier"}, "draining"); err != nil {
+	if err := workers.CheckFilters(db.Handle(t), []string{"sensor", "notifier"}, "draining"); err != nil {
 		t.Errorf("CheckFilters(known labels of this database) = %v", err)
 	}
-	err = workers.CheckFilters(ctx, db.Pool, nil, "drainin")
+	err = workers.CheckFilters(db.Handle(t), nil, "drainin")
 	var inv *workers.InvalidValueError
 	if !errors.As(err, &inv) || inv.Field != "status" || !slices.Contains(inv.Valid, "draining") || !slices.Contains(inv.Valid, "stale") {
 		t.Fatalf("CheckFilters(drainin) = %v, want an InvalidValueError listing draining and stale", err)
@@ -288,17 +289,31 @@ func TestListUnknownColumnsAndEnumValues(t *testing.T) {
 	if want := `unknown worker status "drainin": use one of active, stale, inactive, busy, error, draining`; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
-	err = workers.CheckFilters(ctx, db.Pool, []string{"sensors"}, "")
+	err = workers.CheckFilters(db.Handle(t), []string{"sensors"}, "")
 	if !errors.As(err, &inv) || inv.Field != "role" || !strings.Contains(err.Error(), "notifier") {
 		t.Errorf("CheckFilters(role sensors) = %v", err)
 	}
 }
 
-func TestCheckFiltersKnownValuesNeedNoDatabase(t *testing.T) {
+// CheckFilters reads the enum labels learned at connect, never the
+// database (a nil pool proves it): a value attunectl knows but this era's
+// enum lacks is refused with the labels it has.
+func TestCheckFiltersUseTheLabelsLearnedAtConnect(t *testing.T) {
 	t.Parallel()
-	// A nil pool proves that known values are checked without a round trip.
-	if err := workers.CheckFilters(context.Background(), nil, []string{"sensor", "action", "hybrid"}, "stale"); err != nil {
+	attune := &database.DB{Facts: database.SchemaFacts{Enums: map[string][]string{
+		"worker.worker_role": {"action", "sensor"},
+		"worker.status":      {"active", "inactive", "busy", "error"},
+	}}}
+	if err := workers.CheckFilters(attune, []string{"sensor", "action"}, "stale"); err != nil {
 		t.Fatal(err)
+	}
+	err := workers.CheckFilters(attune, []string{"hybrid"}, "")
+	if want := `unknown worker role "hybrid": use one of action, sensor`; err == nil || err.Error() != want {
+		t.Errorf("hybrid on an enum without it: %v, want %q", err, want)
+	}
+	// A text column (no enum): the values attunectl knows.
+	if err := workers.CheckFilters(&database.DB{}, []string{"hybrid"}, "busy"); err != nil {
+		t.Errorf("known values without an enum: %v", err)
 	}
 }
 
@@ -326,8 +341,9 @@ func benchFleet(b *testing.B, n int) *dbtest.DB {
 // figures come from cmd/workerbench).
 func BenchmarkStale(b *testing.B) {
 	db := benchFleet(b, 10_000)
+	dbh := db.Handle(b)
 	for b.Loop() {
-		l, err := workers.Stale(context.Background(), db.Pool, workers.ListOptions{})
+		l, err := workers.Stale(context.Background(), dbh, workers.ListOptions{})
 		if err != nil || len(l.Workers) != 100 {
 			b.Fatalf("%d workers, %v", len(l.Workers), err)
 		}
@@ -337,8 +353,9 @@ func BenchmarkStale(b *testing.B) {
 // BenchmarkList reads and decodes 10,000 workers.
 func BenchmarkList(b *testing.B) {
 	db := benchFleet(b, 10_000)
+	dbh := db.Handle(b)
 	for b.Loop() {
-		l, err := workers.List(context.Background(), db.Pool, workers.ListOptions{})
+		l, err := workers.List(context.Background(), dbh, workers.ListOptions{})
 		if err != nil || len(l.Workers) != 10_000 {
 			b.Fatalf("%d workers, %v", len(l.Workers), err)
 		}

@@ -6,4 +6,4 @@ package workers
 // database clock and each worker's own grace (three advertised heartbeat
 // intervals). Other packages that must agree with `worker list` about who is
 // live — placement above all — use this text rather than a copy of it.
-func StaleSQL(alias string) string { return staleSQL(alias, "NULL") }
+func StaleSQL(alias string) string { return staleSQL(alias, "NULL", false) }

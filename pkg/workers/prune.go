@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -96,16 +97,16 @@ func (o PruneOptions) batchSize() int {
 // staleness expression to derive its state with, and the grace it is
 // judged by. It is evaluated by the database when the statement runs, with
 // its clock.
-func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale, grace string) {
+func pruneWhere(o PruneOptions, a *sqlArgs, graceColumn bool) (where, stale, grace string) {
 	conds := selectorSQL(o.Selector, a)
 	if o.Delete {
-		stale, grace = staleSQL("", "NULL"), graceSQL("", "NULL")
+		stale, grace = staleSQL("", "NULL", graceColumn), graceSQL("", "NULL", graceColumn)
 		conds = append(conds,
 			"(status = 'inactive' OR (status = 'active' AND "+stale+"))",
 			"coalesce(last_heartbeat, updated) < now() - "+a.add(o.OlderThan)+"::interval")
 	} else {
 		p := a.add(graceArg(o.OlderThan))
-		stale, grace = staleSQL("", p), graceSQL("", p)
+		stale, grace = staleSQL("", p, graceColumn), graceSQL("", p, graceColumn)
 		conds = append(conds, "status = 'active'", stale)
 	}
 	return strings.Join(conds, "\n\t  AND "), stale, grace
@@ -127,14 +128,14 @@ func pruneWhere(o PruneOptions, a *sqlArgs) (where, stale, grace string) {
 // heartbeat. Each batch is its own transaction, so the row locks a heartbeat
 // could wait for are held for one short statement only.
 func PruneQuery(o PruneOptions) (string, []any) {
-	q, a := pruneQuery(o)
-	return useGraceColumn(q), a
+	return pruneQuery(o, true)
 }
 
-// pruneQuery is PruneQuery for any schema (grace from capabilities).
-func pruneQuery(o PruneOptions) (string, []any) {
+// pruneQuery is PruneQuery, the grace read from the column or from
+// capabilities.
+func pruneQuery(o PruneOptions, graceColumn bool) (string, []any) {
 	var a sqlArgs
-	where, _, _ := pruneWhere(o, &a)
+	where, _, _ := pruneWhere(o, &a, graceColumn)
 	last := a.add(int64(0))
 	limit := a.add(o.batchSize())
 	change := `UPDATE worker w SET status = 'inactive', updated = now()
@@ -168,24 +169,21 @@ LEFT JOIN changed c ON true`
 // transaction of its own. One pass over the table ends it. When ctx is
 // cancelled it stops between batches (a batch interrupted in flight is
 // rolled back whole) and returns what was done with ctx's error.
-func Prune(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (res PruneResult, err error) {
+func Prune(ctx context.Context, db *database.DB, o PruneOptions) (res PruneResult, err error) {
 	if err := o.Validate(); err != nil {
 		return res, err
 	}
 	begin := time.Now()
 	defer func() { res.Elapsed = time.Since(begin) }()
 
-	q, args := pruneQuery(o)
-	if q, err = forSchema(ctx, pool, q); err != nil {
-		return res, fmt.Errorf("pruning workers: %w", err)
-	}
+	q, args := pruneQuery(o, schemaOf(db).graceColumn)
 	lastArg := len(args) - 2
 	size := int64(o.batchSize())
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		scanned, last, changed, err := pruneBatch(ctx, pool, q, args)
+		scanned, last, changed, err := pruneBatch(ctx, db.Pool, q, args)
 		if err != nil {
 			return res, fmt.Errorf("pruning workers (after id %d, %d changed before): %w", args[lastArg], res.Changed, err)
 		}
@@ -234,17 +232,14 @@ func pruneBatch(ctx context.Context, pool *pgxpool.Pool, q string, args []any) (
 
 // PrunePreview lists exactly the workers Prune would change if it ran now,
 // changing nothing: the dry run.
-func PrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (Listing, error) {
+func PrunePreview(ctx context.Context, db *database.DB, o PruneOptions) (Listing, error) {
 	if err := o.Validate(); err != nil {
 		return Listing{}, err
 	}
 	var a sqlArgs
-	where, stale, _ := pruneWhere(o, &a)
-	q, err := forSchema(ctx, pool, "SELECT "+inspectColumns(stale)+"\nFROM worker\nWHERE "+where+"\nORDER BY name")
-	if err != nil {
-		return Listing{}, err
-	}
-	l, err := queryListing(ctx, pool, q, a...)
+	where, stale, _ := pruneWhere(o, &a, schemaOf(db).graceColumn)
+	q := "SELECT " + inspectColumns(stale) + "\nFROM worker\nWHERE " + where + "\nORDER BY name"
+	l, err := queryListing(ctx, db.Pool, q, a...)
 	if !o.Delete {
 		l.OlderThan = o.OlderThan
 	}
@@ -252,17 +247,13 @@ func PrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (List
 }
 
 // PruneCount counts the workers Prune would change if it ran now.
-func PruneCount(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (int64, error) {
+func PruneCount(ctx context.Context, db *database.DB, o PruneOptions) (int64, error) {
 	if err := o.Validate(); err != nil {
 		return 0, err
 	}
 	var a sqlArgs
-	where, _, _ := pruneWhere(o, &a)
-	q, err := forSchema(ctx, pool, "SELECT count(*) FROM worker WHERE "+where)
-	if err != nil {
-		return 0, err
-	}
+	where, _, _ := pruneWhere(o, &a, schemaOf(db).graceColumn)
 	var n int64
-	err = pool.QueryRow(ctx, q, a...).Scan(&n)
+	err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM worker WHERE "+where, a...).Scan(&n)
 	return n, err
 }

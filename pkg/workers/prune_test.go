@@ -55,14 +55,14 @@ func TestPruneMarksStaleSensorsOnly(t *testing.T) {
 	ctx := context.Background()
 	opts := workers.PruneOptions{Selector: sensors}
 
-	preview, err := workers.PrunePreview(ctx, db.Pool, opts)
+	preview, err := workers.PrunePreview(ctx, db.Handle(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := names(preview), []string{"sensor-never", "sensor-stale"}; !slices.Equal(got, want) {
 		t.Fatalf("preview %v, want %v", got, want)
 	}
-	if n, err := workers.PruneCount(ctx, db.Pool, opts); err != nil || n != 2 {
+	if n, err := workers.PruneCount(ctx, db.Handle(t), opts); err != nil || n != 2 {
 		t.Fatalf("count = %d, %v; want 2", n, err)
 	}
 	if got := states(t, db); got["sensor-stale"] != "active" {
@@ -71,7 +71,7 @@ func TestPruneMarksStaleSensorsOnly(t *testing.T) {
 
 	var batches []workers.PruneBatch
 	opts.OnBatch = func(b workers.PruneBatch) { batches = append(batches, b) }
-	res, err := workers.Prune(ctx, db.Pool, opts)
+	res, err := workers.Prune(ctx, db.Handle(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestPruneMarksStaleSensorsOnly(t *testing.T) {
 	}
 
 	// A second run finds nothing.
-	res, err = workers.Prune(ctx, db.Pool, opts)
+	res, err = workers.Prune(ctx, db.Handle(t), opts)
 	if err != nil || res.Changed != 0 || res.Batches != 0 {
 		t.Errorf("second prune = %+v, %v; want nothing changed", res, err)
 	}
@@ -116,7 +116,7 @@ func TestPruneScopes(t *testing.T) {
 			db := dbtest.New(t)
 			insert(t, db, fleet...)
 			var got []string
-			_, err := workers.Prune(context.Background(), db.Pool, workers.PruneOptions{Selector: tc.sel, OnBatch: func(b workers.PruneBatch) {
+			_, err := workers.Prune(context.Background(), db.Handle(t), workers.PruneOptions{Selector: tc.sel, OnBatch: func(b workers.PruneBatch) {
 				for _, w := range b.Workers {
 					got = append(got, w.Name)
 				}
@@ -144,7 +144,7 @@ func TestPruneRaceHeartbeatAfterDryRun(t *testing.T) {
 		row{name: "stays-dead", hbAgo: "10 minutes"},
 	)
 	for _, o := range []workers.PruneOptions{{Selector: sensors}, {Selector: sensors, Delete: true, OlderThan: time.Minute}} {
-		preview, err := workers.PrunePreview(ctx, db.Pool, o)
+		preview, err := workers.PrunePreview(ctx, db.Handle(t), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestPruneRaceHeartbeatAfterDryRun(t *testing.T) {
 		if _, err := db.Pool.Exec(ctx, `UPDATE worker SET last_heartbeat = now(), status = 'active' WHERE name = 'comes-back'`); err != nil {
 			t.Fatal(err)
 		}
-		res, err := workers.Prune(ctx, db.Pool, o)
+		res, err := workers.Prune(ctx, db.Handle(t), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestPruneSkipsRowsLockedByHeartbeat(t *testing.T) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	begin := time.Now()
-	res, err := workers.Prune(pctx, db.Pool, workers.PruneOptions{Selector: sensors})
+	res, err := workers.Prune(pctx, db.Handle(t), workers.PruneOptions{Selector: sensors})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestPruneSkipsRowsLockedByHeartbeat(t *testing.T) {
 	if got := states(t, db); !maps.Equal(got, map[string]string{"heartbeating": "active", "dead": "inactive"}) {
 		t.Errorf("states %v", got)
 	}
-	l, err := workers.List(ctx, db.Pool, workers.ListOptions{Status: "active"})
+	l, err := workers.List(ctx, db.Handle(t), workers.ListOptions{Status: "active"})
 	if err != nil || !slices.Equal(names(l), []string{"heartbeating"}) {
 		t.Errorf("live workers %v, %v; want heartbeating", names(l), err)
 	}
@@ -251,7 +251,7 @@ func TestPruneBatches(t *testing.T) {
 		var seen []workers.PruneBatch
 		o.OnBatch = func(b workers.PruneBatch) { seen = append(seen, b) }
 		begin := time.Now()
-		res, err := workers.Prune(ctx, db.Pool, o)
+		res, err := workers.Prune(ctx, db.Handle(t), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +298,7 @@ func TestPruneDelete(t *testing.T) {
 		row{name: "hybrid-off-old", role: "hybrid", status: "inactive", hbAgo: "40 days"},
 	)
 	o := workers.PruneOptions{Selector: sensors, Delete: true, OlderThan: 720 * time.Hour}
-	preview, err := workers.PrunePreview(ctx, db.Pool, o)
+	preview, err := workers.PrunePreview(ctx, db.Handle(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestPruneDelete(t *testing.T) {
 			got = append(got, w.Name)
 		}
 	}
-	if _, err := workers.Prune(ctx, db.Pool, o); err != nil {
+	if _, err := workers.Prune(ctx, db.Handle(t), o); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
@@ -357,7 +357,7 @@ func TestPruneCancelled(t *testing.T) {
 		SELECT 'w-' || i, 'sensor', 'local', 'active', now() - interval '1 day' FROM generate_series(1, 300) AS i`); err != nil {
 		t.Fatal(err)
 	}
-	res, err := workers.Prune(ctx, db.Pool, workers.PruneOptions{BatchSize: 100, OnBatch: func(b workers.PruneBatch) {
+	res, err := workers.Prune(ctx, db.Handle(t), workers.PruneOptions{BatchSize: 100, OnBatch: func(b workers.PruneBatch) {
 		if b.Number == 2 {
 			cancel()
 		}
@@ -374,6 +374,7 @@ func TestPruneCancelled(t *testing.T) {
 // 10,000: the statements examine every worker once, in batches of 5,000.
 func BenchmarkPruneMark(b *testing.B) {
 	db := benchFleet(b, 10_000)
+	dbh := db.Handle(b)
 	ctx := context.Background()
 	for b.Loop() {
 		b.StopTimer()
@@ -381,7 +382,7 @@ func BenchmarkPruneMark(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		res, err := workers.Prune(ctx, db.Pool, workers.PruneOptions{})
+		res, err := workers.Prune(ctx, dbh, workers.PruneOptions{})
 		if err != nil || res.Changed != 100 || res.Statements != 3 {
 			b.Fatalf("%+v, %v", res, err)
 		}

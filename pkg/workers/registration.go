@@ -101,7 +101,7 @@ ON CONFLICT (name) DO UPDATE SET
 WHERE w.worker_role = 'sensor'
   AND (w.meta->>'instance_id' = ANY($5::text[])
        OR w.status IS DISTINCT FROM 'active'
-       OR ` + staleSQL("w", "NULL") + `
+       OR ` + staleSQL("w", "NULL", false) + `
        OR $6::boolean)
 RETURNING w.id, (w.xmax = 0) AS inserted, w.created, w.last_heartbeat`
 
@@ -113,7 +113,7 @@ SELECT id, worker_role::text, coalesce(host, ''), coalesce(status::text, ''),
 	CASE WHEN jsonb_typeof(meta->'pid') = 'number' THEN (meta->>'pid')::float8::bigint ELSE 0 END,
 	coalesce(meta->>'boot_id', ''), coalesce(meta->>'pid_namespace', ''), coalesce(meta->>'process_start', ''),
 	last_heartbeat, extract(epoch FROM now() - last_heartbeat)::float8,
-	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("", "NULL") + `)
+	worker_role = 'sensor' AND (status IS DISTINCT FROM 'active' OR ` + staleSQL("", "NULL", false) + `)
 FROM worker WHERE name = $1`
 
 // RegisterRequirements are what registerSQL relies on beyond the columns

@@ -166,22 +166,21 @@ type StreamResult struct {
 // the rest of the statement, and Stream returns that error as it is.
 // Database errors are a *StreamError that says which step failed and why,
 // in the operator's terms.
-func Stream(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
+func Stream(ctx context.Context, db *database.DB, opts ListOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
 	if err := opts.validate(); err != nil {
 		return StreamResult{}, err
 	}
 	if err := so.validate(); err != nil {
 		return StreamResult{}, err
 	}
-	p := newListParts(opts)
-	return streamQuery(ctx, pool, func(f Fields) (string, []any, []streamCol) {
+	p := newListParts(opts, schemaOf(db).graceColumn)
+	return streamQuery(ctx, db, func(f Fields) (string, []any, []streamCol) {
 		return p.streamStatement(f)
 	}, so, fn)
 }
 
 // streamStatement is the statement of a stream of fields for the list p
-// describes, with its arguments and columns; the worker's own grace is
-// still the function's (useGraceColumn makes it the column's).
+// describes, with its arguments and columns.
 func (p listParts) streamStatement(f Fields) (string, []any, []streamCol) {
 	cols := streamColumns(f, p.stale, p.grace)
 	q, args := p.finish("SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + p.tail)
@@ -192,10 +191,10 @@ func (p listParts) streamStatement(f Fields) (string, []any, []streamCol) {
 // error ends the sequence; breaking out of the loop ends the statement.
 // The commands use Stream with a callback; Rows is the iterator form the
 // tests of pkg/workers use.
-func Rows(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOptions) iter.Seq2[Row, error] {
+func Rows(ctx context.Context, db *database.DB, opts ListOptions, so StreamOptions) iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
 		errStop := errors.New("stop")
-		_, err := Stream(ctx, pool, opts, so, func(r Row) error {
+		_, err := Stream(ctx, db, opts, so, func(r Row) error {
 			if !yield(r, nil) {
 				return errStop
 			}
@@ -209,7 +208,7 @@ func Rows(ctx context.Context, pool *pgxpool.Pool, opts ListOptions, so StreamOp
 
 // StreamPrunePreview streams exactly the workers Prune would change if it
 // ran now, as PrunePreview lists them: the dry run of a big prune.
-func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
+func StreamPrunePreview(ctx context.Context, db *database.DB, o PruneOptions, so StreamOptions, fn func(Row) error) (StreamResult, error) {
 	if err := o.Validate(); err != nil {
 		return StreamResult{}, err
 	}
@@ -217,8 +216,8 @@ func StreamPrunePreview(ctx context.Context, pool *pgxpool.Pool, o PruneOptions,
 		return StreamResult{}, err
 	}
 	var a sqlArgs
-	where, stale, grace := pruneWhere(o, &a)
-	return streamQuery(ctx, pool, func(f Fields) (string, []any, []streamCol) {
+	where, stale, grace := pruneWhere(o, &a, schemaOf(db).graceColumn)
+	return streamQuery(ctx, db, func(f Fields) (string, []any, []streamCol) {
 		cols := streamColumns(f, stale, grace)
 		return "SELECT " + selectList(cols) + "\nFROM " + streamFrom(f) + "\nWHERE " + where + "\nORDER BY name", a, cols
 	}, so, fn)
@@ -238,8 +237,8 @@ func (so StreamOptions) validate() error {
 // schema migrated by attunectl: List's conditions and order, with the
 // columns of fields only. The benchmark runs the same text through psql.
 func StreamQuery(opts ListOptions, fields Fields) (string, []any) {
-	q, a, _ := newListParts(opts).streamStatement(fields)
-	return useGraceColumn(q), a
+	q, a, _ := newListParts(opts, true).streamStatement(fields)
+	return q, a
 }
 
 // streamFrom is the FROM of a stream's statement. FieldPlacement joins the
@@ -254,15 +253,11 @@ func streamFrom(f Fields) string {
 }
 
 // placementFrom is what FieldPlacement adds to the FROM; on a database not
-// migrated to placement (Attune's tables before `migrate up`, where
-// placementReadySQL is false) the stream leaves FieldPlacement out: nobody
-// cordoned, nothing held.
-const (
-	placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
+// migrated to placement (Attune's tables before `migrate up`: no
+// assignment table or cordon columns, as learned at connect) the stream
+// leaves FieldPlacement out: nobody cordoned, nothing held.
+const placementFrom = `worker LEFT JOIN (SELECT worker, count(*) AS n FROM sensor_workload_assignment
 		WHERE worker IS NOT NULL AND ` + fence.Live + ` GROUP BY worker) held ON held.worker = worker.id`
-	placementReadySQL = `to_regclass('sensor_workload_assignment') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute
-		WHERE attrelid = to_regclass('worker') AND attname = 'cordoned_by_name' AND NOT attisdropped)`
-)
 
 // batch is one batch of decoded rows, or the error that ended the stream.
 type batch struct {
@@ -272,9 +267,12 @@ type batch struct {
 
 // streamQuery runs the statement build makes for the fields the schema
 // has (FieldPlacement only where placement is migrated) and streams its rows.
-func streamQuery(ctx context.Context, pool *pgxpool.Pool, build func(Fields) (string, []any, []streamCol), so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
+func streamQuery(ctx context.Context, db *database.DB, build func(Fields) (string, []any, []streamCol), so StreamOptions, fn func(Row) error) (res StreamResult, err error) {
 	size := so.batchSize()
-	conn, err := pool.Acquire(ctx)
+	if !schemaOf(db).placement {
+		so.Fields &^= FieldPlacement
+	}
+	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return res, &StreamError{Step: "connecting", Err: err}
 	}
@@ -291,27 +289,16 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, build func(Fields) (st
 			conn.Conn().PgConn().Close(rctx) // do not return a connection in an unknown state
 		}
 	}()
-	// One statement learns what the schema has and the session's limits.
-	placementReady := "false"
-	if so.Fields&FieldPlacement != 0 {
-		placementReady = placementReadySQL
-	}
-	var graceColumn, placement bool
+	// One statement reads the transaction's clock and the session's limits.
 	var idleLimit, timeoutSecs float64
-	if err := tx.QueryRow(ctx, "SELECT now(), "+graceColumnSQL+", "+placementReady+
+	if err := tx.QueryRow(ctx, "SELECT now()"+
 		", extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval)::float8"+
 		", extract(epoch FROM current_setting('statement_timeout')::interval)::float8").
-		Scan(&res.At, &graceColumn, &placement, &idleLimit, &timeoutSecs); err != nil {
+		Scan(&res.At, &idleLimit, &timeoutSecs); err != nil {
 		return res, &StreamError{Step: "starting the read", Err: err}
 	}
 	res.At = res.At.UTC()
-	if !placement {
-		so.Fields &^= FieldPlacement
-	}
 	q, args, cols := build(so.Fields)
-	if graceColumn {
-		q = useGraceColumn(q)
-	}
 	// The columns come in the formats the row scanner reads fastest; a
 	// pooler's connection (statements not prepared) describes the
 	// statement first, in the same transaction, so that it can ask for them.
@@ -376,7 +363,7 @@ func streamQuery(ctx context.Context, pool *pgxpool.Pool, build func(Fields) (st
 			if got == 0 {
 				se.Step, se.Batch = "running the query", 0
 				if database.IsTimeout(err) {
-					se.locks = lockHolders(ctx, pool)
+					se.locks = lockHolders(ctx, db.Pool)
 				}
 			}
 			return batch{err: se}

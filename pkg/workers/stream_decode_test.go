@@ -50,7 +50,7 @@ func TestStreamDecodesEdgeValues(t *testing.T) {
 	if !pooled.Pooler {
 		t.Fatal("the pooler URL was not detected as a pooler")
 	}
-	states, err := placement.WorkerStates(ctx, d.Pool)
+	states, err := placement.WorkerStates(ctx, d.Handle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestStreamDecodesEdgeValues(t *testing.T) {
 		db   *dbtest.DB
 	}{{"direct", db}, {"pgbouncer", &dbtest.DB{Pool: pooled.Pool}}} {
 		for _, opts := range append(streamCases, workers.ListOptions{Selector: workers.Selector{Runtime: "ruby ✓"}}) {
-			l, err := workers.List(ctx, d.Pool, opts)
+			l, err := workers.List(ctx, d.Handle(t), opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,15 +14,26 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
+
+// handle is pool as the packages take it, with the schema learned once.
+func handle(t testing.TB, pool *pgxpool.Pool) *database.DB {
+	t.Helper()
+	db := &database.DB{Pool: pool, Schema: dbtest.Schema}
+	if err := db.Introspect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
 
 // collect streams opts and returns the rows.
 func collect(t testing.TB, pool *pgxpool.Pool, opts workers.ListOptions, so workers.StreamOptions) ([]workers.Row, workers.StreamResult) {
 	t.Helper()
 	var rows []workers.Row
-	res, err := workers.Stream(context.Background(), pool, opts, so, func(r workers.Row) error {
+	res, err := workers.Stream(context.Background(), handle(t, pool), opts, so, func(r workers.Row) error {
 		rows = append(rows, r)
 		return nil
 	})
@@ -81,7 +92,7 @@ func sameWorkerButGrace(t testing.TB, l workers.Listing, got workers.Row, want w
 func compareWithList(t *testing.T, db *dbtest.DB, batch int, cases []workers.ListOptions) {
 	t.Helper()
 	for _, opts := range cases {
-		l, err := workers.List(context.Background(), db.Pool, opts)
+		l, err := workers.List(context.Background(), db.Handle(t), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +169,7 @@ func TestStreamFields(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
 	insert(t, db, fleet...)
-	l, err := workers.List(context.Background(), db.Pool, workers.ListOptions{})
+	l, err := workers.List(context.Background(), db.Handle(t), workers.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +219,7 @@ func TestStreamConsumerErrorStops(t *testing.T) {
 	insert(t, db, fleet...)
 	boom := errors.New("broken pipe")
 	n := 0
-	_, err := workers.Stream(context.Background(), db.Pool, workers.ListOptions{}, workers.StreamOptions{BatchSize: 2}, func(workers.Row) error {
+	_, err := workers.Stream(context.Background(), db.Handle(t), workers.ListOptions{}, workers.StreamOptions{BatchSize: 2}, func(workers.Row) error {
 		n++
 		if n == 3 {
 			return boom
@@ -219,7 +230,7 @@ func TestStreamConsumerErrorStops(t *testing.T) {
 		t.Fatalf("Stream returned %v after %d rows, want the consumer's error after 3", err, n)
 	}
 	var got []string
-	for r, err := range workers.Rows(context.Background(), db.Pool, workers.ListOptions{}, workers.StreamOptions{BatchSize: 2}) {
+	for r, err := range workers.Rows(context.Background(), db.Handle(t), workers.ListOptions{}, workers.StreamOptions{BatchSize: 2}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +275,7 @@ func TestStreamSlowConsumerIsNotATimeout(t *testing.T) {
 	insert(t, db, fleet...)
 	pool := poolWithTimeout(t, db, 200*time.Millisecond)
 	n := 0
-	_, err := workers.Stream(context.Background(), pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll, BatchSize: 2}, func(workers.Row) error {
+	_, err := workers.Stream(context.Background(), handle(t, pool), workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll, BatchSize: 2}, func(workers.Row) error {
 		if n++; n%3 == 1 {
 			time.Sleep(300 * time.Millisecond) // a pager waiting for a key
 		}
@@ -302,7 +313,7 @@ func TestStreamSlowConsumerBlocksNoTimeout(t *testing.T) {
 	bigFleet(t, db, n)
 	pool := poolWithTimeout(t, db, 300*time.Millisecond)
 	got := 0
-	res, err := workers.Stream(context.Background(), pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll, BatchSize: 500}, func(workers.Row) error {
+	res, err := workers.Stream(context.Background(), handle(t, pool), workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll, BatchSize: 500}, func(workers.Row) error {
 		if got++; got == 10 || got == n/2 {
 			time.Sleep(time.Second) // a pager waiting for a key
 		}
@@ -322,7 +333,7 @@ func TestStreamEarlyStopEndsTheStatement(t *testing.T) {
 	bigFleet(t, db, 20_000)
 	boom := errors.New("broken pipe")
 	start := time.Now()
-	_, err := workers.Stream(context.Background(), db.Pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll}, func(workers.Row) error {
+	_, err := workers.Stream(context.Background(), db.Handle(t), workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll}, func(workers.Row) error {
 		return boom
 	})
 	if err != boom {
@@ -362,7 +373,7 @@ func TestStreamTimeoutSaysLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := poolWithTimeout(t, db, 300*time.Millisecond)
-	_, err = workers.Stream(ctx, pool, workers.ListOptions{}, workers.StreamOptions{}, func(workers.Row) error { return nil })
+	_, err = workers.Stream(ctx, handle(t, pool), workers.ListOptions{}, workers.StreamOptions{}, func(workers.Row) error { return nil })
 	var se *workers.StreamError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "the worker table is locked by pid") || !strings.Contains(err.Error(), "AccessExclusiveLock") {
 		t.Fatalf("want a StreamError naming the lock holder, got %v", err)
@@ -383,7 +394,7 @@ func TestGraceColumn(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		l, err := workers.List(ctx, db.Pool, workers.ListOptions{})
+		l, err := workers.List(ctx, db.Handle(t), workers.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,6 +462,7 @@ func BenchmarkStreamMemory(b *testing.B) {
 	for _, n := range []int{20_000, 200_000} {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
 			db := benchFleet(b, n)
+			dbh := db.Handle(b)
 			for _, mode := range []string{"stream", "list"} {
 				b.Run(mode, func(b *testing.B) {
 					var peak atomic.Uint64
@@ -476,13 +488,13 @@ func BenchmarkStreamMemory(b *testing.B) {
 					for b.Loop() {
 						var got int64
 						if mode == "list" {
-							l, err := workers.List(context.Background(), db.Pool, workers.ListOptions{})
+							l, err := workers.List(context.Background(), dbh, workers.ListOptions{})
 							if err != nil {
 								b.Fatal(err)
 							}
 							got = int64(len(l.Workers))
 						} else {
-							res, err := workers.Stream(context.Background(), db.Pool, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll},
+							res, err := workers.Stream(context.Background(), dbh, workers.ListOptions{}, workers.StreamOptions{Fields: workers.FieldsAll},
 								func(workers.Row) error { return nil })
 							if err != nil {
 								b.Fatal(err)

@@ -14,8 +14,9 @@ package workers
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 // Roles of the worker_role_enum.
@@ -154,18 +155,23 @@ type Worker struct {
 // none). graceParam (an interval parameter such as "$3", or "NULL" for "per
 // worker") overrides the worker's own grace.
 //
-// As written, the worker's own grace is evaluated from capabilities
-// (ownGraceSQL), which works on any database, migrated or not: the
-// registration statements, which test one row, use it so. On a schema with
-// migration 00010 the inspection and prune statements, which test every
-// row, read the plain column heartbeat_grace instead (useGraceColumn).
-func staleSQL(alias, graceParam string) string {
-	return `(` + col(alias, "last_heartbeat") + ` IS NULL OR ` + col(alias, "last_heartbeat") + ` < now() - ` + graceSQL(alias, graceParam) + `)`
+// column says where the worker's own grace comes from: false evaluates it
+// from capabilities (ownGraceSQL), which works on any database, migrated
+// or not — the registration statements, which test one row, use it so;
+// true reads the plain column heartbeat_grace (graceColumnSQL), which the
+// inspection and prune statements, which test every row, use on a schema
+// that has it (migration 00010; database.DB.Facts says so at connect).
+func staleSQL(alias, graceParam string, column bool) string {
+	return `(` + col(alias, "last_heartbeat") + ` IS NULL OR ` + col(alias, "last_heartbeat") + ` < now() - ` + graceSQL(alias, graceParam, column) + `)`
 }
 
 // graceSQL is the grace staleSQL judges a worker by, as an interval.
-func graceSQL(alias, graceParam string) string {
-	return `coalesce(` + graceParam + `::interval, ` + ownGraceSQL(alias) + `)`
+func graceSQL(alias, graceParam string, column bool) string {
+	own := ownGraceSQL(alias)
+	if column {
+		own = graceColumnSQL(alias)
+	}
+	return `coalesce(` + graceParam + `::interval, ` + own + `)`
 }
 
 // ownGraceSQL is a worker's own grace from its capabilities: three of the
@@ -180,24 +186,33 @@ func ownGraceSQL(alias string) string {
 			THEN (` + c + `->>'heartbeat_interval')::float8 ELSE ` + fmt.Sprint(DefaultHeartbeatInterval.Seconds()) + ` END)`
 }
 
-// useGraceColumn rewrites a statement built with staleSQL to read each
-// worker's grace from the column heartbeat_grace (migration 00010), which a
-// trigger keeps equal to attunectl_worker_grace(capabilities) whenever
-// capabilities are written, so the test reads one interval per row instead
-// of evaluating jsonb; a row the backfill (migration 00011) has not reached
-// yet falls back to the function. Neither is written by a heartbeat, so
-// neither costs a heartbeat its HOT update.
-func useGraceColumn(q string) string {
-	for _, alias := range []string{"", "w"} {
-		q = strings.ReplaceAll(q, ownGraceSQL(alias),
-			`coalesce(`+col(alias, "heartbeat_grace")+`, attunectl_worker_grace(`+col(alias, "capabilities")+`))`)
-	}
-	return q
+// graceColumnSQL reads a worker's grace from the column heartbeat_grace
+// (migration 00010), which a trigger keeps equal to
+// attunectl_worker_grace(capabilities) whenever capabilities are written,
+// so the test reads one interval per row instead of evaluating jsonb; a row
+// the backfill (migration 00011) has not reached yet falls back to the
+// function. Neither is written by a heartbeat, so neither costs a heartbeat
+// its HOT update.
+func graceColumnSQL(alias string) string {
+	return `coalesce(` + col(alias, "heartbeat_grace") + `, attunectl_worker_grace(` + col(alias, "capabilities") + `))`
 }
 
-// graceColumnSQL reports whether the worker table has heartbeat_grace.
-const graceColumnSQL = `EXISTS (SELECT 1 FROM pg_attribute
-	WHERE attrelid = to_regclass('worker') AND attname = 'heartbeat_grace' AND NOT attisdropped)`
+// schema is what the worker statements need to know of the database,
+// learned once at connect (database.DB.Facts), never asked per statement.
+type schema struct {
+	// graceColumn: worker.heartbeat_grace exists (migration 00010).
+	graceColumn bool
+	// placement: the assignment table and the cordon columns exist, so a
+	// listing can count the sensors each worker holds.
+	placement bool
+}
+
+func schemaOf(db *database.DB) schema {
+	return schema{
+		graceColumn: db.Facts.Has("worker", "heartbeat_grace"),
+		placement:   db.Facts.Found["sensor_workload_assignment"] != "" && db.Facts.Has("worker", "cordoned_by_name"),
+	}
+}
 
 // col qualifies column c with alias, when there is one.
 func col(alias, c string) string {
