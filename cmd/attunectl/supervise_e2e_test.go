@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/testsupport"
@@ -58,7 +59,11 @@ func defineSensor(t *testing.T, pool *pgxpool.Pool, manifest string) {
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	if _, err := sensors.Add(context.Background(), pool, ss, false); err != nil {
+	db := &database.DB{Pool: pool, Schema: dbtest.Schema}
+	if err := db.Introspect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sensors.Add(context.Background(), db, ss, false); err != nil {
 		t.Fatalf("adding sensors: %v", err)
 	}
 }
@@ -257,7 +262,7 @@ triggers: [{ref: demo.crashed}]
 	if n2 != 5 || n1 < 2 {
 		t.Errorf("failures: %d on cr-1, %d when quarantined; want the count to go on from cr-1's to 5", n1, n2)
 	}
-	l, err := sensors.List(context.Background(), db.Pool, sensors.ListOptions{})
+	l, err := sensors.List(context.Background(), db.Handle(t), sensors.ListOptions{})
 	if err != nil || len(l.Sensors) != 1 || l.Sensors[0].State != sensors.StateQuarantined || !strings.Contains(l.Sensors[0].Reason, "exit 3") {
 		t.Fatalf("sensor list: %+v (%v); want demo.crash quarantined with its exit status", l.Sensors, err)
 	}

@@ -81,7 +81,7 @@ func handoff(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sensors.Add(ctx, pool, ss, false); err != nil {
+	if _, err := sensors.Add(ctx, db, ss, false); err != nil {
 		return err
 	}
 
@@ -134,7 +134,7 @@ func handoff(ctx context.Context, args []string) error {
 		if err := pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&asked); err != nil {
 			return err
 		}
-		if _, err := placement.Drain(ctx, pool, holder, placement.DrainOptions{Deadline: time.Minute, Reason: "eventbench handoff", By: "eventbench"}); err != nil {
+		if _, err := placement.Drain(ctx, db, holder, placement.DrainOptions{Deadline: time.Minute, Reason: "eventbench handoff", By: "eventbench"}); err != nil {
 			return fmt.Errorf("round %d: draining %s: %w", round, holder, err)
 		}
 		var newGen int64
@@ -162,7 +162,7 @@ func handoff(ctx context.Context, args []string) error {
 			round, holder, gen, newOwner, newGen, why, ms(lg), ms(eg), ms(df), loadavg())
 		// The drained worker may take sensors again; the next round drains
 		// the new holder.
-		if _, err := placement.Uncordon(ctx, pool, holder); err != nil {
+		if _, err := placement.Uncordon(ctx, db, holder); err != nil {
 			return err
 		}
 	}

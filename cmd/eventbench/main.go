@@ -179,7 +179,7 @@ func eventsMode(ctx context.Context, args []string) error {
 	lctx, cancelListen := context.WithCancel(ctx)
 	defer cancelListen()
 	if !o.NoListen {
-		if _, err := placement.Listen(lctx, db.Pool); err != nil {
+		if _, err := placement.Listen(lctx, db); err != nil {
 			return err
 		}
 	}

@@ -107,7 +107,7 @@ func rss(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("timer manifest: %w", err)
 	}
-	if _, err := sensors.Add(ctx, pool, ss, false); err != nil {
+	if _, err := sensors.Add(ctx, db, ss, false); err != nil {
 		return err
 	}
 	return measure(fmt.Sprintf("%d-timers", o.Timers), o.Timers)

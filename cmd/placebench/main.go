@@ -166,7 +166,7 @@ func (s *sim) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating sensors: %w", err)
 	}
-	if _, err := sensors.EnsureWorkloads(ctx, s.db.Pool); err != nil {
+	if _, err := sensors.EnsureWorkloads(ctx, s.db); err != nil {
 		return err
 	}
 	for i := 0; i < s.o.Workers; i++ {
@@ -409,7 +409,7 @@ func (s *sim) listBench(ctx context.Context) error {
 	var goList, goQuery, psqlT []time.Duration
 	for i := -1; i < s.o.Runs; i++ {
 		t := time.Now()
-		l, err := sensors.List(ctx, s.db.Pool, sensors.ListOptions{})
+		l, err := sensors.List(ctx, s.db, sensors.ListOptions{})
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,7 @@ func completeWorkerNames(app *App) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		names := completionQuery(cmd, app, func(ctx context.Context, db *database.DB) ([]string, error) {
-			return workers.Names(ctx, db.Pool, toComplete)
+			return workers.Names(ctx, db, toComplete)
 		})
 		return filterCompletions(names, args, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}

@@ -118,7 +118,7 @@ func runEventList(ctx context.Context, app *App, db *database.DB, o eventListOpt
 	f := events.Filter{Sensor: o.Sensor, Trigger: o.Trigger, Since: o.Since}
 	if o.Limit > 0 {
 		// The newest o.Limit: start after the id that precedes them.
-		after, err := events.AfterForNewest(ctx, db.Pool, f, o.Limit)
+		after, err := events.AfterForNewest(ctx, db, f, o.Limit)
 		if err != nil {
 			return database.RedactError(err)
 		}
@@ -126,7 +126,7 @@ func runEventList(ctx context.Context, app *App, db *database.DB, o eventListOpt
 	}
 	if !o.Follow {
 		p := eventSpec(now, o.Terminal).NewPrinter(app.Out, o.Format, output.PrinterOptions{Palette: o.Palette})
-		if err := events.List(ctx, db.Pool, f, p.Write); err != nil {
+		if err := events.List(ctx, db, f, p.Write); err != nil {
 			_ = p.Drain() // what was printed reaches the output; the document stays unfinished
 			return database.RedactError(err)
 		}
@@ -162,7 +162,7 @@ func followEvents(ctx context.Context, app *App, db *database.DB, o eventListOpt
 			return ft.write(app.Out, cols, e, o.Palette)
 		}
 	}
-	err := events.Follow(ctx, db.Pool, f, o.Poll, write)
+	err := events.Follow(ctx, db, f, o.Poll, write)
 	if err != nil && ctx.Err() == nil {
 		return database.RedactError(err)
 	}

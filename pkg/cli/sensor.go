@@ -65,7 +65,7 @@ func completeSensorRefs(app *App) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		refs := completionQuery(cmd, app, func(ctx context.Context, db *database.DB) ([]string, error) {
-			return sensors.Refs(ctx, db.Pool, toComplete)
+			return sensors.Refs(ctx, db, toComplete)
 		})
 		return filterCompletions(refs, args, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}

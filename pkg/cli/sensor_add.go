@@ -152,7 +152,7 @@ func withUnknownRuntimes(ctx context.Context, app *App, ss []sensors.Sensor, ve 
 		return ve
 	}
 	defer db.Close()
-	more, err := sensors.UnknownRuntimes(ctx, db.Pool, ss)
+	more, err := sensors.UnknownRuntimes(ctx, db, ss)
 	if err != nil || len(more) == 0 {
 		return ve
 	}
@@ -169,7 +169,7 @@ type sensorAddReport struct {
 // runSensorAdd writes the valid sensors ss in one transaction and says what
 // it wrote.
 func runSensorAdd(ctx context.Context, app *App, db *database.DB, ss []sensors.Sensor, o sensorAddOptions) error {
-	res, err := sensors.Add(ctx, db.Pool, ss, o.Update)
+	res, err := sensors.Add(ctx, db, ss, o.Update)
 	var ve *sensors.ValidationError
 	switch {
 	case errors.As(err, &ve), errors.Is(err, sensors.ErrExists):

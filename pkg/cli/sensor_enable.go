@@ -87,7 +87,7 @@ func runSensorEnable(ctx context.Context, app *App, db *database.DB, o sensorEna
 	if o.Enabled {
 		verb = "enabled"
 	}
-	done, err := sensors.SetEnabled(ctx, db.Pool, o.Refs, o.Enabled)
+	done, err := sensors.SetEnabled(ctx, db, o.Refs, o.Enabled)
 	if errors.Is(err, sensors.ErrNotFound) {
 		return usageError(fmt.Errorf("%w; nothing was changed", err))
 	}
@@ -96,7 +96,7 @@ func runSensorEnable(ctx context.Context, app *App, db *database.DB, o sensorEna
 	}
 	var cleared int64
 	if o.Enabled {
-		ids, err := sensors.IDs(ctx, db.Pool, done)
+		ids, err := sensors.IDs(ctx, db, done)
 		if err != nil {
 			return database.RedactError(err)
 		}
@@ -104,7 +104,7 @@ func runSensorEnable(ctx context.Context, app *App, db *database.DB, o sensorEna
 		for _, id := range ids {
 			list = append(list, id)
 		}
-		if cleared, err = events.ClearQuarantine(ctx, db.Pool, list); err != nil {
+		if cleared, err = events.ClearQuarantine(ctx, db, list); err != nil {
 			return fmt.Errorf("sensors %s, but %w", verb, database.RedactError(err))
 		}
 	}

@@ -92,7 +92,7 @@ unowned), generation, lease_expires_at, reason, …; RFC 3339 times in UTC), nam
 }
 
 func runSensorList(ctx context.Context, app *App, db *database.DB, o sensorListOptions) error {
-	l, err := sensors.List(ctx, db.Pool, sensors.ListOptions{Refs: o.Refs, Worker: o.Worker, State: o.State})
+	l, err := sensors.List(ctx, db, sensors.ListOptions{Refs: o.Refs, Worker: o.Worker, State: o.State})
 	if err != nil {
 		return database.RedactError(err)
 	}

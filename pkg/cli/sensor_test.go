@@ -118,7 +118,7 @@ func rebaseSensors(l sensors.Listing, inserted time.Time) sensors.Listing {
 func TestSensorListGolden(t *testing.T) {
 	t.Parallel()
 	db, inserted := sensorFleet(t)
-	l, err := sensors.List(context.Background(), db.Pool, sensors.ListOptions{})
+	l, err := sensors.List(context.Background(), db.Handle(t), sensors.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

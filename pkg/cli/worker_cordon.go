@@ -108,9 +108,9 @@ func runWorkerCordon(ctx context.Context, app *App, db *database.DB, o workerCor
 	var c placement.Cordoned
 	var err error
 	if o.Undo {
-		c, err = placement.Uncordon(ctx, db.Pool, o.Name)
+		c, err = placement.Uncordon(ctx, db, o.Name)
 	} else {
-		c, err = placement.Cordon(ctx, db.Pool, o.Name, o.Reason, o.By)
+		c, err = placement.Cordon(ctx, db, o.Name, o.Reason, o.By)
 	}
 	if errors.Is(err, placement.ErrWorkerNotFound) {
 		return usageError(fmt.Errorf("%w; nothing was changed", err))

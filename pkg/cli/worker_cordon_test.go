@@ -142,7 +142,7 @@ func TestWorkerDrainWaitInterrupted(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "worker w-busy cordoned and draining") {
 		t.Errorf("stdout: %q", out)
 	}
-	st, err := placement.GetDrain(context.Background(), db.Pool, "w-busy")
+	st, err := placement.GetDrain(context.Background(), db.Handle(t), "w-busy")
 	if err != nil || st.FinishedAt != nil || st.Held != 1 {
 		t.Errorf("after the interrupt the drain is %+v, %v; want it unfinished, holding 1", st, err)
 	}

@@ -99,7 +99,7 @@ requested_at, finished_at).`,
 
 // runWorkerDrain records the drain and, with o.Wait, follows it to its end.
 func runWorkerDrain(ctx context.Context, app *App, db *database.DB, o workerDrainOptions) error {
-	st, err := placement.Drain(ctx, db.Pool, o.Name, placement.DrainOptions{Deadline: o.Deadline, Budget: o.Budget, Reason: o.Reason, By: o.By})
+	st, err := placement.Drain(ctx, db, o.Name, placement.DrainOptions{Deadline: o.Deadline, Budget: o.Budget, Reason: o.Reason, By: o.By})
 	if errors.Is(err, placement.ErrWorkerNotFound) {
 		return usageError(fmt.Errorf("%w; nothing was changed", err))
 	}
@@ -146,7 +146,7 @@ func waitDrain(ctx context.Context, app *App, db *database.DB, o workerDrainOpti
 	t := time.NewTicker(o.Poll)
 	defer t.Stop()
 	for {
-		next, err := placement.DrainStep(ctx, db.Pool, o.Name)
+		next, err := placement.DrainStep(ctx, db, o.Name)
 		if ctx.Err() != nil {
 			return interrupted()
 		}

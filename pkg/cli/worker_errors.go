@@ -55,7 +55,7 @@ func explainWorkerError(ctx context.Context, app *App, db *database.DB, err erro
 	if database.IsTimeout(err) {
 		var holders []workers.LockHolder
 		if db != nil {
-			holders = workers.LockHolders(ctx, db.Pool)
+			holders = workers.LockHolders(ctx, db)
 		}
 		return database.ExplainTimeout(what, "worker", app.statementTimeout(), describeLockHolders(holders), err)
 	}

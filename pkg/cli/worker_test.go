@@ -133,7 +133,7 @@ func fleetPlacement(t *testing.T, db *dbtest.DB, inserted time.Time) map[int64]p
 	for _, ref := range []string{"golden.one", "golden.two"} {
 		ss = append(ss, sensors.Sensor{Ref: ref, Runtime: "core.sensor.shell", Entrypoint: "x.sh"})
 	}
-	if _, err := sensors.Add(ctx, db.Pool, ss, false); err != nil {
+	if _, err := sensors.Add(ctx, db.Handle(t), ss, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Pool.Exec(ctx, `UPDATE sensor_workload_assignment SET worker = (SELECT id FROM worker WHERE name = 'sensor-web-01'),

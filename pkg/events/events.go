@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
@@ -80,8 +81,8 @@ ORDER BY id
 LIMIT CASE WHEN $5 > 0 THEN $5 END`
 
 // List calls fn for each matching event, oldest first, as rows arrive.
-func List(ctx context.Context, pool *pgxpool.Pool, f Filter, fn func(Event) error) error {
-	rows, err := pool.Query(ctx, listSQL, f.Sensor, f.Trigger, f.Since.Seconds(), f.AfterID, f.Limit)
+func List(ctx context.Context, db *database.DB, f Filter, fn func(Event) error) error {
+	rows, err := db.Pool.Query(ctx, listSQL, f.Sensor, f.Trigger, f.Since.Seconds(), f.AfterID, f.Limit)
 	if err != nil {
 		return fmt.Errorf("listing events: %w", err)
 	}
@@ -108,7 +109,7 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter, fn func(Event) erro
 // connections allow it and polls every interval otherwise (a transaction
 // pooler has no LISTEN); either way rows are read by id, so none is missed
 // or repeated.
-func Follow(ctx context.Context, pool *pgxpool.Pool, f Filter, interval time.Duration, fn func(Event) error) error {
+func Follow(ctx context.Context, db *database.DB, f Filter, interval time.Duration, fn func(Event) error) error {
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -117,7 +118,7 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, f Filter, interval time.Dur
 		last = e.ID
 		return fn(e)
 	}
-	if err := List(ctx, pool, f, emit); err != nil {
+	if err := List(ctx, db, f, emit); err != nil {
 		return err
 	}
 	f.Since = 0 // from now on, by id only
@@ -125,7 +126,7 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, f Filter, interval time.Dur
 	wake := make(chan struct{}, 1)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go listen(lctx, pool, wake)
+	go listen(lctx, db.Pool, wake)
 
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -137,7 +138,7 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, f Filter, interval time.Dur
 		case <-t.C:
 		}
 		f.AfterID = last
-		if err := List(ctx, pool, f, emit); err != nil {
+		if err := List(ctx, db, f, emit); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

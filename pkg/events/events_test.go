@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // fixture is a sensor with one trigger, one workload and a worker holding
 // it under a 60 s lease, made with plain SQL against the migrated tables.
 type fixture struct {
+	db      *database.DB
 	pool    *pgxpool.Pool
 	sensor  int64
 	ref     string
@@ -38,7 +40,7 @@ func newFixture(t *testing.T, runtimeRef, entrypoint, config string) fixture {
 	t.Helper()
 	d := dbtest.New(t)
 	ctx := context.Background()
-	f := fixture{pool: d.Pool, ref: "demo.ticker"}
+	f := fixture{db: d.Handle(t), pool: d.Pool, ref: "demo.ticker"}
 	q := func(sql string, args ...any) int64 {
 		t.Helper()
 		var id int64
@@ -288,7 +290,7 @@ func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 		t.Fatalf("%d events of the old generation created after the takeover", n)
 	}
 	var buf bytes.Buffer
-	if err := List(ctx, f.pool, Filter{Sensor: f.ref}, func(e Event) error {
+	if err := List(ctx, f.db, Filter{Sensor: f.ref}, func(e Event) error {
 		fmt.Fprintln(&buf, e.TriggerRef)
 		return nil
 	}); err != nil || !strings.Contains(buf.String(), "demo.tick") {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 const newestSQL = `
@@ -20,9 +20,9 @@ SELECT coalesce(min(id) - 1, 0) FROM (
 // AfterForNewest returns the AfterID that makes List return only the
 // newest n events matching f (`event list --limit`, which shows the last
 // events oldest first, as `tail` does). With no match it returns f.AfterID.
-func AfterForNewest(ctx context.Context, pool *pgxpool.Pool, f Filter, n int) (int64, error) {
+func AfterForNewest(ctx context.Context, db *database.DB, f Filter, n int) (int64, error) {
 	var after int64
-	if err := pool.QueryRow(ctx, newestSQL, f.Sensor, f.Trigger, f.Since.Seconds(), f.AfterID, n).Scan(&after); err != nil {
+	if err := db.Pool.QueryRow(ctx, newestSQL, f.Sensor, f.Trigger, f.Since.Seconds(), f.AfterID, n).Scan(&after); err != nil {
 		return 0, fmt.Errorf("listing events: %w", err)
 	}
 	return max(after, f.AfterID), nil

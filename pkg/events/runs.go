@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
@@ -109,8 +110,8 @@ func (s Store) SaveState(ctx context.Context, f fence.Fence, runState string, st
 // ClearQuarantine forgets the failures and quarantine of the given sensors'
 // workloads (`sensor enable`), so their next start is immediate. It returns
 // how many workloads were quarantined.
-func ClearQuarantine(ctx context.Context, pool *pgxpool.Pool, sensorIDs []int64) (int64, error) {
-	tag, err := pool.Exec(ctx, `
+func ClearQuarantine(ctx context.Context, db *database.DB, sensorIDs []int64) (int64, error) {
+	tag, err := db.Pool.Exec(ctx, `
 UPDATE sensor_workload_state r
 SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, last_reason = NULL,
     state = CASE WHEN r.state = 'quarantined' THEN 'starting' ELSE r.state END, updated = clock_timestamp()

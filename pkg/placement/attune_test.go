@@ -86,7 +86,7 @@ func TestAttuneShapedDatabase(t *testing.T) {
 	// (its runtime by Attune's name "Shell"), never the one Attune holds,
 	// until Attune's lease has expired.
 	e := &env{t: t, db: db, pool: db.Pool, interval: 300 * time.Millisecond}
-	if _, err := sensors.EnsureWorkloads(ctx, db.Pool); err != nil {
+	if _, err := sensors.EnsureWorkloads(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	w := e.worker(spec{name: "attunectl-1", runtimes: []string{"shell"}})

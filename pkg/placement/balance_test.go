@@ -79,7 +79,7 @@ func TestDrainWithDeadline(t *testing.T) {
 	e.tick(a)
 	b := e.worker(spec{name: "b", runtimes: []string{"shell"}, capacity: 20})
 	ctx := ctxT(t)
-	st, err := placement.Drain(ctx, e.pool, "a", placement.DrainOptions{Deadline: time.Second, Budget: 1, By: "tester"})
+	st, err := placement.Drain(ctx, e.db, "a", placement.DrainOptions{Deadline: time.Second, Budget: 1, By: "tester"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestDrainWithDeadline(t *testing.T) {
 	var handedBeforeDeadline int
 	for time.Since(start) < 4*time.Second {
 		e.tick(a, b)
-		st, err = placement.DrainStep(ctx, e.pool, "a")
+		st, err = placement.DrainStep(ctx, e.db, "a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestDrainWithDeadline(t *testing.T) {
 	if r := e.ledgerReasons(); r["drained"] != 6 {
 		t.Errorf("ledger %v, want 6 drained", r)
 	}
-	c, err := placement.Uncordon(ctx, e.pool, "a")
+	c, err := placement.Uncordon(ctx, e.db, "a")
 	if err != nil || c.Cordoned || !c.Changed {
 		t.Errorf("uncordon: %+v, %v", c, err)
 	}

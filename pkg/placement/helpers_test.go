@@ -105,7 +105,7 @@ func (e *env) tick(ws ...*worker) {
 
 func (e *env) addSensors(ss ...sensors.Sensor) {
 	e.t.Helper()
-	if _, err := sensors.Add(ctxT(e.t), e.pool, ss, false); err != nil {
+	if _, err := sensors.Add(ctxT(e.t), e.db, ss, false); err != nil {
 		e.t.Fatalf("adding sensors: %v", err)
 	}
 }

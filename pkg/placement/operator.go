@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,18 +31,18 @@ type Cordoned struct {
 // who asked (stored in cordoned_by_name; Attune's cordoned_by is the id of
 // an Attune identity and is left alone). Cordoning a cordoned worker keeps
 // the first reason unless a new one is given.
-func Cordon(ctx context.Context, pool *pgxpool.Pool, name, reason, by string) (Cordoned, error) {
-	return setCordon(ctx, pool, name, true, reason, by)
+func Cordon(ctx context.Context, db *database.DB, name, reason, by string) (Cordoned, error) {
+	return setCordon(ctx, db.Pool, name, true, reason, by)
 }
 
 // Uncordon lets a worker take sensors again (`worker uncordon NAME`). It
 // also ends an unfinished drain of that worker.
-func Uncordon(ctx context.Context, pool *pgxpool.Pool, name string) (Cordoned, error) {
-	c, err := setCordon(ctx, pool, name, false, "", "")
+func Uncordon(ctx context.Context, db *database.DB, name string) (Cordoned, error) {
+	c, err := setCordon(ctx, db.Pool, name, false, "", "")
 	if err != nil {
 		return c, err
 	}
-	_, err = pool.Exec(ctx, `UPDATE worker_drain d SET finished_at = now() FROM worker w
+	_, err = db.Pool.Exec(ctx, `UPDATE worker_drain d SET finished_at = now() FROM worker w
 		WHERE w.name = $1 AND d.worker = w.id AND d.finished_at IS NULL`, name)
 	if err != nil {
 		return c, fmt.Errorf("uncordoning worker %q: ending its drain: %w", name, err)
@@ -109,7 +110,7 @@ type DrainStatus struct {
 // and at the deadline whatever is left is released regardless — by the
 // worker itself, or by DrainStep when the worker is not there to do it.
 // Draining a worker already draining replaces the deadline and budget.
-func Drain(ctx context.Context, pool *pgxpool.Pool, name string, opts DrainOptions) (DrainStatus, error) {
+func Drain(ctx context.Context, db *database.DB, name string, opts DrainOptions) (DrainStatus, error) {
 	if opts.Deadline <= 0 {
 		opts.Deadline = 10 * time.Minute
 	}
@@ -120,10 +121,10 @@ func Drain(ctx context.Context, pool *pgxpool.Pool, name string, opts DrainOptio
 	if reason == "" {
 		reason = "draining"
 	}
-	if _, err := Cordon(ctx, pool, name, reason, opts.By); err != nil {
+	if _, err := Cordon(ctx, db, name, reason, opts.By); err != nil {
 		return DrainStatus{}, err
 	}
-	_, err := pool.Exec(ctx, `
+	_, err := db.Pool.Exec(ctx, `
 		INSERT INTO worker_drain (worker, requested_by, deadline, budget)
 		SELECT id, nullif($2, ''), now() + make_interval(secs => $3::float8), $4 FROM worker WHERE name = $1
 		ON CONFLICT (worker) DO UPDATE SET requested_by = EXCLUDED.requested_by, requested_at = now(),
@@ -133,13 +134,13 @@ func Drain(ctx context.Context, pool *pgxpool.Pool, name string, opts DrainOptio
 	if err != nil {
 		return DrainStatus{}, fmt.Errorf("draining worker %q: %w", name, err)
 	}
-	return GetDrain(ctx, pool, name)
+	return GetDrain(ctx, db, name)
 }
 
 // GetDrain returns the drain of a worker (the latest, finished or not).
-func GetDrain(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatus, error) {
+func GetDrain(ctx context.Context, db *database.DB, name string) (DrainStatus, error) {
 	s := DrainStatus{Worker: name}
-	err := pool.QueryRow(ctx, `
+	err := db.Pool.QueryRow(ctx, `
 		SELECT w.id, d.deadline, d.budget, d.handed_over, d.released_at_deadline, d.requested_at, d.finished_at,
 			d.deadline <= now(),
 			(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.`+fence.Live+`)
@@ -161,8 +162,8 @@ func GetDrain(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatus
 // it, it finishes the drain when the worker holds nothing. The handoffs
 // themselves are the worker's (Placer.Tick), so a sensor is stopped before
 // it is given away.
-func DrainStep(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatus, error) {
-	_, err := pool.Exec(ctx, `
+func DrainStep(ctx context.Context, db *database.DB, name string) (DrainStatus, error) {
+	_, err := db.Pool.Exec(ctx, `
 		WITH d AS (
 			SELECT d.worker FROM worker_drain d JOIN worker w ON w.id = d.worker
 			WHERE w.name = $1 AND d.finished_at IS NULL AND d.deadline <= now()),
@@ -177,13 +178,13 @@ func DrainStep(ctx context.Context, pool *pgxpool.Pool, name string) (DrainStatu
 	if err != nil {
 		return DrainStatus{}, fmt.Errorf("draining worker %q: %w", name, err)
 	}
-	if _, err := pool.Exec(ctx, `
+	if _, err := db.Pool.Exec(ctx, `
 		UPDATE worker_drain d SET finished_at = now() FROM worker w
 		WHERE w.name = $1 AND d.worker = w.id AND d.finished_at IS NULL
 		  AND NOT EXISTS (SELECT 1 FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.`+fence.Live+`)`, name); err != nil {
 		return DrainStatus{}, fmt.Errorf("draining worker %q: %w", name, err)
 	}
-	return GetDrain(ctx, pool, name)
+	return GetDrain(ctx, db, name)
 }
 
 // Channel is the NOTIFY channel on which releases are announced.
@@ -195,8 +196,8 @@ const Channel = "attunectl_placement"
 // holds one connection of the pool until ctx ends. Behind a transaction
 // pooler LISTEN does not work: the error says so, and the loop falls back
 // to its interval.
-func Listen(ctx context.Context, pool *pgxpool.Pool) (<-chan struct{}, error) {
-	conn, err := pool.Acquire(ctx)
+func Listen(ctx context.Context, db *database.DB) (<-chan struct{}, error) {
+	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listening for released sensors: %w", err)
 	}
@@ -208,7 +209,7 @@ func Listen(ctx context.Context, pool *pgxpool.Pool) (<-chan struct{}, error) {
 	go func() {
 		defer close(ch)
 		defer func() {
-			// The connection is in LISTEN state: do not give it back to the pool.
+			// The connection is in LISTEN state: do not give it back to the db.Pool.
 			_ = conn.Conn().Close(context.Background())
 			conn.Release()
 		}()

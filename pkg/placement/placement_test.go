@@ -62,7 +62,7 @@ func TestPlaceOnlyWhereTheyFit(t *testing.T) {
 			t.Errorf("%s is owned by %q, want one of %q", ref, own[ref], ok)
 		}
 	}
-	l, err := sensors.List(ctxT(t), e.pool, sensors.ListOptions{})
+	l, err := sensors.List(ctxT(t), e.db, sensors.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
 	"github.com/attune-automation/attunectl/pkg/workers"
@@ -94,8 +93,8 @@ SELECT w.id, w.name, w.worker_role::text, w.capabilities, coalesce(w.cordoned, f
 FROM worker w WHERE w.worker_role IN ('sensor', 'hybrid')`
 
 // LiveWorkers reads the sensor workers as eligibility sees them.
-func LiveWorkers(ctx context.Context, pool *pgxpool.Pool) ([]placement.WorkerInfo, error) {
-	rows, err := pool.Query(ctx, liveWorkersSQL)
+func LiveWorkers(ctx context.Context, db *database.DB) ([]placement.WorkerInfo, error) {
+	rows, err := db.Pool.Query(ctx, liveWorkersSQL)
 	if err != nil {
 		return nil, fmt.Errorf("reading sensor workers: %w", err)
 	}
@@ -127,13 +126,13 @@ func LiveWorkers(ctx context.Context, pool *pgxpool.Pool) ([]placement.WorkerInf
 //   - unschedulable: no live worker fits; REASON says which requirement no
 //     one meets ("no live worker advertises python satisfying >=3.12");
 //   - unassigned: some worker fits, nobody holds it yet.
-func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, error) {
+func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, error) {
 	var l Listing
 	if opts.State != "" && !slices.Contains(States, opts.State) {
 		return l, fmt.Errorf("unknown sensor state %q: use one of %s", opts.State, strings.Join(States, ", "))
 	}
 	q, args := ListQuery(opts)
-	rows, err := pool.Query(ctx, q, args...)
+	rows, err := db.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return l, fmt.Errorf("listing sensors: %w", err)
 	}
@@ -196,7 +195,7 @@ func List(ctx context.Context, pool *pgxpool.Pool, opts ListOptions) (Listing, e
 	}
 	l.At = l.At.UTC()
 	if len(waiting) > 0 {
-		ws, err := LiveWorkers(ctx, pool)
+		ws, err := LiveWorkers(ctx, db)
 		if err != nil {
 			return l, err
 		}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 // IDs returns the ids of the sensors with these refs, by ref; a ref that
 // does not exist is absent from the map.
-func IDs(ctx context.Context, pool *pgxpool.Pool, refs []string) (map[string]int64, error) {
-	rows, err := pool.Query(ctx, `SELECT ref, id FROM sensor WHERE ref = ANY($1)`, refs)
+func IDs(ctx context.Context, db *database.DB, refs []string) (map[string]int64, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT ref, id FROM sensor WHERE ref = ANY($1)`, refs)
 	if err != nil {
 		return nil, fmt.Errorf("looking up sensors: %w", err)
 	}
@@ -29,8 +29,8 @@ func IDs(ctx context.Context, pool *pgxpool.Pool, refs []string) (map[string]int
 
 // Refs returns the sensor refs that start with prefix, in order, at most
 // 1,000 of them: what shell completion offers.
-func Refs(ctx context.Context, pool *pgxpool.Pool, prefix string) ([]string, error) {
-	rows, err := pool.Query(ctx, `SELECT ref FROM sensor WHERE starts_with(ref, $1) ORDER BY ref LIMIT 1000`, prefix)
+func Refs(ctx context.Context, db *database.DB, prefix string) ([]string, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT ref FROM sensor WHERE starts_with(ref, $1) ORDER BY ref LIMIT 1000`, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing sensor refs: %w", err)
 	}

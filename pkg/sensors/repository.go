@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Errors of the repository, matched with errors.Is.
@@ -34,8 +34,8 @@ type querier interface {
 // UnknownRuntimes lists, as problems at sensors[i].runtime, the runtimes
 // the sensors name that the database lacks: `sensor add` reports them with
 // a manifest's other problems, in one pass.
-func UnknownRuntimes(ctx context.Context, pool *pgxpool.Pool, ss []Sensor) ([]Problem, error) {
-	_, problems, err := runtimeIDs(ctx, pool, ss)
+func UnknownRuntimes(ctx context.Context, db *database.DB, ss []Sensor) ([]Problem, error) {
+	_, problems, err := runtimeIDs(ctx, db.Pool, ss)
 	return problems, err
 }
 
@@ -84,12 +84,12 @@ func runtimeIDs(ctx context.Context, q querier, ss []Sensor) (map[string]int64, 
 // triggers are created when missing and bound to the sensor. Each sensor
 // gets its default workload and assignment row, so workers can claim it at
 // once (they are notified).
-func Add(ctx context.Context, pool *pgxpool.Pool, ss []Sensor, update bool) (AddResult, error) {
+func Add(ctx context.Context, db *database.DB, ss []Sensor, update bool) (AddResult, error) {
 	var res AddResult
 	if len(ss) == 0 {
 		return res, nil
 	}
-	tx, err := pool.Begin(ctx)
+	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("adding sensors: %w", err)
 	}
@@ -199,8 +199,8 @@ func ensureWorkload(ctx context.Context, q interface {
 // starts, unless the schema pins workloads to pack releases (Attune's
 // newest, where creating them is Attune's); `sensor add` does it for what
 // it adds.
-func EnsureWorkloads(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	tag, err := pool.Exec(ctx, `
+func EnsureWorkloads(ctx context.Context, db *database.DB) (int, error) {
+	tag, err := db.Pool.Exec(ctx, `
 		WITH wl AS (
 			INSERT INTO sensor_workload (sensor, workload_key)
 			SELECT s.id, $1 FROM sensor s
@@ -221,8 +221,8 @@ func EnsureWorkloads(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 // SetEnabled enables or disables sensors, all or none: an unknown ref is an
 // error matching ErrNotFound and nothing changes. A disabled sensor is
 // released by its owner at its next tick.
-func SetEnabled(ctx context.Context, pool *pgxpool.Pool, refs []string, enabled bool) ([]string, error) {
-	tx, err := pool.Begin(ctx)
+func SetEnabled(ctx context.Context, db *database.DB, refs []string, enabled bool) ([]string, error) {
+	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 // RunSpec is what a worker needs to run one sensor it holds.
@@ -44,8 +44,8 @@ FROM sensor s JOIN runtime r ON r.id = s.runtime
 WHERE s.id = ANY($1)`
 
 // RunSpecs reads what a worker needs to run the given sensors.
-func RunSpecs(ctx context.Context, pool *pgxpool.Pool, ids []int64) (map[int64]RunSpec, error) {
-	rows, err := pool.Query(ctx, runSpecSQL, ids)
+func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunSpec, error) {
+	rows, err := db.Pool.Query(ctx, runSpecSQL, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading sensor definitions: %w", err)
 	}

@@ -64,7 +64,7 @@ func TestBadManifests(t *testing.T) {
 	d := dbtest.New(t)
 	ctx := ctxT(t)
 	// A trigger that belongs to another sensor, for 32_trigger_taken.
-	if _, err := sensors.Add(ctx, d.Pool, []sensors.Sensor{{Ref: "seed.owner", Runtime: "core.sensor.shell", Entrypoint: "x.sh",
+	if _, err := sensors.Add(ctx, d.Handle(t), []sensors.Sensor{{Ref: "seed.owner", Runtime: "core.sensor.shell", Entrypoint: "x.sh",
 		Triggers: []sensors.Trigger{{Ref: "seed.taken"}}}}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestBadManifests(t *testing.T) {
 			}
 			ss, err := sensors.ParseManifestFile(path, data)
 			if err == nil {
-				_, err = sensors.Add(ctx, d.Pool, ss, false)
+				_, err = sensors.Add(ctx, d.Handle(t), ss, false)
 			}
 			var ve *sensors.ValidationError
 			if !errors.As(err, &ve) {
@@ -113,19 +113,19 @@ func TestAddUpdateEnableList(t *testing.T) {
 		}
 		all = append(all, ss...)
 	}
-	res, err := sensors.Add(ctx, d.Pool, all, false)
+	res, err := sensors.Add(ctx, d.Handle(t), all, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Created) != 3 || len(res.TriggersCreated) != 3 {
 		t.Fatalf("created %v, triggers %v", res.Created, res.TriggersCreated)
 	}
-	if _, err := sensors.Add(ctx, d.Pool, all[:1], false); !errors.Is(err, sensors.ErrExists) {
+	if _, err := sensors.Add(ctx, d.Handle(t), all[:1], false); !errors.Is(err, sensors.ErrExists) {
 		t.Errorf("adding again: %v, want ErrExists", err)
 	}
 	changed := all[0]
 	changed.Entrypoint = "sensors/disk2.py"
-	res, err = sensors.Add(ctx, d.Pool, []sensors.Sensor{changed}, true)
+	res, err = sensors.Add(ctx, d.Handle(t), []sensors.Sensor{changed}, true)
 	if err != nil || !slices.Equal(res.Updated, []string{"acme.disk_watch"}) {
 		t.Fatalf("update: %+v, %v", res, err)
 	}
@@ -137,10 +137,10 @@ func TestAddUpdateEnableList(t *testing.T) {
 	if entry != "sensors/disk2.py" || trigCfg != "true" || selector != `{"zone": "eu-1"}` {
 		t.Errorf("stored entrypoint %q, trigger config %q, selector %s", entry, trigCfg, selector)
 	}
-	if _, err := sensors.SetEnabled(ctx, d.Pool, []string{"acme.heartbeat", "acme.nope"}, true); !errors.Is(err, sensors.ErrNotFound) {
+	if _, err := sensors.SetEnabled(ctx, d.Handle(t), []string{"acme.heartbeat", "acme.nope"}, true); !errors.Is(err, sensors.ErrNotFound) {
 		t.Errorf("enabling an unknown ref: %v, want ErrNotFound", err)
 	}
-	l, err := sensors.List(ctx, d.Pool, sensors.ListOptions{})
+	l, err := sensors.List(ctx, d.Handle(t), sensors.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +158,14 @@ func TestAddUpdateEnableList(t *testing.T) {
 			t.Errorf("%s: %q, want %q", ref, states[ref], w)
 		}
 	}
-	if _, err := sensors.SetEnabled(ctx, d.Pool, []string{"acme.heartbeat"}, true); err != nil {
+	if _, err := sensors.SetEnabled(ctx, d.Handle(t), []string{"acme.heartbeat"}, true); err != nil {
 		t.Fatal(err)
 	}
-	l, err = sensors.List(ctx, d.Pool, sensors.ListOptions{State: "disabled"})
+	l, err = sensors.List(ctx, d.Handle(t), sensors.ListOptions{State: "disabled"})
 	if err != nil || len(l.Sensors) != 0 {
 		t.Errorf("disabled after enabling: %v, %v", l.Sensors, err)
 	}
-	if _, err := sensors.List(ctx, d.Pool, sensors.ListOptions{State: "runing"}); err == nil {
+	if _, err := sensors.List(ctx, d.Handle(t), sensors.ListOptions{State: "runing"}); err == nil {
 		t.Errorf("an unknown state was accepted")
 	}
 }

@@ -94,7 +94,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 	// stop Attune's own sensor service from running the sensor, and
 	// creating workloads is Attune's.
 	if !s.db.Facts.Has("sensor_workload", "pack_release") {
-		if n, err := sensors.EnsureWorkloads(ctx, pool); err != nil {
+		if n, err := sensors.EnsureWorkloads(ctx, s.db); err != nil {
 			s.log.Warn("creating the workloads of sensors that lack one failed; they are not placed until a worker starts again", "error", err)
 		} else if n > 0 {
 			s.log.Info("created the workloads of sensors that lacked one", "rows", n)
@@ -151,7 +151,7 @@ func (l *sensorsLoop) poke() {
 
 func (l *sensorsLoop) run(ctx context.Context) {
 	defer l.s.wg.Done()
-	released, err := placement.Listen(ctx, l.s.db.Pool)
+	released, err := placement.Listen(ctx, l.s.db)
 	if err != nil {
 		l.log.Info("claims wait for the heartbeat tick", "reason", err)
 	}
@@ -243,7 +243,7 @@ func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease)
 	}
 	l.mu.Unlock()
 	if len(missing) > 0 {
-		got, err := sensors.RunSpecs(ctx, l.s.db.Pool, missing)
+		got, err := sensors.RunSpecs(ctx, l.s.db, missing)
 		if err != nil {
 			return nil, err
 		}

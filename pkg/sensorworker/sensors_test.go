@@ -47,7 +47,7 @@ func addTimer(t *testing.T, db *dbtest.DB, manifest string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sensors.Add(context.Background(), db.Pool, ss, false); err != nil {
+	if _, err := sensors.Add(context.Background(), db.Handle(t), ss, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -137,7 +137,7 @@ triggers: [{ref: demo.never}]
 	waitFor(t, "the sensor is quarantined with a reason", 20*time.Second, func() bool {
 		return count(t, db, `SELECT count(*) FROM sensor_workload_state WHERE state = 'quarantined' AND last_reason LIKE '%/nonexistent/sensor.sh%'`) == 1
 	}, logs)
-	l, err := sensors.List(context.Background(), db.Pool, sensors.ListOptions{})
+	l, err := sensors.List(context.Background(), db.Handle(t), sensors.ListOptions{})
 	if err != nil || len(l.Sensors) != 1 || l.Sensors[0].State != sensors.StateQuarantined {
 		t.Fatalf("sensor list: %+v, %v; want one quarantined sensor", l, err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 // LockHolder is a session holding an exclusive lock on the worker table:
@@ -24,13 +24,13 @@ type LockHolder struct {
 // the lock must also be in this database. It
 // is best effort, for error messages: it gives up after a second, whatever
 // ctx allows, and returns nothing on any error.
-func LockHolders(ctx context.Context, pool *pgxpool.Pool) []LockHolder {
-	if pool == nil {
+func LockHolders(ctx context.Context, db *database.DB) []LockHolder {
+	if db.Pool == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	rows, err := pool.Query(ctx, `
+	rows, err := db.Pool.Query(ctx, `
 		SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
 		       coalesce(extract(epoch FROM now() - a.xact_start)::float8, 0)
 		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid

@@ -27,10 +27,10 @@ func TestLockHoldersOnlyThisDatabase(t *testing.T) {
 	if _, err := tx.Exec(ctx, "LOCK TABLE worker IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	if h := workers.LockHolders(ctx, locked.Pool); len(h) != 1 || h[0].PID != pid {
+	if h := workers.LockHolders(ctx, locked.Handle(t)); len(h) != 1 || h[0].PID != pid {
 		t.Errorf("holders in the locked database = %+v, want pid %d", h, pid)
 	}
-	if h := workers.LockHolders(ctx, other.Pool); len(h) != 0 {
+	if h := workers.LockHolders(ctx, other.Handle(t)); len(h) != 0 {
 		t.Errorf("holders in another database = %+v, want none", h)
 	}
 }

@@ -3,7 +3,7 @@ package workers
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/attune-automation/attunectl/pkg/database"
 )
 
 // MaxNames bounds Names: shell completion needs no more.
@@ -11,8 +11,8 @@ const MaxNames = 1000
 
 // Names returns the worker names that start with prefix, in order, at most
 // MaxNames of them (for shell completion).
-func Names(ctx context.Context, pool *pgxpool.Pool, prefix string) ([]string, error) {
-	rows, err := pool.Query(ctx, "SELECT name FROM worker WHERE starts_with(name, $1) ORDER BY name LIMIT $2", prefix, MaxNames)
+func Names(ctx context.Context, db *database.DB, prefix string) ([]string, error) {
+	rows, err := db.Pool.Query(ctx, "SELECT name FROM worker WHERE starts_with(name, $1) ORDER BY name LIMIT $2", prefix, MaxNames)
 	if err != nil {
 		return nil, err
 	}
