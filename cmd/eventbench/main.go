@@ -52,6 +52,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 	"github.com/attune-automation/attunectl/pkg/events"
 	"github.com/attune-automation/attunectl/pkg/fence"
@@ -313,7 +314,7 @@ func eventLoad(ctx context.Context, o options, pool *pgxpool.Pool, fx fixture, n
 	var writer supervise.EventWriter = events.Writer{Pool: pool}
 	if o.Writer == "batch" {
 		// As pkg/sensorworker starts it.
-		bw := events.NewBatchWriter(pool, 2, async)
+		bw := events.NewBatchWriter(&database.DB{Pool: pool}, 2, async)
 		defer bw.Close()
 		writer = bw
 	}

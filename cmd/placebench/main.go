@@ -178,7 +178,7 @@ func (s *sim) setup(ctx context.Context) error {
 		if _, err := reg.Register(ctx, workers.RegisterOptions{}); err != nil {
 			return err
 		}
-		p := placement.New(s.db.Pool, placement.Config{WorkerID: reg.ID(), InstanceID: inst.ID, Interval: s.o.Interval,
+		p := placement.New(s.db, placement.Config{WorkerID: reg.ID(), InstanceID: inst.ID, Interval: s.o.Interval,
 			Heartbeat: true, BalanceEvery: s.o.BalanceEvery, Budget: s.o.Budget})
 		s.ws = append(s.ws, &simWorker{name: name, id: reg.ID(), p: p})
 	}

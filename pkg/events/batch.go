@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 )
@@ -41,7 +42,8 @@ type batchReq struct {
 // synchronous_commit off: much faster on a slow disk, but a server crash
 // can lose the last fraction of a second of accepted events (never an
 // event written without its fence).
-func NewBatchWriter(pool *pgxpool.Pool, workers int, async bool) *BatchWriter {
+func NewBatchWriter(db *database.DB, workers int, async bool) *BatchWriter {
+	pool := db.Pool
 	if workers <= 0 {
 		workers = 2
 	}

@@ -99,7 +99,7 @@ func TestWriteEventOnlyUnderTheCurrentFence(t *testing.T) {
 			f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 1}`)
 			var w supervise.EventWriter = Writer{Pool: f.pool}
 			if name != "writer" {
-				bw := NewBatchWriter(f.pool, 2, name == "async batch writer")
+				bw := NewBatchWriter(f.db, 2, name == "async batch writer")
 				t.Cleanup(bw.Close)
 				w = bw
 			}
@@ -253,7 +253,7 @@ func TestEndpointRefusesNonLoopback(t *testing.T) {
 func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 0.1}`)
-	store := NewStore(f.pool, nil)
+	store := NewStore(f.db, nil)
 	lost := make(chan fence.Fence, 1)
 	sup := supervise.New(nil, store, nil, supervise.Options{OnLost: func(x fence.Fence) { lost <- x }})
 	ctx := context.Background()
@@ -303,7 +303,7 @@ func TestBuiltinTimerWritesUntilTakenOver(t *testing.T) {
 func TestBatchWriterChecksEachFence(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "core.sensor.builtin", "interval", `{"interval_seconds": 1}`)
-	bw := NewBatchWriter(f.pool, 1, false)
+	bw := NewBatchWriter(f.db, 1, false)
 	t.Cleanup(bw.Close)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -24,7 +24,8 @@ type Store struct {
 
 // NewStore returns the store of a worker's supervisor; events go through w
 // (a Writer or a BatchWriter on the same pool).
-func NewStore(pool *pgxpool.Pool, w supervise.EventWriter) Store {
+func NewStore(db *database.DB, w supervise.EventWriter) Store {
+	pool := db.Pool
 	if w == nil {
 		w = Writer{Pool: pool}
 	}

@@ -90,7 +90,7 @@ func (e *env) worker(s spec) *worker {
 	if _, err := reg.Register(ctxT(e.t), workers.RegisterOptions{}); err != nil {
 		e.t.Fatalf("registering %s: %v", s.name, err)
 	}
-	p := placement.New(e.pool, placement.Config{WorkerID: reg.ID(), InstanceID: inst.ID, Interval: e.interval, Heartbeat: true, BalanceEvery: 1, Budget: 1})
+	p := placement.New(e.db, placement.Config{WorkerID: reg.ID(), InstanceID: inst.ID, Interval: e.interval, Heartbeat: true, BalanceEvery: 1, Budget: 1})
 	return &worker{name: s.name, reg: reg, p: p}
 }
 

@@ -147,7 +147,7 @@ func TestFence(t *testing.T) {
 	f := held[0].Fence
 	ctx := ctxT(t)
 	w := events.Writer{Pool: e.pool}
-	store := events.NewStore(e.pool, w)
+	store := events.NewStore(e.db, w)
 	event := func(f fence.Fence) supervise.Event {
 		return supervise.Event{Fence: f, TriggerRef: "t.fired", Payload: json.RawMessage(`{"n":1}`)}
 	}

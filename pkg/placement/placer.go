@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/workers"
 )
@@ -124,7 +125,8 @@ type Placer struct {
 }
 
 // New prepares a Placer; nothing is written until Tick.
-func New(pool *pgxpool.Pool, cfg Config) *Placer {
+func New(db *database.DB, cfg Config) *Placer {
+	pool := db.Pool
 	cfg.defaults()
 	return &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
 }

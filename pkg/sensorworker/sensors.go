@@ -87,24 +87,11 @@ func (s *Service) startSensors(ctx context.Context) error {
 	if !c.Enabled {
 		return nil
 	}
-	pool := s.db.Pool
-	// Sensors another tool wrote without a workload get one, so that they
-	// can be claimed — except where Attune pins workloads to a pack
-	// release (sensor_workload.pack_release): there an unpinned row would
-	// stop Attune's own sensor service from running the sensor, and
-	// creating workloads is Attune's.
-	if !s.db.Facts.Has("sensor_workload", "pack_release") {
-		if n, err := sensors.EnsureWorkloads(ctx, s.db); err != nil {
-			s.log.Warn("creating the workloads of sensors that lack one failed; they are not placed until a worker starts again", "error", err)
-		} else if n > 0 {
-			s.log.Info("created the workloads of sensors that lacked one", "rows", n)
-		}
-	}
 	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
 		wake: make(chan struct{}, 1), metrics: s.metrics.sensors}
-	l.placer = placement.New(pool, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
+	l.placer = placement.New(s.db, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
 		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true})
-	l.writer = events.NewBatchWriter(pool, 2, c.EventsAsync)
+	l.writer = events.NewBatchWriter(s.db, 2, c.EventsAsync)
 	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
 		Burst: c.EventRate, Logger: l.log,
 		OnStale:  func(f fence.Fence) { l.poke() },
@@ -117,7 +104,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 	if s.opts.Sandbox != nil {
 		launcher = newSandboxLauncher(s.opts.Sandbox, s.opts.Environ, s.opts.PassthroughEnv)
 	}
-	l.sup = supervise.New(launcher, fencedStore{Store: events.NewStore(pool, l.writer), placer: l.placer}, l.ep, supervise.Options{
+	l.sup = supervise.New(launcher, fencedStore{Store: events.NewStore(s.db, l.writer), placer: l.placer}, l.ep, supervise.Options{
 		Policy:      supervise.Policy{QuarantineAfter: c.QuarantineAfter},
 		StopTimeout: c.StopTimeout, LogLevel: c.LogLevel, Logger: l.log,
 		OnState: func(ref, state string) {
@@ -151,6 +138,7 @@ func (l *sensorsLoop) poke() {
 
 func (l *sensorsLoop) run(ctx context.Context) {
 	defer l.s.wg.Done()
+	l.ensureWorkloads(ctx)
 	released, err := placement.Listen(ctx, l.s.db)
 	if err != nil {
 		l.log.Info("claims wait for the heartbeat tick", "reason", err)
@@ -173,6 +161,27 @@ func (l *sensorsLoop) run(ctx context.Context) {
 			}
 		}
 		l.tick(ctx)
+	}
+}
+
+// ensureWorkloads gives the sensors another tool wrote without a workload
+// one, so that they can be claimed — except where Attune pins workloads to
+// a pack release (sensor_workload.pack_release): there an unpinned row
+// would stop Attune's own sensor service from running the sensor, and
+// creating workloads is Attune's. It is bounded like a tick, so a hung
+// database never holds the loop, nor the worker's stop.
+func (l *sensorsLoop) ensureWorkloads(ctx context.Context) {
+	if l.s.db.Facts.Has("sensor_workload", "pack_release") {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.s.heartbeatTimeout())
+	defer cancel()
+	if n, err := sensors.EnsureWorkloads(tctx, l.s.db); err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("creating the workloads of sensors that lack one failed; they wait for a worker's next start", "error", err)
+		}
+	} else if n > 0 {
+		l.log.Info("created the workloads of sensors that lacked one", "rows", n)
 	}
 }
 
