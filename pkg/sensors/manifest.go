@@ -10,6 +10,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/manifest"
 	"github.com/attune-automation/attunectl/pkg/placement"
+	"github.com/attune-automation/attunectl/pkg/supervise"
 )
 
 // MaxManifestSize is the largest manifest accepted (1 MiB).
@@ -158,6 +159,14 @@ func (d *decoder) sensor(p string, n *yaml.Node) Sensor {
 	}
 	if s.Label == "" && s.Ref != "" {
 		s.Label = s.Ref[strings.IndexByte(s.Ref, '.')+1:]
+	}
+	// A built-in timer's entrypoint and config are checked as the worker
+	// will read them, bounds included: a timer that would spin a core of
+	// every worker is refused here, not found there.
+	if s.Runtime == supervise.BuiltinRuntimeRef && s.Entrypoint != "" && !d.Bad[p+".config"] {
+		if _, err := supervise.ParseBuiltin(s.Entrypoint, s.Config); err != nil {
+			d.Add(p+".config", n, "%v", err)
+		}
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/fence"
@@ -21,6 +22,14 @@ const (
 
 // BuiltinRuntimeRef is the runtime whose sensors run inside the worker.
 const BuiltinRuntimeRef = "core.sensor.builtin"
+
+// The bounds of an interval timer's interval_seconds: a shorter interval
+// would spin a core of the worker (and a value past int64 nanoseconds, or
+// one that rounds to zero, would too), a longer one is a date timer.
+const (
+	MinInterval = 100 * time.Millisecond
+	MaxInterval = 366 * 24 * time.Hour
+)
 
 // schedule says when a built-in timer fires next after a given time; the
 // zero time means never again.
@@ -62,8 +71,9 @@ func ParseBuiltin(entrypoint string, config map[string]any) (schedule, error) {
 			return nil, errors.New(`built-in interval timer: config.interval_seconds is missing (e.g. "interval_seconds: 60")`)
 		}
 		secs, ok := number(v)
-		if !ok || secs <= 0 {
-			return nil, fmt.Errorf("built-in interval timer: config.interval_seconds must be a number of seconds greater than 0, got %v", v)
+		if !ok || math.IsNaN(secs) || secs < MinInterval.Seconds() || secs > MaxInterval.Seconds() {
+			return nil, fmt.Errorf("built-in interval timer: config.interval_seconds must be a number of seconds from %g to %g (%s), got %v",
+				MinInterval.Seconds(), MaxInterval.Seconds(), MaxInterval, v)
 		}
 		return intervalSchedule{every: time.Duration(secs * float64(time.Second))}, nil
 	case BuiltinCron:

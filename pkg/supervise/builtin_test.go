@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -96,5 +97,27 @@ func TestDateTimerFiresOnceAndStopsOnStaleFence(t *testing.T) {
 	})
 	if err != fence.ErrStale || calls != 1 {
 		t.Fatalf("runBuiltin = %v after %d calls, want fence.ErrStale after 1", err, calls)
+	}
+}
+
+// An interval timer's interval is bounded where it is read: a value that
+// overflows a duration, rounds to zero or is shorter than MinInterval would
+// spin a core of the worker, and is refused with the bounds.
+func TestParseBuiltinBoundsTheInterval(t *testing.T) {
+	for _, v := range []any{1e10, 1e-9, 1e300, 1e-300, 0.0, -1.0, 0.05, math.Inf(1), math.NaN(), 31622401} {
+		if _, err := ParseBuiltin(BuiltinInterval, map[string]any{"interval_seconds": v}); err == nil || !strings.Contains(err.Error(), "from 0.1 to 3.16224e+07") {
+			t.Errorf("interval_seconds %v: %v, want a refusal with the bounds", v, err)
+		}
+	}
+	for _, v := range []any{0.1, 1, 60, 31622400} {
+		s, err := ParseBuiltin(BuiltinInterval, map[string]any{"interval_seconds": v})
+		if err != nil {
+			t.Errorf("interval_seconds %v: %v", v, err)
+			continue
+		}
+		now := time.Now()
+		if next := s.Next(now); !next.After(now) {
+			t.Errorf("interval_seconds %v: next firing %v is not after %v", v, next, now)
+		}
 	}
 }
