@@ -360,9 +360,13 @@ func (s *Service) stop() error {
 		id := s.reg.ID()
 		err = s.reg.Deregister(dctx)
 		switch {
-		case err == nil && id != 0:
-			s.log.Info("deregistered sensor worker", "id", id, "name", s.cfg.Name, "status", workers.StatusInactive)
 		case err == nil:
+			// Also after an interrupted registration that had committed
+			// (maybe): the row was this instance's and is inactive now.
+			s.log.Info("deregistered sensor worker", "id", s.reg.ID(), "name", s.cfg.Name, "status", workers.StatusInactive)
+		case errors.Is(err, workers.ErrNotRegistered):
+			// The interrupted registration had not committed: no row.
+			err = nil
 		case errors.Is(err, workers.ErrRowGone), errors.Is(err, workers.ErrTakenOver):
 			s.log.Warn("sensor worker not deregistered: the row is no longer this instance's", "id", id, "name", s.cfg.Name, "error", err)
 			err = nil

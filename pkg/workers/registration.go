@@ -270,11 +270,14 @@ func (r *Registration) Deregister(ctx context.Context) error {
 	if id == 0 {
 		// Register may have committed although its caller gave up (ctx
 		// cancelled while the answer was on its way): match by name.
-		_, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now(),
+		tag, err := r.db.Pool.Exec(ctx, `UPDATE worker SET status = 'inactive', updated = now(),
 			meta = meta || jsonb_build_object('deregistered_instance', $2::text)
 			WHERE name = $1 AND meta->>'instance_id' = $2`, r.name, r.inst.ID)
 		if err != nil {
 			return fmt.Errorf("deregistering sensor worker %q: %w", r.name, database.RedactError(err))
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("deregistering sensor worker %q: %w (the registration did not commit)", r.name, ErrNotRegistered)
 		}
 		return nil
 	}

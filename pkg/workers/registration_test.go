@@ -480,8 +480,10 @@ func TestDeregister(t *testing.T) {
 	t.Parallel()
 	db, _ := openDB(t, 4)
 	r := newReg(db, "sensor-d", "web1")
-	if err := r.Deregister(context.Background()); err != nil {
-		t.Errorf("Deregister before Register = %v; want nil", err)
+	// Nothing to deregister: no row of this instance (an interrupted
+	// Register that did not commit), and nothing changes.
+	if err := r.Deregister(context.Background()); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("Deregister before Register = %v; want ErrNotRegistered", err)
 	}
 	register(t, r, RegisterOptions{})
 	if err := r.Deregister(context.Background()); err != nil {
