@@ -9,8 +9,9 @@ import (
 
 // evil holds the escape sequences an attacker who can write the worker or
 // runtime table would plant: retitle the terminal, clear the screen, ring
-// the bell, return the carriage to overwrite a line, a C1 CSI.
-const evil = "\x1b]0;owned\a\x1b[2J\r\u009b31m"
+// the bell, return the carriage to overwrite a line, a C1 CSI, and a
+// right-to-left override that reorders what follows it on the screen.
+const evil = "\x1b]0;owned\a\x1b[2J\r\u009b31m\u202egnp"
 
 // rawControl reports the first raw control character in s, if any.
 func rawControl(s string) (rune, bool) {
@@ -18,7 +19,7 @@ func rawControl(s string) (rune, bool) {
 		if r == '\n' {
 			continue
 		}
-		if r < ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+		if r < ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
 			return r, true
 		}
 	}
@@ -72,6 +73,11 @@ func TestPrintersEscapeControlCharacters(t *testing.T) {
 			r := rtExec(t, env, "", noun, "list", "-o", f)
 			if r.Code != 0 || strings.Contains(r.Stdout, `\x1b]0;owned`) || !strings.Contains(r.Stdout, `\e]0;owned\a\e[2J`) && !strings.Contains(r.Stdout, `\u001b]0;owned\u0007\u001b[2J`) {
 				t.Errorf("%s list -o %s is not exact: exit %d\n%s\n%s", noun, f, r.Code, r.Stdout, r.Stderr)
+			}
+			// JSON writes C1 and bidi characters as escapes: the same
+			// value for a reader, nothing a terminal acts on.
+			if c, ok := rawControl(r.Stdout); ok && f == "json" {
+				t.Errorf("%s list -o json holds a raw %U", noun, c)
 			}
 		}
 	}

@@ -147,9 +147,15 @@ func runEventList(ctx context.Context, app *App, db *database.DB, o eventListOpt
 func followEvents(ctx context.Context, app *App, db *database.DB, o eventListOptions, f events.Filter) error {
 	var write func(events.Event) error
 	if o.Format == output.JSON {
-		enc := json.NewEncoder(app.Out)
-		enc.SetEscapeHTML(false)
-		write = func(e events.Event) error { return enc.Encode(eventView(e)) }
+		write = func(e events.Event) error {
+			// One line an event (JSON Lines): compact, terminal-safe.
+			b, err := output.MarshalJSON(eventView(e), "", "")
+			if err != nil {
+				return err
+			}
+			_, err = app.Out.Write(append(b, '\n'))
+			return err
+		}
 	} else {
 		var ft followTable
 		write = func(e events.Event) error {

@@ -22,7 +22,9 @@ const hexDigits = "0123456789abcdef"
 // escapes it: quote, backslash and control characters always (\b, \f, \n,
 // \r, \t by name), <, > and & only with html (json.Marshal's default; the
 // Encoder of -o json has it off), U+2028 and U+2029 always, and each byte of
-// invalid UTF-8 as \ufffd.
+// invalid UTF-8 as \ufffd; and, as attunectl's -o json writes every string
+// (output.MarshalJSON), C1 controls and bidi formatting characters as \u
+// escapes, which a terminal does not act on.
 func AppendString[S []byte | string](b []byte, s S, html bool) []byte {
 	b = append(b, '"')
 	start := 0
@@ -62,6 +64,11 @@ func AppendString[S []byte | string](b []byte, s S, html bool) []byte {
 		case r == '\u2028' || r == '\u2029':
 			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		case r >= 0x80 && r <= 0x9f, r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			// C1 controls and bidi formatting characters: the same value
+			// for a JSON reader, nothing a terminal acts on.
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', hexDigits[r>>12&0xF], hexDigits[r>>8&0xF], hexDigits[r>>4&0xF], hexDigits[r&0xF])
 		default:
 			i += size
 			continue

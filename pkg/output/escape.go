@@ -10,7 +10,9 @@ import (
 // database values (ESC, BEL, backspace, C1 controls, …) are shown as Go
 // escapes (\x1b, \a, \u009b) instead of being sent raw, so that a worker
 // named "\x1b]0;owned\a" cannot retitle, clear or recolour the operator's
-// terminal. Line breaks and tabs become blanks, as a table cell is one line.
+// terminal, and bidi formatting characters (U+202E …) likewise, so that a
+// value cannot reorder what is shown around it. Line breaks and tabs
+// become blanks, as a table cell is one line.
 // Invalid UTF-8 bytes are shown as \xNN. JSON and YAML never pass through
 // it: they escape for themselves and stay exact.
 func Escape(s string) string {
@@ -41,7 +43,7 @@ func needsEscape(s string, keepLines bool) bool {
 			if c >= 0x80 {
 				// Multi-byte: only C1 controls and invalid bytes need escaping.
 				r, size := utf8.DecodeRuneInString(s[i:])
-				if r == utf8.RuneError && size == 1 || isC1(r) {
+				if r == utf8.RuneError && size == 1 || isC1(r) || isBidi(r) {
 					return true
 				}
 				i += size - 1
@@ -87,7 +89,7 @@ func escape(s string, keepLines bool) string {
 			default:
 				fmt.Fprintf(&b, `\x%02x`, r)
 			}
-		case isC1(r):
+		case isC1(r), isBidi(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])

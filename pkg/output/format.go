@@ -5,7 +5,6 @@
 package output
 
 import (
-	"encoding/json"
 	"io"
 )
 
@@ -20,14 +19,6 @@ const (
 	YAML  Format = "yaml"
 	Name  Format = "name"
 )
-
-// WriteJSON writes v as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
 
 // WriteYAML writes v as YAML. Values are converted through JSON first, so
 // the field names are the json tags, identical in both formats.

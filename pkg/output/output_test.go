@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,46 @@ func stripANSI(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// Bidi formatting characters are shown as escapes wherever a table or a
+// name line shows a value, as C1 controls are.
+func TestEscapeBidi(t *testing.T) {
+	for in, want := range map[string]string{
+		"invoice\u202egpj.exe": `invoice\u202egpj.exe`,
+		"a\u2066b\u2069c":      `a\u2066b\u2069c`,
+		"mark\u200f":           `mark\u200f`,
+		"日本 plain":             "日本 plain",
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// MarshalJSON is encoding/json's indented output for ordinary values,
+// escapes C1 and bidi characters, and stops indenting past MaxJSONDepth:
+// a payload nested ten thousand levels deep prints at about its own size.
+func TestMarshalJSONSafeAndBounded(t *testing.T) {
+	v := map[string]any{"name": "w-1", "list": []any{1, "two", map[string]any{}, []any{}}, "nested": map[string]any{"a": []any{true, nil}}}
+	want, _ := json.MarshalIndent(v, "", "  ")
+	if got, err := MarshalJSON(v, "", "  "); err != nil || string(got) != string(want) {
+		t.Errorf("MarshalJSON:\n%s\nwant (encoding/json):\n%s", got, want)
+	}
+	got, _ := MarshalJSON(map[string]string{"s": "csi\u009b31m rlo\u202e"}, "", "")
+	if string(got) != `{"s":"csi\u009b31m rlo\u202e"}` {
+		t.Errorf("escapes: %s", got)
+	}
+	deep := json.RawMessage(strings.Repeat("[", 5000) + strings.Repeat("]", 5000))
+	out, err := MarshalJSON(map[string]any{"payload": deep}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) > 4*len(deep) {
+		t.Errorf("a payload of %d bytes nested 5,000 deep printed as %d bytes", len(deep), len(out))
+	}
+	var back any
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Errorf("the bounded output is not JSON: %v", err)
+	}
 }

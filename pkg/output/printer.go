@@ -239,14 +239,12 @@ func (p *Printer[T]) writeView(v any) error {
 			buf.Reset()
 			buf.WriteString("[\n  ")
 		}
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("  ", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
+		b, err := MarshalJSON(v, "  ", "  ")
+		if err != nil {
 			return err
 		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		_, err := p.w.Write(buf.Bytes())
+		buf.Write(b)
+		_, err = p.w.Write(buf.Bytes())
 		return err
 	}
 	generic, err := jsonGeneric(v)

@@ -2,12 +2,12 @@ package runtimes
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/attune-automation/attunectl/pkg/manifest"
+	"github.com/attune-automation/attunectl/pkg/output"
 )
 
 // ParseManifestFile is ParseManifest for the content of a named file: a
@@ -103,7 +103,8 @@ func Marshal(rts []Runtime, format string) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	case "json":
-		out, err := json.MarshalIndent(rts, "", "  ")
+		// As every -o json of attunectl: C1 and bidi characters escaped.
+		out, err := output.MarshalJSON(rts, "", "  ")
 		if err != nil {
 			return nil, fmt.Errorf("encoding runtimes as JSON: %w", err)
 		}
