@@ -27,7 +27,7 @@ const BuiltinRuntimeRef = "core.sensor.builtin"
 // would spin a core of the worker (and a value past int64 nanoseconds, or
 // one that rounds to zero, would too), a longer one is a date timer.
 const (
-	MinInterval = 100 * time.Millisecond
+	MinInterval = 10 * time.Millisecond
 	MaxInterval = 366 * 24 * time.Hour
 )
 

@@ -18,7 +18,7 @@ func TestParseBuiltinRejectsBadConfigWithTheKey(t *testing.T) {
 		want   string
 	}{
 		{"interval", map[string]any{}, "config.interval_seconds is missing"},
-		{"interval", map[string]any{"interval_seconds": -1.0}, "greater than 0"},
+		{"interval", map[string]any{"interval_seconds": -1.0}, "must be a number of seconds from 0.01 to"},
 		{"interval", map[string]any{"interval_seconds": "ten"}, "must be a number"},
 		{"cron", map[string]any{}, "config.expression is missing"},
 		{"cron", map[string]any{"expression": "61 * * * *"}, `config.expression "61 * * * *"`},
@@ -104,12 +104,12 @@ func TestDateTimerFiresOnceAndStopsOnStaleFence(t *testing.T) {
 // overflows a duration, rounds to zero or is shorter than MinInterval would
 // spin a core of the worker, and is refused with the bounds.
 func TestParseBuiltinBoundsTheInterval(t *testing.T) {
-	for _, v := range []any{1e10, 1e-9, 1e300, 1e-300, 0.0, -1.0, 0.05, math.Inf(1), math.NaN(), 31622401} {
-		if _, err := ParseBuiltin(BuiltinInterval, map[string]any{"interval_seconds": v}); err == nil || !strings.Contains(err.Error(), "from 0.1 to 3.16224e+07") {
+	for _, v := range []any{1e10, 1e-9, 1e300, 1e-300, 0.0, -1.0, 0.005, math.Inf(1), math.NaN(), 31622401} {
+		if _, err := ParseBuiltin(BuiltinInterval, map[string]any{"interval_seconds": v}); err == nil || !strings.Contains(err.Error(), "from 0.01 to 3.16224e+07") {
 			t.Errorf("interval_seconds %v: %v, want a refusal with the bounds", v, err)
 		}
 	}
-	for _, v := range []any{0.1, 1, 60, 31622400} {
+	for _, v := range []any{0.01, 0.05, 1, 60, 31622400} {
 		s, err := ParseBuiltin(BuiltinInterval, map[string]any{"interval_seconds": v})
 		if err != nil {
 			t.Errorf("interval_seconds %v: %v", v, err)
