@@ -72,6 +72,11 @@ type Lease struct {
 	SensorID  int64     `json:"sensor"`
 	SensorRef string    `json:"sensor_ref"`
 	ExpiresAt time.Time `json:"lease_expires_at"`
+	// Version is when the sensor's definition (its row or its runtime's)
+	// last changed, as the renewal read it; zero after a claim. A worker
+	// re-reads a definition whose version moved, so that an update reaches
+	// the sensor it runs.
+	Version time.Time `json:"version"`
 }
 
 // Dropped is a sensor that stopped being this worker's during a tick.
@@ -170,10 +175,11 @@ hb AS (` + workers.HeartbeatUpdate("$1", "$5", "$4::boolean") + `),
 renewed AS (
 	UPDATE sensor_workload_assignment a
 	SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::float8), renewed_at = clock_timestamp()
-	FROM sensor_workload sw JOIN sensor s ON s.id = sw.sensor
+	FROM sensor_workload sw JOIN sensor s ON s.id = sw.sensor LEFT JOIN runtime rt ON rt.id = s.runtime
 	WHERE a.worker = $1 AND a.worker_instance = $2::uuid AND a.` + fence.Live + `
 	  AND sw.id = a.workload
-	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, s.enabled),
+	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, s.enabled,
+		greatest(s.updated, rt.updated) AS version),
 -- Three index-backed parts rather than one OR, which would scan every
 -- assignment on every tick of every worker.
 waiting_rows AS (
@@ -210,6 +216,7 @@ type renewedRow struct {
 	Sensor     int64     `json:"sensor"`
 	Ref        string    `json:"ref"`
 	Enabled    bool      `json:"enabled"`
+	Version    time.Time `json:"version"`
 }
 
 // Tick is what the sensor service loop calls once per heartbeat interval
@@ -259,7 +266,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	var disabled []Lease
 	for _, r := range renewed {
 		l := Lease{Fence: fence.Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
-			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires}
+			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires, Version: r.Version}
 		// A generation other than the one claimed is still this instance's
 		// (the renewal matched worker and instance): the supervisor bumps it
 		// at every start of the sensor's process, as Attune's protocol does.

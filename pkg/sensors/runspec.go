@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 )
@@ -23,6 +24,9 @@ type RunSpec struct {
 	// Triggers are the sensor's triggers with their own config (kept in
 	// the sensor's config under triggers.<ref>).
 	Triggers []RunTrigger
+	// Version is when the definition (the sensor's row or its runtime's)
+	// last changed (placement.Lease.Version is the same).
+	Version time.Time
 }
 
 // RunTrigger is one trigger of a RunSpec.
@@ -39,7 +43,8 @@ const runSpecSQL = `
 SELECT s.id, s.ref, coalesce(s.pack_ref, split_part(s.ref, '.', 1)), s.runtime_ref,
        coalesce(to_jsonb(r)->'execution_config', '{}'::jsonb), s.entrypoint, coalesce(s.config, '{}'::jsonb),
        coalesce((SELECT json_agg(json_build_object('id', t.id, 'ref', t.ref) ORDER BY t.ref)
-                 FROM trigger t WHERE t.sensor = s.id), '[]')
+                 FROM trigger t WHERE t.sensor = s.id), '[]'),
+       greatest(s.updated, r.updated)
 FROM sensor s JOIN runtime r ON r.id = s.runtime
 WHERE s.id = ANY($1)`
 
@@ -54,7 +59,7 @@ func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunS
 	for rows.Next() {
 		var s RunSpec
 		var cfg, triggers []byte
-		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers); err != nil {
+		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers, &s.Version); err != nil {
 			return nil, fmt.Errorf("reading sensor definitions: %w", err)
 		}
 		if json.Unmarshal(cfg, &s.Config) != nil || s.Config == nil {

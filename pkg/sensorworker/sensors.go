@@ -240,13 +240,16 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 	l.metrics.observe(l.sup.Running())
 }
 
-// assignments joins the held leases with the sensors' definitions (read
-// once per sensor and cached).
+// assignments joins the held leases with the sensors' definitions, read
+// when a sensor is first held and again whenever the renewal says its
+// definition changed (Lease.Version): `sensor add --update`, a runtime's
+// new interpreter, reach the sensor at the next tick.
 func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease) ([]supervise.Assignment, error) {
 	l.mu.Lock()
 	var missing []int64
 	for _, le := range leases {
-		if _, ok := l.specs[le.SensorID]; !ok {
+		spec, ok := l.specs[le.SensorID]
+		if !ok || !le.Version.IsZero() && !le.Version.Equal(spec.Version) {
 			missing = append(missing, le.SensorID)
 		}
 	}

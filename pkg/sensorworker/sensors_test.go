@@ -2,6 +2,7 @@ package sensorworker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -140,5 +141,43 @@ triggers: [{ref: demo.never}]
 	l, err := sensors.List(context.Background(), db.Handle(t), sensors.ListOptions{})
 	if err != nil || len(l.Sensors) != 1 || l.Sensors[0].State != sensors.StateQuarantined {
 		t.Fatalf("sensor list: %+v, %v; want one quarantined sensor", l, err)
+	}
+}
+
+// TestUpdatedDefinitionReachesItsOwner: `sensor add --update` of a sensor a
+// worker runs reaches that worker at its next tick (the renewal reports the
+// definition's new version): the sensor restarts, under a new generation,
+// with the new definition — here a timer of 0.1 s that becomes one of 1 s.
+func TestUpdatedDefinitionReachesItsOwner(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	const def = `
+ref: demo.retimed
+runtime: core.sensor.builtin
+entrypoint: interval
+config: {interval_seconds: %g}
+triggers: [{ref: demo.tick}]
+`
+	addTimer(t, db, fmt.Sprintf(def, 0.1))
+	_, logs := realWorker(t, db, "worker-u", "built-in sensor")
+	waitFor(t, "the first definition's events", 20*time.Second, func() bool {
+		return count(t, db, `SELECT count(*) FROM event WHERE trigger_ref = 'demo.tick'`) >= 5
+	}, logs)
+	oldGen := count(t, db, `SELECT max(source_generation) FROM event`)
+	ss, err := sensors.ParseManifest(fmt.Appendf(nil, def, 1.0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sensors.Add(context.Background(), db.Handle(t), ss, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restart with the new definition", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "the sensor's definition changed; restarting it with the new one") &&
+			count(t, db, `SELECT count(*) FROM event WHERE source_generation > $1`, oldGen) >= 1
+	}, logs)
+	// Under the new definition it fires once a second, not ten times.
+	time.Sleep(2500 * time.Millisecond)
+	if n := count(t, db, `SELECT count(*) FROM event WHERE source_generation > $1`, oldGen); n < 2 || n > 4 {
+		t.Errorf("%d events in 2.5 s under the new definition (interval 1 s)", n)
 	}
 }

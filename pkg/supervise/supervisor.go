@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -70,29 +71,47 @@ func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []fence.F
 		want[a.Fence.Workload] = a
 	}
 	var stop []*runner
+	restart := map[int64]bool{} // a new definition: started once the old one is gone
 	s.mu.Lock()
 	for w, r := range s.runners {
 		a, ok := want[w]
 		r.mu.Lock()
 		lost := r.lost
 		r.mu.Unlock()
-		if !ok || lost || a.Fence.Worker != r.a.Fence.Worker || a.Fence.Instance != r.a.Fence.Instance {
+		changed := ok && !reflect.DeepEqual(a.Sensor, r.a.Sensor)
+		if !ok || lost || changed || a.Fence.Worker != r.a.Fence.Worker || a.Fence.Instance != r.a.Fence.Instance {
+			if changed && !lost {
+				r.log.Info("the sensor's definition changed; restarting it with the new one")
+				restart[w] = true
+			}
 			stop = append(stop, r)
 			delete(s.runners, w)
 		}
 	}
-	for w, a := range want {
-		if _, ok := s.runners[w]; ok {
-			continue
-		}
+	start := func(w int64, a Assignment) {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		r := &runner{sup: s, a: a, fence: a.Fence, cancel: cancel, done: make(chan struct{}),
 			log: s.log.With("sensor", a.Sensor.Ref, "workload", w)}
 		s.runners[w] = r
 		go r.run(rctx)
 	}
+	for w, a := range want {
+		if _, ok := s.runners[w]; !ok && !restart[w] {
+			start(w, a)
+		}
+	}
 	s.mu.Unlock()
-	return s.stopRunners(stop)
+	fences := s.stopRunners(stop)
+	if len(restart) > 0 {
+		s.mu.Lock()
+		for w := range restart {
+			if _, ok := s.runners[w]; !ok {
+				start(w, want[w])
+			}
+		}
+		s.mu.Unlock()
+	}
+	return fences
 }
 
 // Stop stops the runners of the given workloads (handed over, drained,
