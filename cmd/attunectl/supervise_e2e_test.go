@@ -9,8 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +25,8 @@ import (
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/sensors"
+	"github.com/attune-automation/attunectl/pkg/sensorworker"
+	"github.com/attune-automation/attunectl/pkg/supervise"
 	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
@@ -385,5 +390,63 @@ triggers: [demo.second]
 	}
 	if evs[0].TriggerRef != "demo.second" || evs[0].SourceRef != "demo.every_second" || !strings.Contains(string(evs[0].Payload), "scheduled_time") {
 		t.Errorf("first event: %+v", evs[0])
+	}
+}
+
+var eventEndpointURL = regexp.MustCompile(`event_endpoint=(http://127\.0\.0\.1:\d+)`)
+
+// TestEndpointsCannotBeStarved: a local user who opens thousands of idle
+// connections to the event endpoint and to /healthz neither exhausts the
+// worker's descriptors nor keeps its sensor from posting or a probe from
+// being answered within a second.
+func TestEndpointsCannotBeStarved(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	p := worker(t, db, "flood-1", "--metrics-addr", "127.0.0.1:0")
+	waitUntil(t, p, 30*time.Second, "the ticker to emit", func() bool {
+		_, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok
+	})
+	ep := eventEndpointURL.FindStringSubmatch(p.stderr.String())
+	mu := metricsURL.FindStringSubmatch(p.stderr.String())
+	if ep == nil || mu == nil {
+		t.Fatalf("the endpoints are not logged:\n%s", p.stderr)
+	}
+	var hogs []net.Conn
+	defer func() {
+		for _, c := range hogs {
+			c.Close()
+		}
+	}()
+	for _, base := range []string{ep[1], mu[1]} {
+		addr := strings.TrimPrefix(base, "http://")
+		for range 1500 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatalf("dialing %s: %v", addr, err)
+			}
+			hogs = append(hogs, c)
+		}
+	}
+	before, _ := latestEvent(t, db.Pool, "demo.ticker")
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	begin := time.Now()
+	resp, err := client.Get(mu[1] + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz behind 1,500 idle connections: %v", err)
+	}
+	resp.Body.Close()
+	t.Logf("/healthz answered in %s behind 1,500 idle connections", time.Since(begin).Round(time.Millisecond))
+	waitUntil(t, p, 10*time.Second, "the ticker to keep posting", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.ID > before.ID+3
+	})
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := supervise.MaxEndpointConns + sensorworker.DefaultMetricsLimits.MaxConns + 64; len(fds) > limit {
+		t.Errorf("the worker holds %d descriptors after 3,000 idle connections; the endpoints allow %d", len(fds), limit)
 	}
 }

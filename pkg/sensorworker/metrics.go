@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/attune-automation/attunectl/pkg/netguard"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -148,8 +148,9 @@ type MetricsLimits struct {
 	Write time.Duration
 	// Idle closes a keep-alive connection with no request for this long.
 	Idle time.Duration
-	// MaxConns is the most connections served at once; Accept waits while
-	// that many are open (further clients queue in the kernel's backlog).
+	// MaxConns is the most connections open at once; at the bound the one
+	// idle the longest makes room for a new one (pkg/netguard), so idle
+	// connections can neither exhaust descriptors nor lock out a probe.
 	MaxConns int
 }
 
@@ -164,8 +165,8 @@ var DefaultMetricsLimits = MetricsLimits{
 	MaxConns:   64,
 }
 
-// ListenMetrics listens on addr and returns the listener, limited to
-// limits.MaxConns open connections, and an HTTP server for h with the
+// ListenMetrics listens on addr and returns the listener, guarded to
+// limits.MaxConns open connections (pkg/netguard), and an HTTP server for h with the
 // timeouts of limits whose own errors (a panicking handler, accept
 // failures) are logged through log at warn level, never through Go's log
 // package. The caller runs server.Serve(listener) and shuts it down.
@@ -174,7 +175,13 @@ func ListenMetrics(addr string, h http.Handler, log *slog.Logger, limits Metrics
 	if err != nil {
 		return nil, nil, err
 	}
-	return limitListener(ln, limits.MaxConns), newMetricsServer(h, log, limits), nil
+	srv := newMetricsServer(h, log, limits)
+	if limits.MaxConns <= 0 {
+		return ln, srv, nil
+	}
+	gl := netguard.Listen(ln, limits.MaxConns)
+	gl.Track(srv)
+	return gl, srv, nil
 }
 
 // newMetricsServer is the metrics endpoint's http.Server.
@@ -191,54 +198,4 @@ func newMetricsServer(h http.Handler, log *slog.Logger, limits MetricsLimits) *h
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.With("component", "metrics").Handler(), slog.LevelWarn),
 	}
-}
-
-// limitListener lets at most n connections be open at once: Accept waits
-// for a slot, and closing a connection frees its slot (once, however often
-// Close is called). n <= 0 means no limit. golang.org/x/net/netutil's
-// LimitListener does the same; this avoids the dependency.
-func limitListener(ln net.Listener, n int) net.Listener {
-	if n <= 0 {
-		return ln
-	}
-	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-type limitedListener struct {
-	net.Listener
-	sem       chan struct{}
-	closeOnce sync.Once
-	done      chan struct{}
-}
-
-func (l *limitedListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *limitedListener) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

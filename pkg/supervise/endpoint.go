@@ -16,10 +16,17 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/fence"
+	"github.com/attune-automation/attunectl/pkg/netguard"
 )
 
 // MaxEventBytes bounds an event request's body; a larger one gets 413.
 const MaxEventBytes = 64 << 10
+
+// MaxEndpointConns bounds the connections open to the event endpoint at
+// once; at the bound the one idle the longest makes room (pkg/netguard), so
+// idle connections from any local user can neither exhaust the worker's
+// descriptors nor keep a sensor from posting.
+const MaxEndpointConns = 512
 
 // EndpointOptions configure the event endpoint.
 type EndpointOptions struct {
@@ -103,16 +110,19 @@ func (e *Endpoint) Start() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/events", e.handle)
 	mux.HandleFunc("/api/v1/events", e.handle)
-	e.ln = ln
 	e.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
-	go func() { _ = e.srv.Serve(ln) }()
+	guarded := netguard.Listen(ln, MaxEndpointConns)
+	guarded.Track(e.srv)
+	e.ln = guarded
+	go func() { _ = e.srv.Serve(guarded) }()
 	return nil
 }
 
