@@ -360,6 +360,10 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
+// Temporary reports a local shortage (Transient): a supervisor retries
+// such a start without counting it as the command's failure.
+func (e *StartError) Temporary() bool { return e.Transient }
+
 // DefaultStopGrace is what a supervisor should wait between Stop's SIGTERM
 // and Kill (Attune's sensor service waits 5 s).
 const DefaultStopGrace = 5 * time.Second

@@ -181,3 +181,49 @@ triggers: [{ref: demo.tick}]
 		t.Errorf("%d events in 2.5 s under the new definition (interval 1 s)", n)
 	}
 }
+
+// TestStartRetriedAfterADatabaseError: when beginning a run fails on the
+// database (here a trigger refuses the generation bump of a start for a
+// while, as a lock and a statement timeout would), the start is retried
+// until it happens; the sensor runs once the database lets it, rather than
+// its lease being renewed for a process that never started.
+func TestStartRetriedAfterADatabaseError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `
+		CREATE TABLE refuse_starts (on_ boolean NOT NULL);
+		INSERT INTO refuse_starts VALUES (true);
+		CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF OLD.worker IS NOT NULL AND NEW.worker = OLD.worker AND NEW.generation <> OLD.generation
+			   AND (SELECT on_ FROM refuse_starts) THEN
+				RAISE EXCEPTION 'starts refused for this test';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_start BEFORE UPDATE ON sensor_workload_assignment
+			FOR EACH ROW EXECUTE FUNCTION refuse_start();`); err != nil {
+		t.Fatal(err)
+	}
+	addTimer(t, db, `
+ref: demo.late_start
+runtime: core.sensor.builtin
+entrypoint: interval
+config: {interval_seconds: 0.1}
+triggers: [{ref: demo.tick}]
+`)
+	_, logs := realWorker(t, db, "worker-r", "built-in sensor")
+	waitFor(t, "a refused start", 20*time.Second, func() bool {
+		return strings.Contains(logs.String(), "starting a run failed; retrying")
+	}, logs)
+	if n := count(t, db, `SELECT count(*) FROM event`); n != 0 {
+		t.Fatalf("%d events while starts were refused", n)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE refuse_starts SET on_ = false`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sensor to start once the database lets it", 20*time.Second, func() bool {
+		return count(t, db, `SELECT count(*) FROM event WHERE source_ref = 'demo.late_start'`) >= 2
+	}, logs)
+}

@@ -119,16 +119,41 @@ func (r *runner) setState(s string) {
 	}
 }
 
+// The waits between attempts to begin a run after a database error.
+const (
+	startRetryFirst = 500 * time.Millisecond
+	startRetryMax   = 30 * time.Second
+)
+
 // run is the supervision loop.
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
 	s := r.a.Sensor
+	retry := startRetryFirst
 	for ctx.Err() == nil {
 		f, st, err := r.sup.store.BeginRun(ctx, r.currentFence())
 		if err != nil {
-			r.stopOnError(ctx, "starting a run", err)
-			return
+			if errors.Is(err, fence.ErrStale) {
+				r.markLost()
+				return
+			}
+			// A database error (a lock, a timeout, a restart): the start is
+			// retried here with a growing wait, never left for a tick that
+			// would find this runner alive and start nothing.
+			if ctx.Err() == nil {
+				r.log.Warn("starting a run failed; retrying", "in", retry.String(), "error", err)
+			}
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			retry = min(2*retry, startRetryMax)
+			continue
 		}
+		retry = startRetryFirst
 		r.mu.Lock()
 		r.fence = f
 		r.mu.Unlock()
@@ -163,9 +188,20 @@ func (r *runner) run(ctx context.Context) {
 			return
 		}
 		started := time.Now()
-		exit, tail, stopped := r.runProcess(ctx, f, st)
+		exit, tail, stopped, transient := r.runProcess(ctx, f, st)
 		if stopped {
 			return
+		}
+		if transient {
+			// The worker itself lacked something (descriptors, memory,
+			// processes): not the sensor's failure, never a step towards
+			// its quarantine. Try again after the first backoff.
+			r.log.Warn("sensor process could not start for want of the worker's resources; retrying", "error", exit)
+			st.NextStartAt = time.Now().Add(r.sup.policy.Initial)
+			if !r.save(ctx, StateBackoff, st) {
+				return
+			}
+			continue
 		}
 		st = r.sup.policy.AfterExit(st, time.Since(started), exit, tail, time.Now())
 		st.Restarts++
@@ -266,7 +302,7 @@ func (r *runner) runBuiltin(ctx context.Context, f fence.Fence, st State) {
 // runProcess starts the sensor process and waits for it. stopped reports
 // that the runner was asked to stop (or lost the fence) and the process
 // was stopped for that reason.
-func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit, tail string, stopped bool) {
+func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit, tail string, stopped, transient bool) {
 	s := r.a.Sensor
 	token := r.sup.endpoint.Grant(f, s.ID, s.Ref, s.Triggers)
 	defer r.sup.endpoint.Revoke(token)
@@ -288,9 +324,10 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 	p, err := r.sup.launcher.Launch(ctx, ProcessSpec{Argv: s.Argv, Env: env, Dir: s.Dir})
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", "", true
+			return "", "", true, false
 		}
-		return fmt.Sprintf("could not start: %v", err), "", false
+		var te interface{ Temporary() bool }
+		return fmt.Sprintf("could not start: %v", err), "", false, errors.As(err, &te) && te.Temporary()
 	}
 	r.save(ctx, StateRunning, st)
 	r.log.Info("sensor process started", "argv", s.Argv, "generation", f.Generation)
@@ -305,13 +342,13 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 	case exit = <-exited:
 		pumps.Wait()
 		out.flushDropped()
-		return exit, out.stderrTail(), false
+		return exit, out.stderrTail(), false, false
 	case <-ctx.Done():
 		p.Stop(r.sup.opts.StopTimeout)
 		exit = <-exited
 		pumps.Wait()
 		out.flushDropped()
 		r.log.Info("sensor process stopped", "exit", exit)
-		return exit, out.stderrTail(), true
+		return exit, out.stderrTail(), true, false
 	}
 }
