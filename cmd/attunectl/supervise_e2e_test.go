@@ -450,3 +450,39 @@ func TestEndpointsCannotBeStarved(t *testing.T) {
 		t.Errorf("the worker holds %d descriptors after 3,000 idle connections; the endpoints allow %d", len(fds), limit)
 	}
 }
+
+// TestSensorInterpreterObeysTheAllowList: a sensor's interpreter is held
+// to sensor.verification.allowed_binaries as a verification command is:
+// with an empty list, a shell sensor never runs; it is quarantined at once
+// with the reason.
+func TestSensorInterpreterObeysTheAllowList(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dir, err := os.MkdirTemp("", "aallow-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	script := filepath.Join(dir, "touch.sh")
+	if err := os.WriteFile(script, []byte("touch "+marker+"\nsleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defineSensor(t, db.Pool, fmt.Sprintf("ref: demo.shell\nruntime: core.sensor.shell\nentrypoint: %s\ntriggers: [demo.never]\n", script))
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("sensor:\n  verification:\n    allowed_binaries: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := worker(t, db, "allow-1", "--config", cfg)
+	waitUntil(t, p, 30*time.Second, "the sensor to be quarantined with the reason", func() bool {
+		var reason string
+		_ = db.Pool.QueryRow(context.Background(), `SELECT coalesce(last_reason, '') FROM sensor_workload_state WHERE state = 'quarantined'`).Scan(&reason)
+		return strings.Contains(reason, "not in allowed_binaries")
+	})
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the sensor ran although its interpreter is not allowed")
+	}
+}

@@ -177,6 +177,7 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 		Sandbox:        sb,
 		Environ:        app.Environ,
 		PassthroughEnv: app.Config.Sensor.PassthroughEnv,
+		Allow:          d.options.Allows,
 	})
 	if err != nil {
 		return usageError(err)

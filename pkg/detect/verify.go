@@ -447,6 +447,19 @@ func (a allowList) matches(binary, resolved string, names, paths map[string]bool
 	return names[binary] || (resolved != "" && paths[resolved])
 }
 
+// Allows reports whether opts' allow-list (sensor.verification.
+// allowed_binaries and pinned_commands) lets binary run with args, and if
+// not, says why. resolved is binary's PATH lookup ("" when it has none).
+// A sensor's interpreter is held to the same list as verification
+// commands: a row of the database names both.
+func (o Options) Allows(binary, resolved string, args []string) (bool, string) {
+	a := newAllowList(o.AllowedBinaries, o.PinnedCommands)
+	if a.allows(binary, resolved, args) {
+		return true, ""
+	}
+	return false, a.refusal()
+}
+
 func (a allowList) refusal() string {
 	if len(a.pinned) > 0 {
 		return "not in allowed_binaries or pinned_commands"

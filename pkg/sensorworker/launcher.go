@@ -21,12 +21,29 @@ import (
 // helper with its limits, with the scrubbed environment plus the sensor
 // contract's variables.
 type sandboxLauncher struct {
-	sb   *sandbox.Sandbox
-	base []string // the scrubbed environment
+	sb    *sandbox.Sandbox
+	base  []string // the scrubbed environment
+	allow func(binary, resolved string, args []string) (bool, string)
 }
 
-func newSandboxLauncher(sb *sandbox.Sandbox, environ, passthrough []string) *sandboxLauncher {
-	return &sandboxLauncher{sb: sb, base: sb.Env(environ, passthrough)}
+func newSandboxLauncher(sb *sandbox.Sandbox, environ, passthrough []string, allow func(string, string, []string) (bool, string)) *sandboxLauncher {
+	return &sandboxLauncher{sb: sb, base: sb.Env(environ, passthrough), allow: allow}
+}
+
+// allowed holds argv to the allow-list, its binary resolved on the
+// sensor's PATH: "" when it may run, else why not.
+func (l *sandboxLauncher) allowed(argv []string) string {
+	if l.allow == nil || len(argv) == 0 {
+		return ""
+	}
+	resolved := argv[0]
+	if !filepath.IsAbs(resolved) {
+		resolved, _ = sandbox.LookPath(sandbox.PathOf(l.base), argv[0])
+	}
+	if ok, why := l.allow(argv[0], resolved, argv[1:]); !ok {
+		return fmt.Sprintf("the command %s is %s (sensor.verification): a sensor's interpreter is held to the same allow-list as verification commands", argv[0], why)
+	}
+	return ""
 }
 
 func (l *sandboxLauncher) Launch(ctx context.Context, spec supervise.ProcessSpec) (supervise.Process, error) {

@@ -58,6 +58,8 @@ type sensorsLoop struct {
 	writer  *events.BatchWriter
 	log     *slog.Logger
 	metrics *sensorMetrics
+	// launcher starts sensor processes; nil when the worker runs none.
+	launcher *sandboxLauncher
 
 	mu    sync.Mutex
 	specs map[int64]sensors.RunSpec // by sensor id
@@ -102,7 +104,8 @@ func (s *Service) startSensors(ctx context.Context) error {
 	}
 	var launcher supervise.Launcher
 	if s.opts.Sandbox != nil {
-		launcher = newSandboxLauncher(s.opts.Sandbox, s.opts.Environ, s.opts.PassthroughEnv)
+		l.launcher = newSandboxLauncher(s.opts.Sandbox, s.opts.Environ, s.opts.PassthroughEnv, s.opts.Allow)
+		launcher = l.launcher
 	}
 	l.sup = supervise.New(launcher, fencedStore{Store: events.NewStore(s.db, l.writer), placer: l.placer}, l.ep, supervise.Options{
 		Policy:      supervise.Policy{QuarantineAfter: c.QuarantineAfter},
@@ -287,6 +290,9 @@ func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
 	s.Argv, s.Unrunnable = supervise.CommandLine(spec.RuntimeRef, spec.ExecutionConfig, l.cfg.PacksDir, spec.PackRef, spec.Entrypoint)
 	if s.Unrunnable == "" && l.s.opts.Sandbox == nil {
 		s.Unrunnable = "this worker runs no external sensor processes (no sandbox: see sensor.run_as)"
+	}
+	if s.Unrunnable == "" && l.launcher != nil {
+		s.Unrunnable = l.launcher.allowed(s.Argv)
 	}
 	return s
 }

@@ -92,6 +92,11 @@ type Options struct {
 	// environment (os.Environ() and sensor.passthrough_env).
 	Environ        []string
 	PassthroughEnv []string
+	// Allow, when set, holds a sensor process's command line to the
+	// verification allow-list (detect.Options.Allows): a row of the
+	// database names a sensor's interpreter as it names a verification
+	// command. nil allows every command line.
+	Allow func(binary, resolved string, args []string) (bool, string)
 }
 
 // Service is one sensor worker's lifecycle: Start, then Stop (or Run, which
