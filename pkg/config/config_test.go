@@ -213,3 +213,22 @@ func TestKeysAndEnvNames(t *testing.T) {
 		}
 	}
 }
+
+// An allow-list set to nothing in the environment ("", " ", ",") is an
+// empty list — nothing may run — as [] in the file is; it never turns the
+// allow-list off.
+func TestEmptyAllowListFromTheEnvironmentAllowsNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("sensor:\n  verification:\n    allowed_binaries: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"", " ", ",", " , "} {
+		cfg, _, err := Load(LoadOptions{Path: path, Environ: []string{"ATTUNE__SENSOR__VERIFICATION__ALLOWED_BINARIES=" + v}})
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := cfg.Sensor.Verification.AllowedBinaries; got == nil || len(got) != 0 {
+			t.Errorf("ATTUNE__SENSOR__VERIFICATION__ALLOWED_BINARIES=%q: allowed_binaries %#v, want an empty list", v, got)
+		}
+	}
+}

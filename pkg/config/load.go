@@ -281,7 +281,10 @@ func Set(cfg *Config, key, value string) error {
 
 // splitList splits a comma-separated list, trimming blanks and dropping empties.
 func splitList(s string) []string {
-	var out []string
+	// A variable that is set, even to nothing, sets the list: an empty one
+	// (for sensor.verification.allowed_binaries, "allow nothing"), never
+	// "unset", which would turn an allow-list off.
+	out := []string{}
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
