@@ -463,7 +463,7 @@ func TestSensorInterpreterObeysTheAllowList(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(dir, "ran")

@@ -104,7 +104,28 @@ func CommandLine(runtimeRef string, executionConfig []byte, packsDir, packRef, e
 	case len(interp) == 0 && fi.Mode().Perm()&0o111 == 0:
 		return nil, fmt.Sprintf("entrypoint %s is not executable (chmod +x it, or give the runtime an interpreter)", path)
 	}
+	if why := writableByAnyone(path, fi); why != "" {
+		return nil, why
+	}
 	return append(interp, path), ""
+}
+
+// writableByAnyone says why what path runs could be changed by any user of
+// the host: the file itself writable by others, or a directory above it
+// writable by others without the sticky bit (anyone could replace the
+// file); "" when neither.
+func writableByAnyone(path string, fi os.FileInfo) string {
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Sprintf("entrypoint %s is writable by every user: anyone could change what the sensor runs (chmod o-w %s)", path, path)
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return fmt.Sprintf("entrypoint %s is in %s, which every user may write: anyone could replace what the sensor runs (chmod o-w %s, or move the entrypoint)", path, dir, dir)
+		}
+		if dir == filepath.Dir(dir) {
+			return ""
+		}
+	}
 }
 
 func unwrapPathError(err error) error {

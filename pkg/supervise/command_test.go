@@ -62,3 +62,42 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// An entrypoint that any user could change — the file writable by others,
+// or a directory above it writable by others without the sticky bit — is
+// refused with the reason; a sticky directory such as /tmp is not.
+func TestCommandLineRefusesWorldWritableEntrypoints(t *testing.T) {
+	base := t.TempDir()
+	mk := func(dir string, dirMode, fileMode os.FileMode) string {
+		d := filepath.Join(base, dir)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, dirMode); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(d, "s.sh")
+		if err := os.WriteFile(p, []byte("exit 0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, fileMode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		path string
+		want string
+	}{
+		{"file writable by all", mk("a", 0o755, 0o666), "is writable by every user"},
+		{"directory writable by all", mk("b", 0o777, 0o644), "which every user may write"},
+		{"sticky directory", mk("c", 0o777|os.ModeSticky, 0o644), ""},
+		{"private", mk("d", 0o755, 0o644), ""},
+	} {
+		_, why := CommandLine("core.sensor.shell", nil, "", "", tc.path)
+		if tc.want == "" && why != "" || tc.want != "" && !strings.Contains(why, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, why, tc.want)
+		}
+	}
+}
