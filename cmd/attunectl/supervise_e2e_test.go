@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -484,5 +485,62 @@ func TestSensorInterpreterObeysTheAllowList(t *testing.T) {
 	})
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the sensor ran although its interpreter is not allowed")
+	}
+}
+
+// TestInheritedDescriptorsReachNoSensor: a descriptor attunectl inherits
+// without close-on-exec (a shell's `9<secret`) does not reach the sensors
+// it runs.
+func TestInheritedDescriptorsReachNoSensor(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dir, err := os.MkdirTemp("", "afd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "fds")
+	script := filepath.Join(dir, "fds.sh")
+	// The sensor lists its own descriptors into a file.
+	if err := os.WriteFile(script, []byte("ls /proc/$$/fd > "+out+".tmp && mv "+out+".tmp "+out+"\nsleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defineSensor(t, db.Pool, fmt.Sprintf("ref: demo.fds\nruntime: core.sensor.shell\nentrypoint: %s\ntriggers: [demo.never]\n", script))
+	secret, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secret.Close()
+	var extra []*os.File
+	for range 7 { // the child's descriptors 3 … 9, none close-on-exec there
+		extra = append(extra, secret)
+	}
+	cmd := exec.Command(binary(t), "sensor", "run", "--name", "fd-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "shell")
+	cmd.Env = dbEnv(t, db)
+	cmd.ExtraFiles = extra
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	var fds []byte
+	for time.Now().Before(deadline) {
+		if fds, err = os.ReadFile(out); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the sensor did not list its descriptors: %v\n%s", err, stderr.String())
+	}
+	for _, fd := range strings.Fields(string(fds)) {
+		if n, _ := strconv.Atoi(fd); n > 2 && n <= 9 {
+			t.Errorf("the sensor holds descriptor %d: %q", n, fds)
+		}
 	}
 }

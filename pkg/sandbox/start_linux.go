@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,9 +23,29 @@ var dumpableOnce sync.Once
 
 // makeNonDumpable closes /proc/<attunectl>/environ (and mem, and ptrace) to
 // every process without CAP_SYS_PTRACE, children of the same user
-// included. It is done once, before the first child starts.
+// included, and keeps inherited descriptors from any child. It is done
+// once, before the first child starts.
 func makeNonDumpable() {
-	dumpableOnce.Do(func() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) })
+	dumpableOnce.Do(func() {
+		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+		closeInheritedOnExec()
+	})
+}
+
+// closeInheritedOnExec marks every descriptor attunectl inherited from
+// whoever started it (3 and up: a shell's `9<secret`, a service manager's
+// sockets) close-on-exec, so that none reaches a command it runs. Go opens
+// its own descriptors close-on-exec already.
+func closeInheritedOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // Start starts spec under the helper and returns once the command runs;
