@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/attune-automation/attunectl/migrations"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // migrationCount is the number of embedded migrations.
@@ -425,5 +427,30 @@ func TestBadInputStartsNothing(t *testing.T) {
 	}
 	if res := run(t, e, "--log-level", "warn", "worker", "list"); res.Code != 0 || res.Stderr != "No workers found.\n" {
 		t.Errorf("--log-level warn on first use: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+}
+
+// TestRunAsTheEmbeddedServersUserIsRefused: commands from the database never
+// run as the user the embedded PostgreSQL runs as (they could rewrite
+// pg_hba.conf and become its superuser).
+func TestRunAsTheEmbeddedServersUserIsRefused(t *testing.T) {
+	testsupport.RequireRoot(t, "only root runs the embedded server and the commands as other users")
+	e := embeddedEnv(t)
+	if res := run(t, e, "embedded", "start"); res.Code != 0 {
+		t.Fatalf("embedded start: exit %d\n%s", res.Code, res.Stderr)
+	}
+	// The server runs as postgres, or as nobody where no postgres user exists.
+	owner := "postgres"
+	if _, err := user.Lookup(owner); err != nil {
+		owner = "nobody"
+	}
+	for _, args := range [][]string{
+		{"runtime", "verify", "--run-as", owner},
+		{"sensor", "run", "--once", "--run-as", owner},
+	} {
+		res := run(t, e, args...)
+		if res.Code != 2 || !strings.Contains(res.Stderr, "the user the embedded PostgreSQL runs as") {
+			t.Errorf("%v: exit %d\n%s", args, res.Code, res.Stderr)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/embeddedpg"
+	"github.com/attune-automation/attunectl/pkg/sandbox"
 )
 
 // connectOptions says how a command wants its database.
@@ -122,4 +123,24 @@ func (a *App) startEmbedded(ctx context.Context) (*embeddedpg.Server, error) {
 		return nil, fmt.Errorf("starting the embedded database: %w", err)
 	}
 	return srv, nil
+}
+
+// checkRunAsIsNotTheServer refuses to run commands from the database as the
+// user the embedded PostgreSQL runs as (the owner of its data directory,
+// e.g. nobody where no postgres user exists): such a command could rewrite
+// pg_hba.conf and become the database's superuser. Only when attunectl
+// switches users: as an ordinary user, server and commands are that user.
+func (a *App) checkRunAsIsNotTheServer(sb *sandbox.Sandbox) error {
+	if a.Config.Database.URL != "" || sb == nil || !sb.SwitchesUser() {
+		return nil
+	}
+	opts, err := a.embeddedOptions()
+	if err != nil {
+		return nil
+	}
+	owner, ok := embeddedpg.DataDirOwner(opts.DataDir)
+	if ok && owner == sb.User().UID {
+		return usageErrorf("sensor.run_as is %s, the user the embedded PostgreSQL runs as: a command from the database could change the server's files and become its superuser; choose another user, or leave sensor.run_as unset as root for an unprivileged uid of their own", sb.User())
+	}
+	return nil
 }

@@ -101,10 +101,14 @@ func runRuntimeVerify(ctx context.Context, app *App, o runtimeVerifyOptions) err
 		return err
 	}
 	noteDetectionOverride(app)
-	// As root, commands from the database need sensor.run_as: refuse
-	// before running anything, with how to choose.
-	if _, err := detect.ConfigOptions(app.Config.Sensor, app.Environ).Sandbox(); err != nil {
+	// A sandbox that cannot be set up (an unknown or forbidden run_as) is
+	// refused before anything runs, with how to choose.
+	sb, err := detect.ConfigOptions(app.Config.Sensor, app.Environ).Sandbox()
+	if err != nil {
 		return usageError(err)
+	}
+	if err := app.checkRunAsIsNotTheServer(sb); err != nil {
+		return err
 	}
 	res := verifyRuntimes(ctx, app, rts, o.Timeout)
 	res.Source = source

@@ -153,13 +153,20 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 		return err
 	}
 	d := newSensorDetector(app, opts)
+	// Verification commands (also of a dry run) and sensor processes are
+	// programs named by database rows: they run in the sandbox, never as
+	// the embedded server's user.
+	if probe, err := d.options.Sandbox(); err == nil {
+		if err := app.checkRunAsIsNotTheServer(probe); err != nil {
+			return err
+		}
+	}
 	if opts.DryRun {
 		return runSensorDryRun(ctx, app, cfg, d)
 	}
 	var sb *sandbox.Sandbox
 	if cfg.Sensors.Enabled {
-		// Sensor processes are programs named by database rows: they run in
-		// the sandbox, as sensor.run_as; as root without it, refuse.
+		// As sensor.run_as; a run_as that cannot be used is refused here.
 		if sb, err = d.options.Sandbox(); err != nil {
 			return usageErrorf("sensor run: %v (or set sensor.run_sensors: false to only register)", err)
 		}

@@ -78,3 +78,17 @@ func fileOwner(fi os.FileInfo) (uid, gid int, ok bool) {
 	}
 	return int(st.Uid), int(st.Gid), true
 }
+
+// DataDirOwner is the uid that owns the data directory dir — the user the
+// embedded server runs as — when dir exists.
+func DataDirOwner(dir string) (uint32, bool) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
+}

@@ -27,3 +27,6 @@ func fileOwner(os.FileInfo) (uid, gid int, ok bool)    { return 0, 0, false }
 
 // processAlive is proc.Alive, the one liveness check of attunectl.
 func processAlive(pid int) bool { return proc.Alive(pid) }
+
+// DataDirOwner has no meaning on Windows, where attunectl switches no user.
+func DataDirOwner(string) (uint32, bool) { return 0, false }
