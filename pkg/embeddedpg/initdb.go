@@ -15,6 +15,22 @@ import (
 // that the server's user can reach them.
 func (s *Server) prepareDirs() error {
 	o := s.opts
+	if s.run.switchUser {
+		// As root: a directory above the data directory that another user
+		// may change (writable by others without the sticky bit) lets that
+		// user swap in links for root to follow.
+		for dir := filepath.Dir(o.DataDir); ; dir = filepath.Dir(dir) {
+			if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 && fi.Mode()&os.ModeSticky == 0 {
+				return fmt.Errorf("embedded data directory %s: %s is writable by every user, who could plant links for root to follow (chmod o-w %s, or choose another data directory)", o.DataDir, dir, dir)
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+		if fi, err := os.Lstat(o.DataDir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("embedded data directory %s is a symbolic link: root does not follow it (give the directory itself)", o.DataDir)
+		}
+	}
 	for _, dir := range []string{filepath.Dir(o.DataDir), filepath.Dir(o.LogFile)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("creating %s for the embedded database: %w (choose a data directory you can write to)", dir, err)

@@ -71,7 +71,9 @@ func (r runAs) chown(path string) error {
 	if !r.switchUser {
 		return nil
 	}
-	if err := os.Chown(path, r.uid, r.gid); err != nil {
+	// Lchown: a symlink planted where attunectl expected its own file is
+	// given away itself, never what it points to.
+	if err := os.Lchown(path, r.uid, r.gid); err != nil {
 		return fmt.Errorf("giving %s to user %s: %w", path, r.name, err)
 	}
 	return nil

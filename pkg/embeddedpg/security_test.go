@@ -381,3 +381,46 @@ func TestClientsAndConnectionInfo(t *testing.T) {
 		t.Errorf("status of no server: %+v", stopped)
 	}
 }
+
+// TestDataDirUnderAWorldWritableDirectoryIsRefused: as root, a data
+// directory below a directory every user may change (no sticky bit) is
+// refused before anything is created or chowned there, and so is a data
+// directory that is a symbolic link.
+func TestDataDirUnderAWorldWritableDirectoryIsRefused(t *testing.T) {
+	testsupport.RequireRoot(t, "only root switches to the server's user and chowns")
+	base, err := os.MkdirTemp("", "apg-ww-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(testCtx(t), Options{DataDir: filepath.Join(open, "data"), Ephemeral: true, Foreground: true}); err == nil || !strings.Contains(err.Error(), "is writable by every user") {
+		t.Errorf("a data directory below a world-writable directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(open, "data")); err == nil {
+		t.Error("the refused data directory was created")
+	}
+	secret := filepath.Join(base, "secret")
+	if err := os.Mkdir(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "data")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(testCtx(t), Options{DataDir: link, Ephemeral: true, Foreground: true}); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("a data directory that is a symbolic link: %v", err)
+	}
+	if fi, err := os.Stat(secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the link's target changed hands: %v", err)
+	}
+}
