@@ -544,3 +544,44 @@ func TestInheritedDescriptorsReachNoSensor(t *testing.T) {
 		}
 	}
 }
+
+// TestEnableStartsAQuarantinedSensorOnItsOwner: `sensor enable` of a
+// quarantined sensor whose owner is alive starts it again on that owner
+// within a heartbeat interval or two, not at the owner's next restart.
+func TestEnableStartsAQuarantinedSensorOnItsOwner(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dir, err := os.MkdirTemp("", "aflaky-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	okFile := filepath.Join(dir, "ok")
+	script := filepath.Join(dir, "flaky.sh")
+	if err := os.WriteFile(script, []byte("[ -e "+okFile+" ] || exit 3\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defineSensor(t, db.Pool, fmt.Sprintf("ref: demo.flaky\nruntime: core.sensor.shell\nentrypoint: %s\ntriggers: [demo.never]\n", script))
+	state := func() string {
+		var st string
+		_ = db.Pool.QueryRow(context.Background(), `SELECT coalesce(state, '') FROM sensor_workload_state`).Scan(&st)
+		return st
+	}
+	e := dbEnv(t, db, "ATTUNE__SENSOR__QUARANTINE_AFTER=1", "ATTUNE__SENSOR__STOP_TIMEOUT=2")
+	p := start(t, e, "sensor", "run", "--name", "en-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "shell")
+	waitUntil(t, p, 30*time.Second, "the sensor to be quarantined", func() bool { return state() == "quarantined" })
+	if err := os.WriteFile(okFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := run(t, e, "sensor", "enable", "demo.flaky"); res.Code != 0 {
+		t.Fatalf("sensor enable: exit %d\n%s", res.Code, res.Stderr)
+	}
+	enabled := time.Now()
+	waitUntil(t, p, 20*time.Second, "the sensor to run again on its owner", func() bool { return state() == "running" })
+	if took := time.Since(enabled); took > 5*superviseHB {
+		t.Errorf("the enabled sensor ran again after %s; the interval is %s", took, superviseHB)
+	}
+}

@@ -112,14 +112,23 @@ func (s Store) SaveState(ctx context.Context, f fence.Fence, runState string, st
 // workloads (`sensor enable`), so their next start is immediate. It returns
 // how many workloads were quarantined.
 func ClearQuarantine(ctx context.Context, db *database.DB, sensorIDs []int64) (int64, error) {
-	tag, err := db.Pool.Exec(ctx, `
-UPDATE sensor_workload_state r
-SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, last_reason = NULL,
-    state = CASE WHEN r.state = 'quarantined' THEN 'starting' ELSE r.state END, updated = clock_timestamp()
-FROM sensor_workload w
-WHERE w.id = r.workload AND w.sensor = ANY($1) AND (r.quarantined_at IS NOT NULL OR r.consecutive_failures > 0)`, sensorIDs)
+	// The sensors' own updated moves too: their owner's next renewal sees
+	// a new version and starts a runner it had parked in quarantine.
+	var n int64
+	err := db.Pool.QueryRow(ctx, `
+WITH cleared AS (
+    UPDATE sensor_workload_state r
+    SET consecutive_failures = 0, next_start_at = NULL, quarantined_at = NULL, last_reason = NULL,
+        state = CASE WHEN r.state = 'quarantined' THEN 'starting' ELSE r.state END, updated = clock_timestamp()
+    FROM sensor_workload w
+    WHERE w.id = r.workload AND w.sensor = ANY($1) AND (r.quarantined_at IS NOT NULL OR r.consecutive_failures > 0)
+    RETURNING w.sensor
+), touched AS (
+    UPDATE sensor s SET updated = clock_timestamp() WHERE s.id IN (SELECT sensor FROM cleared)
+)
+SELECT count(*) FROM cleared`, sensorIDs).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("clearing quarantine: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }

@@ -280,7 +280,7 @@ func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease)
 }
 
 func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
-	s := supervise.Sensor{ID: spec.ID, Ref: spec.Ref, RuntimeRef: spec.RuntimeRef, Entrypoint: spec.Entrypoint, Config: spec.Config}
+	s := supervise.Sensor{ID: spec.ID, Ref: spec.Ref, RuntimeRef: spec.RuntimeRef, Entrypoint: spec.Entrypoint, Config: spec.Config, Version: spec.Version}
 	for _, t := range spec.Triggers {
 		s.Triggers = append(s.Triggers, supervise.Trigger{ID: t.ID, Ref: t.Ref, TriggerRef: t.Ref, Config: t.Config})
 	}

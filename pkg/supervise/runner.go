@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -31,6 +32,17 @@ type Sensor struct {
 	// worker (entrypoint missing, not executable, …): it is quarantined
 	// at once with that reason rather than crash-looping.
 	Unrunnable string
+	// Version is when an operator last changed the sensor (its definition,
+	// its runtime, its enablement or its quarantine): a quarantined sensor
+	// whose version moves is started again (`sensor enable`).
+	Version time.Time
+}
+
+// sameDefinition reports whether a and b run the same way (their versions
+// aside).
+func sameDefinition(a, b Sensor) bool {
+	a.Version, b.Version = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
 }
 
 // Builtin reports whether the sensor runs inside the worker.

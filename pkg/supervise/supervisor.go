@@ -3,7 +3,6 @@ package supervise
 import (
 	"context"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
@@ -76,12 +75,20 @@ func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []fence.F
 	for w, r := range s.runners {
 		a, ok := want[w]
 		r.mu.Lock()
-		lost := r.lost
+		lost, parked := r.lost, r.state == StateQuarantined
 		r.mu.Unlock()
-		changed := ok && !reflect.DeepEqual(a.Sensor, r.a.Sensor)
-		if !ok || lost || changed || a.Fence.Worker != r.a.Fence.Worker || a.Fence.Instance != r.a.Fence.Instance {
-			if changed && !lost {
+		changed := ok && !sameDefinition(a.Sensor, r.a.Sensor)
+		// A quarantined runner waits for its stop; an operator's change of
+		// the sensor (`sensor enable` clears the quarantine) starts it anew.
+		touched := ok && parked && !a.Sensor.Version.Equal(r.a.Sensor.Version)
+		if !ok || lost || changed || touched || a.Fence.Worker != r.a.Fence.Worker || a.Fence.Instance != r.a.Fence.Instance {
+			switch {
+			case lost:
+			case changed:
 				r.log.Info("the sensor's definition changed; restarting it with the new one")
+				restart[w] = true
+			case touched:
+				r.log.Info("the quarantined sensor was changed by an operator; starting it again")
 				restart[w] = true
 			}
 			stop = append(stop, r)
