@@ -13,6 +13,7 @@ import (
 	"github.com/attune-automation/attunectl/pkg/events"
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/placement"
+	"github.com/attune-automation/attunectl/pkg/ratelog"
 	"github.com/attune-automation/attunectl/pkg/sensors"
 	"github.com/attune-automation/attunectl/pkg/supervise"
 	"github.com/attune-automation/attunectl/pkg/workers"
@@ -60,6 +61,8 @@ type sensorsLoop struct {
 	metrics *sensorMetrics
 	// launcher starts sensor processes; nil when the worker runs none.
 	launcher *sandboxLauncher
+	// logLimit keeps the tick's repeated failures to a line per window.
+	logLimit *ratelog.Limiter
 
 	mu    sync.Mutex
 	specs map[int64]sensors.RunSpec // by sensor id
@@ -90,7 +93,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 		return nil
 	}
 	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
-		wake: make(chan struct{}, 1), metrics: s.metrics.sensors}
+		wake: make(chan struct{}, 1), metrics: s.metrics.sensors, logLimit: ratelog.New(supervise.LogEvery)}
 	l.placer = placement.New(s.db, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
 		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true})
 	l.writer = events.NewBatchWriter(s.db, 2, c.EventsAsync)
@@ -221,8 +224,9 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 		if ctx.Err() == nil {
 			if errors.Is(err, workers.ErrTakenOver) {
 				l.log.Error("placement: the worker row is no longer ours", "error", err)
-			} else {
-				l.log.Warn("placement tick failed; retrying at the next tick", "error", err)
+			} else if ok, left := l.logLimit.Allow("tick"); ok {
+				// Claims and renewals: one line a window while it lasts.
+				l.log.Warn("placement tick failed; retrying at the next tick", "error", err, "suppressed", left)
 			}
 		}
 		if len(held.Leases) == 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/fence"
 	"github.com/attune-automation/attunectl/pkg/netguard"
+	"github.com/attune-automation/attunectl/pkg/ratelog"
 )
 
 // MaxEventBytes bounds an event request's body; a larger one gets 413.
@@ -46,6 +47,10 @@ type EndpointOptions struct {
 	OnResult func(ref string, status int)
 }
 
+// LogEvery is how often a hot path's failure of one kind is logged at most
+// (each line says how many like it were left out).
+const LogEvery = 10 * time.Second
+
 // Default rate limit of one sensor process's events.
 const (
 	DefaultEventRate  = 10000
@@ -62,6 +67,9 @@ type Endpoint struct {
 
 	mu     sync.Mutex
 	grants map[string]*grant
+	// logLimit keeps failing event writes (a full disk) to a line per
+	// sensor per window.
+	logLimit *ratelog.Limiter
 
 	ln  net.Listener
 	srv *http.Server
@@ -90,7 +98,7 @@ func NewEndpoint(w EventWriter, opts EndpointOptions) *Endpoint {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Endpoint{opts: opts, writer: w, log: opts.Logger, grants: map[string]*grant{}}
+	return &Endpoint{opts: opts, writer: w, log: opts.Logger, grants: map[string]*grant{}, logLimit: ratelog.New(LogEvery)}
 }
 
 // Start listens on the loopback address; any other address is refused,
@@ -256,7 +264,9 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 	case err != nil:
-		e.log.Error("recording an event failed", "sensor", g.sensorRef, "trigger", trig.TriggerRef, "error", err)
+		if ok, left := e.logLimit.Allow("event/" + g.sensorRef); ok {
+			e.log.Error("recording an event failed", "sensor", g.sensorRef, "trigger", trig.TriggerRef, "error", err, "suppressed", left)
+		}
 		fail(http.StatusServiceUnavailable, "the event could not be recorded; retry")
 	default:
 		answer(http.StatusCreated, map[string]int64{"id": id})

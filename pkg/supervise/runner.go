@@ -299,7 +299,9 @@ func (r *runner) runBuiltin(ctx context.Context, f fence.Fence, st State) {
 			}
 			if err != nil {
 				if !errors.Is(err, fence.ErrStale) && ctx.Err() == nil {
-					r.log.Warn("recording a timer event failed", "trigger", t.TriggerRef, "error", err)
+					if ok, left := r.sup.logLimit.Allow("timer/" + s.Ref); ok {
+						r.log.Warn("recording a timer event failed", "trigger", t.TriggerRef, "error", err, "suppressed", left)
+					}
 				}
 				return err
 			}

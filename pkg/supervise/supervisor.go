@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/fence"
+	"github.com/attune-automation/attunectl/pkg/ratelog"
 )
 
 // DefaultStopTimeout is the wait between SIGTERM and SIGKILL.
@@ -42,6 +43,9 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	runners map[int64]*runner // by workload
+	// logLimit keeps a hot path's failures (timer events that cannot be
+	// written) to a line per sensor per LogEvery.
+	logLimit *ratelog.Limiter
 }
 
 // New makes a supervisor. launcher may be nil on a worker that runs only
@@ -56,7 +60,7 @@ func New(launcher Launcher, store Store, endpoint *Endpoint, opts Options) *Supe
 	if opts.LogLevel == "" {
 		opts.LogLevel = "info"
 	}
-	return &Supervisor{opts: opts, policy: opts.Policy.withDefaults(), launcher: launcher, store: store,
+	return &Supervisor{opts: opts, policy: opts.Policy.withDefaults(), launcher: launcher, store: store, logLimit: ratelog.New(LogEvery),
 		endpoint: endpoint, log: opts.Logger, runners: map[int64]*runner{}}
 }
 
