@@ -585,3 +585,30 @@ func TestEnableStartsAQuarantinedSensorOnItsOwner(t *testing.T) {
 		t.Errorf("the enabled sensor ran again after %s; the interval is %s", took, superviseHB)
 	}
 }
+
+// TestNewSensorsClaimedAtOnce: sensors added while a worker idles (the
+// default 30 s heartbeat, a share of 0 when it started) are claimed within
+// a second or two of `sensor add`, not at its next balance check.
+func TestNewSensorsClaimedAtOnce(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	e := dbEnv(t, db)
+	p := start(t, e, "sensor", "run", "--name", "idle-1", "--runtimes", "built-in sensor")
+	waitRegistered(t, p, db.Pool, "idle-1")
+	time.Sleep(500 * time.Millisecond) // its first tick found nothing to claim
+	for i := range 3 {
+		manifest := fmt.Sprintf("ref: demo.t%d\nruntime: core.sensor.builtin\nentrypoint: interval\nconfig: {interval_seconds: 1}\ntriggers: [demo.tick%d]\n", i, i)
+		if res := runIn(t, t.TempDir(), e, manifest, "sensor", "add", "-f", "-"); res.Code != 0 {
+			t.Fatalf("sensor add: exit %d\n%s", res.Code, res.Stderr)
+		}
+	}
+	added := time.Now()
+	waitUntil(t, p, 30*time.Second, "the three sensors to be claimed", func() bool {
+		var n int
+		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM sensor_workload_assignment WHERE worker IS NOT NULL`).Scan(&n)
+		return n == 3
+	})
+	if took := time.Since(added); took > 3*time.Second {
+		t.Errorf("the new sensors were claimed %s after sensor add; the worker was idle", took)
+	}
+}

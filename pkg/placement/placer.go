@@ -330,9 +330,15 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	// A worker below its share claims what waits at once; a worker at its
 	// share too when leases expired (a dead worker's sensors: its share
 	// grew), so failover does not wait for the next balance check.
-	claimNow := waiting > 0 && (sig != p.lastSig || p.retry) && (len(p.held) < p.target || expired > 0)
+	//
+	// What waits changed (sensors added, enabled, released, orphaned): the
+	// share is worked out anew from the fleet as it is now, so a worker
+	// whose share was 0 (it started before any sensor existed) claims the
+	// new sensors at once instead of at its next balance check.
+	changed := waiting > 0 && sig != p.lastSig
+	claimNow := waiting > 0 && (changed || p.retry) && (len(p.held) < p.target || expired > 0 || changed)
 	if !cordoned && !draining && (claimNow || balanceDue) {
-		if err := p.balance(ctx, &out, waiting > 0, expired > 0, balanceDue || p.self == nil); err != nil {
+		if err := p.balance(ctx, &out, waiting > 0, expired > 0, balanceDue || p.self == nil || changed); err != nil {
 			return p.finish(out), err
 		}
 		if waiting > 0 {
