@@ -219,3 +219,74 @@ func TestFence(t *testing.T) {
 		t.Errorf("event from the new owner: %v", err)
 	}
 }
+
+// A worker that stops renewing is watched: once its leases have gone more
+// than half their length unrenewed, the survivors' ticks report when the
+// next of them lapses (Held.NextLapse), so the sensor service ticks just
+// after it; leases of live workers, and a worker's own, are never
+// reported. At that tick the survivors take the dead worker's sensors
+// between them in one tick each.
+func TestSurvivorsWakeAtALapseAndClaimInBulk(t *testing.T) {
+	e := newEnv(t, time.Second)
+	a := e.worker(spec{name: "a", runtimes: []string{"shell"}, capacity: 20})
+	b := e.worker(spec{name: "b", runtimes: []string{"shell"}, capacity: 20})
+	c := e.worker(spec{name: "c", runtimes: []string{"shell"}, capacity: 20})
+	e.addSensors(shellSensors(12)...)
+	for i := 0; i < 20; i++ {
+		e.tick(a, b, c)
+		if l := e.loads(a, b, c); l[0] == 4 && l[2] == 4 {
+			break
+		}
+	}
+	if l := e.loads(a, b, c); l[0] != 4 || l[2] != 4 {
+		t.Fatalf("loads %v, want 4 each before the failure", l)
+	}
+	tickA := func() placement.Held {
+		t.Helper()
+		h, err := a.p.Tick(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// Everyone renews: nothing to watch.
+	if h := tickA(); h.NextLapse != 0 {
+		t.Fatalf("with every worker renewing, a was told of a lapse in %s; want none", h.NextLapse)
+	}
+	// c goes silent (kill -9); a and b renew every half interval.
+	silent := time.Now()
+	var h placement.Held
+	for time.Since(silent) < 2500*time.Millisecond {
+		time.Sleep(500 * time.Millisecond)
+		e.tick(b)
+		if h = tickA(); h.NextLapse > 0 && h.NextLapse+placement.LapseMargin < e.interval {
+			break
+		}
+	}
+	if h.NextLapse <= 0 {
+		t.Fatalf("%s after c went silent (lease 3 s), a was told of no lapse", time.Since(silent).Round(time.Millisecond))
+	}
+	if h.NextLapse > 1500*time.Millisecond {
+		t.Errorf("a was told c's lease lapses in %s; a lease unrenewed for more than half its 3 s has at most 1.5 s left", h.NextLapse)
+	}
+	d, ok := h.Sooner(e.interval)
+	if !ok || d != h.NextLapse+placement.LapseMargin {
+		t.Errorf("Sooner = %s, %v; want the lapse plus %s, before the next heartbeat", d, ok, placement.LapseMargin)
+	}
+	time.Sleep(d)
+	ha := tickA()
+	hb, err := b.p.Tick(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ha.Claimed) != 2 || len(hb.Claimed) != 2 {
+		t.Errorf("at the lapse a claimed %d and b %d; want c's 4 sensors shared, 2 each, in one tick", len(ha.Claimed), len(hb.Claimed))
+	}
+	if l := e.loads(a, b); l[0] != 6 || l[1] != 6 {
+		t.Errorf("after one tick each at the lapse, a and b hold %v; want 6 each", l)
+	}
+	if ha.NextLapse != 0 || hb.NextLapse != 0 {
+		t.Errorf("with c's leases taken, a and b were still told of lapses (%s, %s)", ha.NextLapse, hb.NextLapse)
+	}
+	e.assertLedgerNeverOverlaps()
+}

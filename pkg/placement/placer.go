@@ -96,8 +96,57 @@ type Held struct {
 	Dropped []Dropped
 	// Handover are the dropped leases still to release, with their
 	// reasons (Config.DeferRelease): stop them, then ReleaseHandover.
-	Handover   []Dropped
+	Handover []Dropped
+	// NextLapse is how long until the earliest unexpired lease of another
+	// worker runs out, by the database's clock (0: none): the caller ticks
+	// again just after it, so a dead worker's sensors are claimed when its
+	// leases lapse rather than at the next heartbeat.
+	NextLapse time.Duration
+	// Again: the last claim got fewer sensors than it wanted because other
+	// workers took or locked them first; tick again soon rather than a
+	// whole interval later.
+	Again      bool
 	Statements int // statements the tick sent, for the benchmark
+}
+
+// watchModulus is the modulus of the watch window: the peers of the last
+// balance check, at least LapseWakers (every worker watches every other).
+func (p *Placer) watchModulus() int64 {
+	if p.self == nil {
+		return LapseWakers
+	}
+	return int64(max(p.self.Peers, LapseWakers))
+}
+
+// LapseMargin is how long after a lease's end by the database's clock a
+// worker ticks, so that the lease has lapsed by then (and its worker, whose
+// grace ends with it, counts as gone); RetryAfter is the pause before a
+// claim that lost sensors to other claimers tries again.
+// LapseWakers is about how many workers watch each worker's leases and
+// tick when they lapse unrenewed: every one in a fleet of up to that many;
+// in a larger one those whose id falls in a window of that width (modulo
+// the number of peers) from the owner's, so that a large fleet does not
+// tick all at once at every lapse (its heartbeat ticks, spread over the
+// interval, are frequent anyway).
+const (
+	LapseMargin = 100 * time.Millisecond
+	RetryAfter  = 250 * time.Millisecond
+	LapseWakers = 8
+)
+
+// Sooner says whether a worker ticking every interval should tick once
+// more before its next heartbeat, and after how long: just after another
+// worker's earliest lease lapses, or soon after a claim that lost sensors
+// to other claimers.
+func (h Held) Sooner(interval time.Duration) (time.Duration, bool) {
+	var d time.Duration
+	if h.NextLapse > 0 {
+		d = h.NextLapse + LapseMargin
+	}
+	if h.Again && (d == 0 || RetryAfter < d) {
+		d = RetryAfter
+	}
+	return d, d > 0 && d < interval
 }
 
 // Placer owns one worker instance's leases. Tick, ReleaseAll and Held are
@@ -204,7 +253,18 @@ SELECT
 	(SELECT count(*) FROM hb),
 	waiting.n, waiting.expired, waiting.top, waiting.n || ':' || waiting.expired || ':' || waiting.changed,
 	coalesce(w.cordoned, false), d.deadline, d.budget, coalesce(d.deadline <= now(), false),
-	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false)
+	coalesce(d.last_handoff_at IS NULL OR d.last_handoff_at <= now() - make_interval(secs => $6::float8), false),
+	-- When the next lease of a worker that has stopped renewing lapses
+	-- (not renewed for more than half its length: a live worker renews
+	-- at a third), among those lapsing within one interval (a short range
+	-- of the lease index) and whose owner this worker watches: about
+	-- LapseWakers workers watch each owner, so that not every survivor
+	-- ticks at every lapse.
+	(SELECT extract(epoch FROM min(a.lease_expires_at) - clock_timestamp())::float8 FROM sensor_workload_assignment a
+	 WHERE a.worker IS NOT NULL AND a.lease_expires_at > clock_timestamp()
+	   AND a.lease_expires_at < clock_timestamp() + make_interval(secs => $7::float8)
+	   AND a.worker <> $1 AND a.renewed_at < clock_timestamp() - (a.lease_expires_at - a.renewed_at) / 2
+	   AND mod(a.worker + $1, $8::bigint) < $9)
 FROM waiting
 LEFT JOIN worker w ON w.id = $1
 LEFT JOIN worker_drain d ON d.worker = $1 AND d.finished_at IS NULL`
@@ -246,10 +306,11 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		cordoned, pastDeadline, due bool
 		deadline                    *time.Time
 		budget                      *int32
+		lapse                       *float64
 	)
 	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
-		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9).
-		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due)
+		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9, p.cfg.Interval.Seconds(), p.watchModulus(), LapseWakers).
+		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due, &lapse)
 	out.Statements++
 	if err != nil {
 		// The leases stand until they expire; the caller retries next tick.
@@ -257,6 +318,9 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		// lease has run out by this host's clock.
 		p.dropExpiredLocally(&out)
 		return p.finish(out), fmt.Errorf("renewing sensor leases: %w", err)
+	}
+	if lapse != nil && *lapse > 0 {
+		out.NextLapse = time.Duration(*lapse * float64(time.Second))
 	}
 	var renewed []renewedRow
 	if err := json.Unmarshal(renewedJSON, &renewed); err != nil {
@@ -338,7 +402,12 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	changed := waiting > 0 && sig != p.lastSig
 	claimNow := waiting > 0 && (changed || p.retry) && (len(p.held) < p.target || expired > 0 || changed)
 	if !cordoned && !draining && (claimNow || balanceDue) {
-		if err := p.balance(ctx, &out, waiting > 0, expired > 0, balanceDue || p.self == nil || changed); err != nil {
+		// A change that is leases lapsing (a dead worker) claims from the
+		// view of the last check, its lapsed share (lapsedShare) on top:
+		// during a failover what waits changes at every tick of every
+		// survivor, and reading every peer is the expensive statement.
+		full := balanceDue || p.self == nil || changed && expired == 0
+		if err := p.balance(ctx, &out, waiting > 0, expired, full); err != nil {
 			return p.finish(out), err
 		}
 		if waiting > 0 {
@@ -517,19 +586,19 @@ func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 // Between balance checks (full false) a claim reuses the view of the last
 // check instead of reading every peer again: after a mass failure hundreds
 // of survivors claim at once, and that read is the expensive statement.
-// Failover (expired leases) then lets a worker at its share take one more
-// sensor per tick.
-func (p *Placer) balance(ctx context.Context, out *Held, waiting, expired, full bool) error {
+// Failover (expired leases) then lets a worker at its share take its part
+// of the lapsed leases: their number over the other peers of that view.
+func (p *Placer) balance(ctx context.Context, out *Held, waiting bool, expired int64, full bool) error {
 	if !full {
 		v := *p.self
 		held := len(p.held)
 		want := 0
-		switch {
-		case held < p.target && !(p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery):
+		if held < p.target && !(p.lastShed > 0 && p.ticks-p.lastShed <= 3*p.cfg.BalanceEvery) {
 			want = p.target - held
-		case expired:
-			want = 1
 		}
+		// The view is from before the lapse: one of its peers is likely
+		// the dead worker.
+		want = max(want, lapsedShare(expired, v.Peers-1))
 		capacity := v.Capacity
 		if capacity <= 0 {
 			capacity = DefaultCapacity
@@ -583,10 +652,28 @@ func (p *Placer) balance(ctx context.Context, out *Held, waiting, expired, full 
 		// it can run, without piling up what others will take.
 		want, agedOnly = 1, true
 	}
+	if share := lapsedShare(expired, v.Peers); share > want { // the dead worker is stale by now
+		want, agedOnly = share, false
+	}
+	want = min(want, capacity-held)
 	if want <= 0 {
 		return nil
 	}
 	return p.claim(ctx, out, v.WorkerInfo, want, agedOnly)
+}
+
+// lapsedShare is how many of the expired leases a worker claims in one
+// tick, whatever its share: their number over the live workers that share
+// them (this one included), or over LapseWakers when there are more (that
+// many wake at a lapse), so that survivors take a dead worker's sensors in
+// a tick or two rather than one each per tick. expired is at most 64 (the
+// renewal counts no further), so a tick takes at most 64.
+func lapsedShare(expired int64, sharers int) int {
+	if expired <= 0 {
+		return 0
+	}
+	n := int64(min(max(sharers, 1), LapseWakers))
+	return int((expired + n - 1) / n)
 }
 
 // candidatesSQL lists claimable workloads this worker may run by runtime
@@ -725,6 +812,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 		return fmt.Errorf("claiming sensors: %w", err)
 	}
 	p.retry = want > 0
+	out.Again = p.retry
 	return nil
 }
 

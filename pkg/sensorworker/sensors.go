@@ -150,15 +150,35 @@ func (l *sensorsLoop) run(ctx context.Context) {
 		l.log.Info("claims wait for the heartbeat tick", "reason", err)
 	}
 	// The service's clock drives the tick, as it does the heartbeat's.
+	// Between heartbeats, one more timer: just after another worker's
+	// earliest lease lapses (failover then takes lease + about a tenth of
+	// a second, not up to a further interval), or soon after a claim that
+	// lost sensors to other claimers.
 	t := l.s.clock.NewTimer(l.s.cfg.HeartbeatInterval)
-	defer func() { t.Stop() }()
-	l.tick(ctx)
+	var soon Timer
+	var soonC <-chan time.Time
+	defer func() {
+		t.Stop()
+		if soon != nil {
+			soon.Stop()
+		}
+	}()
+	next := l.tick(ctx)
 	for {
+		if soon != nil {
+			soon.Stop()
+			soon, soonC = nil, nil
+		}
+		if d, ok := next.Sooner(l.s.cfg.HeartbeatInterval); ok {
+			soon = l.s.clock.NewTimer(d)
+			soonC = soon.C()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
 			t = l.s.clock.NewTimer(l.s.cfg.HeartbeatInterval)
+		case <-soonC:
 		case <-l.wake:
 		case _, ok := <-released:
 			if !ok {
@@ -166,7 +186,7 @@ func (l *sensorsLoop) run(ctx context.Context) {
 				continue
 			}
 		}
-		l.tick(ctx)
+		next = l.tick(ctx)
 	}
 }
 
@@ -193,7 +213,7 @@ func (l *sensorsLoop) ensureWorkloads(ctx context.Context) {
 
 // tick renews, claims and balances (placement), then makes the running set
 // what is held (supervise).
-func (l *sensorsLoop) tick(ctx context.Context) {
+func (l *sensorsLoop) tick(ctx context.Context) placement.Held {
 	tctx, cancel := context.WithTimeout(ctx, l.s.heartbeatTimeout())
 	defer cancel()
 	start := time.Now()
@@ -230,7 +250,7 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 			}
 		}
 		if len(held.Leases) == 0 {
-			return
+			return held
 		}
 	}
 	for _, c := range held.Claimed {
@@ -241,10 +261,11 @@ func (l *sensorsLoop) tick(ctx context.Context) {
 		if ctx.Err() == nil {
 			l.log.Warn("reading the definitions of held sensors failed; retrying at the next tick", "error", err)
 		}
-		return
+		return held
 	}
 	l.sup.Reconcile(ctx, as)
 	l.metrics.observe(l.sup.Running())
+	return held
 }
 
 // assignments joins the held leases with the sensors' definitions, read
