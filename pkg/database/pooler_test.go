@@ -15,6 +15,7 @@ import (
 
 	"github.com/attune-automation/attunectl/pkg/database"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 )
 
 // TestPgBouncerStockTransactionMode: with the plain URL of a stock PgBouncer
@@ -314,5 +315,77 @@ func TestPgBouncerIgnoringStartupParameters(t *testing.T) {
 		if sp != `"attune", public` || st != "2s" {
 			t.Fatalf("search_path %q statement_timeout %q through the pooler", sp, st)
 		}
+	}
+}
+
+// A PostgreSQL restart behind PgBouncer: with the stock server_login_retry
+// (15 s) a login that fails while the server is down makes PgBouncer wait
+// that long before it tries the server again, and every client waits with
+// it — a worker's heartbeats and renewals too, long enough to lose every
+// lease at a short interval. With server_login_retry = 1 statements resume
+// about a second after the server is back. The test checks that they
+// resume in both cases and reports how long they were refused or held;
+// `attunectl help pgbouncer` quotes the figures.
+func TestPgBouncerRestartRecovery(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"stock", ""},
+		{"server_login_retry=1", "server_login_retry = 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := dbtest.NewServer(t, embeddedpg.Options{Ephemeral: true, TrustSocket: true})
+			b := dbtest.StartPgBouncerFor(t, srv, tc.extra)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			db, err := database.Open(ctx, database.Options{URL: b.URL("postgres"), ConnectTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatalf("connecting through PgBouncer: %v", err)
+			}
+			defer db.Close()
+			if !db.Pooler {
+				t.Fatalf("PgBouncer in transaction mode was not detected")
+			}
+			probe := func() error {
+				qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+				defer qcancel()
+				var one int
+				return db.Pool.QueryRow(qctx, "SELECT 1").Scan(&one)
+			}
+			if err := probe(); err != nil {
+				t.Fatalf("before the restart: %v", err)
+			}
+			restarted := make(chan time.Duration, 1)
+			begin := time.Now()
+			go func() {
+				t0 := time.Now()
+				if err := srv.Restart(ctx); err != nil {
+					t.Errorf("restarting PostgreSQL: %v", err)
+				}
+				restarted <- time.Since(t0)
+			}()
+			// Statements keep coming while the server is down, as a
+			// worker's do.
+			var took time.Duration
+			back := time.Time{}
+			for time.Since(begin) < 90*time.Second {
+				err := probe()
+				if took == 0 {
+					select {
+					case took = <-restarted:
+					default:
+					}
+				}
+				if err == nil && took > 0 {
+					back = time.Now()
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if back.IsZero() {
+				t.Fatalf("no statement got through PgBouncer within 90 s of a PostgreSQL restart (%s)\n%s", tc.extra, b.Log())
+			}
+			t.Logf("%s: PostgreSQL restarted in %s; statements through PgBouncer resumed %s after the restart began",
+				tc.name, took.Round(10*time.Millisecond), back.Sub(begin).Round(10*time.Millisecond))
+		})
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 )
 
 // Bouncer is a real PgBouncer in front of the test binary's shared server,
@@ -78,6 +80,22 @@ func PgBouncer(t testing.TB) *Bouncer {
 func StartPgBouncer(t testing.TB, extra string) *Bouncer {
 	t.Helper()
 	srv := Server(t)
+	b, err := startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), extra)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() {
+		b.stop()
+		os.RemoveAll(b.root)
+	})
+	return b
+}
+
+// StartPgBouncerFor starts a PgBouncer of the test's own in front of srv
+// (a server of the test's own, from NewServer, which the test may stop and
+// restart), with the settings in extra as for StartPgBouncer.
+func StartPgBouncerFor(t testing.TB, srv *embeddedpg.Server, extra string) *Bouncer {
+	t.Helper()
 	b, err := startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), extra)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
