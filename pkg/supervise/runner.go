@@ -274,16 +274,6 @@ func (r *runner) markLost() {
 	}
 }
 
-func (r *runner) stopOnError(ctx context.Context, what string, err error) {
-	if errors.Is(err, fence.ErrStale) {
-		r.markLost()
-		return
-	}
-	if ctx.Err() == nil {
-		r.log.Error(what+" failed; the supervisor will try again at the next tick", "error", err)
-	}
-}
-
 func (r *runner) runBuiltin(ctx context.Context, f fence.Fence, st State) {
 	s := r.a.Sensor
 	sched, _ := ParseBuiltin(s.Entrypoint, s.Config)
