@@ -79,16 +79,7 @@ func PgBouncer(t testing.TB) *Bouncer {
 // when the test ends.
 func StartPgBouncer(t testing.TB, extra string) *Bouncer {
 	t.Helper()
-	srv := Server(t)
-	b, err := startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), extra)
-	if err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	t.Cleanup(func() {
-		b.stop()
-		os.RemoveAll(b.root)
-	})
-	return b
+	return StartPgBouncerFor(t, Server(t), extra)
 }
 
 // StartPgBouncerFor starts a PgBouncer of the test's own in front of srv
