@@ -35,6 +35,22 @@ import (
 // lease is three of them.
 const superviseHB = time.Second
 
+// readableDir makes a temporary directory every user can read (t.TempDir's
+// parents are private to this user), for sensor programs that also run as
+// nobody or a dynamic user.
+func readableDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // sensorProgram copies a sensor program of testdata/sensors into a
 // directory every user can read, so that it also runs as nobody.
 func sensorProgram(t *testing.T, name string) string {
@@ -43,14 +59,7 @@ func sensorProgram(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "asens-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := readableDir(t, "asens-")
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, src, 0o755); err != nil {
 		t.Fatal(err)
@@ -459,14 +468,7 @@ func TestEndpointsCannotBeStarved(t *testing.T) {
 func TestSensorInterpreterObeysTheAllowList(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dir, err := os.MkdirTemp("", "aallow-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := readableDir(t, "aallow-")
 	marker := filepath.Join(dir, "ran")
 	script := filepath.Join(dir, "touch.sh")
 	if err := os.WriteFile(script, []byte("touch "+marker+"\nsleep 60\n"), 0o755); err != nil {
@@ -494,14 +496,7 @@ func TestSensorInterpreterObeysTheAllowList(t *testing.T) {
 func TestInheritedDescriptorsReachNoSensor(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dir, err := os.MkdirTemp("", "afd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := readableDir(t, "afd-")
 	out := filepath.Join(dir, "fds")
 	script := filepath.Join(dir, "fds.sh")
 	// The sensor lists its own descriptors into a file.
@@ -551,14 +546,7 @@ func TestInheritedDescriptorsReachNoSensor(t *testing.T) {
 func TestEnableStartsAQuarantinedSensorOnItsOwner(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dir, err := os.MkdirTemp("", "aflaky-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := readableDir(t, "aflaky-")
 	okFile := filepath.Join(dir, "ok")
 	script := filepath.Join(dir, "flaky.sh")
 	if err := os.WriteFile(script, []byte("[ -e "+okFile+" ] || exit 3\nexec sleep 60\n"), 0o755); err != nil {

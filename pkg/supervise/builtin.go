@@ -130,12 +130,8 @@ type TimerPayload struct {
 func runBuiltin(ctx context.Context, sched schedule, now func() time.Time, emit func(ctx context.Context, payload TimerPayload) error) error {
 	next := sched.Next(now())
 	for !next.IsZero() {
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, time.Until(next)) {
 			return nil
-		case <-t.C:
 		}
 		fired := now()
 		if err := emit(ctx, TimerPayload{Timestamp: fired.UTC(), ScheduledTime: next.UTC()}); err != nil {

@@ -155,12 +155,8 @@ func (r *runner) run(ctx context.Context) {
 			if ctx.Err() == nil {
 				r.log.Warn("starting a run failed; retrying", "in", retry.String(), "error", err)
 			}
-			t := time.NewTimer(retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !sleep(ctx, retry) {
 				return
-			case <-t.C:
 			}
 			retry = min(2*retry, startRetryMax)
 			continue
@@ -186,12 +182,8 @@ func (r *runner) run(ctx context.Context) {
 		if wait := time.Until(st.NextStartAt); wait > 0 {
 			r.save(ctx, StateBackoff, st)
 			r.log.Info("sensor in backoff", "wait", wait.Round(time.Millisecond).String(), "failures", st.ConsecutiveFailures)
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !sleep(ctx, wait) {
 				return
-			case <-t.C:
 			}
 		}
 
@@ -354,5 +346,17 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 		out.flushDropped()
 		r.log.Info("sensor process stopped", "exit", exit)
 		return exit, out.stderrTail(), true, false
+	}
+}
+
+// sleep waits d, or until ctx ends; it says whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
