@@ -280,7 +280,8 @@ type renewedRow struct {
 }
 
 // Tick is what the sensor service loop calls once per heartbeat interval
-// (and when a notification says sensors were released). In steady state it
+// (and when a notification says sensors were released, or when Held.Sooner
+// says so: a watched lease lapsed, a claim lost sensors to others). In steady state it
 // is one statement: renew every lease (and, with Config.Heartbeat, the
 // heartbeat). Then, only when needed: release disabled sensors, hand over
 // sensors while draining, claim what is waiting up to this worker's fair
