@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// Window is how often attunectl's hot paths log a failure of one kind at
+// most (each line says how many like it were left out).
+const Window = 10 * time.Second
+
 // Limiter decides which lines of each kind (a key: the message and, say,
 // the sensor) are written. Safe for concurrent use.
 type Limiter struct {

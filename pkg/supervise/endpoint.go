@@ -47,10 +47,6 @@ type EndpointOptions struct {
 	OnResult func(ref string, status int)
 }
 
-// LogEvery is how often a hot path's failure of one kind is logged at most
-// (each line says how many like it were left out).
-const LogEvery = 10 * time.Second
-
 // Default rate limit of one sensor process's events.
 const (
 	DefaultEventRate  = 10000
@@ -98,7 +94,7 @@ func NewEndpoint(w EventWriter, opts EndpointOptions) *Endpoint {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Endpoint{opts: opts, writer: w, log: opts.Logger, grants: map[string]*grant{}, logLimit: ratelog.New(LogEvery)}
+	return &Endpoint{opts: opts, writer: w, log: opts.Logger, grants: map[string]*grant{}, logLimit: ratelog.New(ratelog.Window)}
 }
 
 // Start listens on the loopback address; any other address is refused,

@@ -44,7 +44,7 @@ type Supervisor struct {
 	mu      sync.Mutex
 	runners map[int64]*runner // by workload
 	// logLimit keeps a hot path's failures (timer events that cannot be
-	// written) to a line per sensor per LogEvery.
+	// written) to a line per sensor per ratelog.Window.
 	logLimit *ratelog.Limiter
 }
 
@@ -60,7 +60,7 @@ func New(launcher Launcher, store Store, endpoint *Endpoint, opts Options) *Supe
 	if opts.LogLevel == "" {
 		opts.LogLevel = "info"
 	}
-	return &Supervisor{opts: opts, policy: opts.Policy.withDefaults(), launcher: launcher, store: store, logLimit: ratelog.New(LogEvery),
+	return &Supervisor{opts: opts, policy: opts.Policy.withDefaults(), launcher: launcher, store: store, logLimit: ratelog.New(ratelog.Window),
 		endpoint: endpoint, log: opts.Logger, runners: map[int64]*runner{}}
 }
 
