@@ -176,13 +176,24 @@ type Placer struct {
 	self     *selfView // this worker as the last balance check saw it
 	seed     uint64
 	shutdown bool
+	// pending are the leases handed over (Config.DeferRelease) whose
+	// processes may still run: renewed with the others, so they stay this
+	// worker's until the process is gone, but neither held nor adopted
+	// again; ReleaseStopped releases them.
+	pending map[int64]pendingRelease
+}
+
+// pendingRelease is a handed-over lease waiting for its process to end.
+type pendingRelease struct {
+	d       Dropped
+	stopped bool // the process is gone: release (again, if it failed)
 }
 
 // New prepares a Placer; nothing is written until Tick.
 func New(db *database.DB, cfg Config) *Placer {
 	pool := db.Pool
 	cfg.defaults()
-	return &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, seed: rand.Uint64(), target: math.MaxInt}
+	return &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, pending: map[int64]pendingRelease{}, seed: rand.Uint64(), target: math.MaxInt}
 }
 
 // Instance is the uuid this worker instance holds assignments under.
@@ -329,7 +340,12 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 	}
 	next := make(map[int64]Lease, len(renewed))
 	var disabled []Lease
+	stillPending := map[int64]bool{}
 	for _, r := range renewed {
+		if pr, ok := p.pending[r.Workload]; ok && pr.d.Generation <= r.Generation {
+			stillPending[r.Workload] = true
+			continue
+		}
 		l := Lease{Fence: fence.Fence{Workload: r.Workload, Worker: p.cfg.WorkerID, Instance: p.instance, Generation: r.Generation},
 			SensorID: r.Sensor, SensorRef: r.Ref, ExpiresAt: r.Expires, Version: r.Version}
 		// A generation other than the one claimed is still this instance's
@@ -353,6 +369,11 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		}
 	}
 	p.held = next
+	for w := range p.pending {
+		if !stillPending[w] {
+			delete(p.pending, w) // the lease is gone: nothing to release
+		}
+	}
 	if p.cfg.Heartbeat && hbRows == 0 {
 		return p.finish(out), fmt.Errorf("heartbeat of worker %d: %w", p.cfg.WorkerID, workers.ErrTakenOver)
 	}
@@ -455,6 +476,7 @@ func (p *Placer) release(ctx context.Context, out *Held, ls []Lease, reason stri
 			d := Dropped{Lease: l, Reason: reason}
 			out.Dropped = append(out.Dropped, d)
 			out.Handover = append(out.Handover, d)
+			p.pending[l.Workload] = pendingRelease{d: d}
 		}
 		return len(ls), nil
 	}
@@ -493,8 +515,54 @@ func (p *Placer) ReleaseAll(ctx context.Context) ([]Dropped, error) {
 	p.shutdown = true
 	var out Held
 	_, err := p.release(ctx, &out, p.sortedHeld(), EndReleased)
+	if perr := p.releasePending(ctx, func(pendingRelease) bool { return true }); err == nil {
+		err = perr
+	}
 	p.publish()
 	return out.Dropped, err
+}
+
+// ReleaseStopped releases the handed-over leases whose processes are gone:
+// fences are the last fences of the runners that ended (a release names
+// the generation the process ran under), and handed-over leases whose
+// release failed before are tried again.
+func (p *Placer) ReleaseStopped(ctx context.Context, fences []fence.Fence) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range fences {
+		if pr, ok := p.pending[f.Workload]; ok && f.Worker == pr.d.Worker && f.Instance == pr.d.Instance {
+			if f.Generation > pr.d.Generation {
+				pr.d.Generation = f.Generation
+			}
+			pr.stopped = true
+			p.pending[f.Workload] = pr
+		}
+	}
+	return p.releasePending(ctx, func(pr pendingRelease) bool { return pr.stopped })
+}
+
+// releasePending releases the pending leases that which selects, by
+// reason; those released are forgotten, the others stay to be tried again.
+func (p *Placer) releasePending(ctx context.Context, which func(pendingRelease) bool) error {
+	byReason := map[string][]fence.Fence{}
+	for _, pr := range p.pending {
+		if which(pr) {
+			byReason[pr.d.Reason] = append(byReason[pr.d.Reason], pr.d.Fence)
+		}
+	}
+	var first error
+	for reason, fs := range byReason {
+		if _, err := releaseFenced(ctx, p.pool, fs, reason); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		for _, f := range fs {
+			delete(p.pending, f.Workload)
+		}
+	}
+	return first
 }
 
 // ErrNoWorker: the worker row is gone.
@@ -848,5 +916,10 @@ func (p *Placer) ReleaseHandover(ctx context.Context, hs []Dropped, fences map[i
 			first = err
 		}
 	}
+	p.mu.Lock()
+	for _, h := range hs {
+		delete(p.pending, h.Workload)
+	}
+	p.mu.Unlock()
 	return first
 }

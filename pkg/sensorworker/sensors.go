@@ -180,6 +180,9 @@ func (l *sensorsLoop) run(ctx context.Context) {
 			t = l.s.clock.NewTimer(l.s.cfg.HeartbeatInterval)
 		case <-soonC:
 		case <-l.wake:
+		case <-l.sup.Finished():
+			// A stopped sensor's process is gone: release it, or start
+			// it again under its new definition.
 		case _, ok := <-released:
 			if !ok {
 				released = nil
@@ -225,21 +228,12 @@ func (l *sensorsLoop) tick(ctx context.Context) placement.Held {
 		l.metrics.handoffs.WithLabelValues(d.Reason).Inc()
 		l.log.Info("sensor no longer ours; stopping it", "sensor", d.SensorRef, "workload", d.Workload, "reason", d.Reason)
 	}
-	if len(dropped) > 0 {
-		// Stop first (SIGTERM, SIGKILL after the stop timeout), then release
-		// what is handed over, so the next owner starts it at once and never
-		// while the old process still runs.
-		stopped := l.sup.Stop(dropped...)
-		if len(held.Handover) > 0 {
-			cur := map[int64]fence.Fence{}
-			for _, f := range stopped {
-				cur[f.Workload] = f
-			}
-			if err := l.placer.ReleaseHandover(tctx, held.Handover, cur); err != nil && ctx.Err() == nil {
-				l.log.Warn("releasing handed-over sensors failed; their leases expire instead", "error", err)
-			}
-		}
-	}
+	// Stop, and release what is handed over once its process is gone (a
+	// later tick, woken when it is), so the next owner starts it at once
+	// and never while the old process still runs. A stop never waits
+	// here: the renewal of every other lease must go on.
+	l.sup.Stop(dropped...)
+	l.releaseStopped(ctx, tctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			if errors.Is(err, workers.ErrTakenOver) {
@@ -266,6 +260,14 @@ func (l *sensorsLoop) tick(ctx context.Context) placement.Held {
 	l.sup.Reconcile(ctx, as)
 	l.metrics.observe(l.sup.Running())
 	return held
+}
+
+// releaseStopped releases the handed-over sensors whose processes are
+// gone, and says which will not end.
+func (l *sensorsLoop) releaseStopped(ctx, tctx context.Context) {
+	if err := l.placer.ReleaseStopped(tctx, l.sup.Stopped()); err != nil && ctx.Err() == nil {
+		l.log.Warn("releasing handed-over sensors failed; retrying at the next tick", "error", err)
+	}
 }
 
 // assignments joins the held leases with the sensors' definitions, read

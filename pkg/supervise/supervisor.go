@@ -43,6 +43,13 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	runners map[int64]*runner // by workload
+	// stopping are the runners asked to stop whose process is not gone
+	// yet, by workload: a stop never blocks the caller (the placement
+	// loop must go on renewing, heartbeating, shutting down), and a
+	// workload is started again, or released, only once its runner is
+	// done. finished is signalled when one is.
+	stopping map[int64]*runner
+	finished chan struct{}
 	// logLimit keeps a hot path's failures (timer events that cannot be
 	// written) to a line per sensor per ratelog.Window.
 	logLimit *ratelog.Limiter
@@ -61,21 +68,21 @@ func New(launcher Launcher, store Store, endpoint *Endpoint, opts Options) *Supe
 		opts.LogLevel = "info"
 	}
 	return &Supervisor{opts: opts, policy: opts.Policy.withDefaults(), launcher: launcher, store: store, logLimit: ratelog.New(ratelog.Window),
-		endpoint: endpoint, log: opts.Logger, runners: map[int64]*runner{}}
+		endpoint: endpoint, log: opts.Logger, runners: map[int64]*runner{}, stopping: map[int64]*runner{}, finished: make(chan struct{}, 1)}
 }
 
 // Reconcile makes the running set equal held: it starts a runner for each
-// new assignment and stops (and waits for) the runners whose workload is
-// no longer held by this worker and instance. It returns the fences of the
-// runners it stopped.
-func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []fence.Fence {
+// new assignment and stops the runners whose workload is no longer held by
+// this worker and instance, or whose sensor changed (started again once
+// the old process is gone, by a later Reconcile). It does not wait for a
+// stop: see Stopped.
+func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) {
 	want := map[int64]Assignment{}
 	for _, a := range held {
 		want[a.Fence.Workload] = a
 	}
-	var stop []*runner
-	restart := map[int64]bool{} // a new definition: started once the old one is gone
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for w, r := range s.runners {
 		a, ok := want[w]
 		r.mu.Lock()
@@ -90,81 +97,111 @@ func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) []fence.F
 			case lost:
 			case changed:
 				r.log.Info("the sensor's definition changed; restarting it with the new one")
-				restart[w] = true
 			case touched:
 				r.log.Info("the quarantined sensor was changed by an operator; starting it again")
-				restart[w] = true
 			}
-			stop = append(stop, r)
-			delete(s.runners, w)
+			s.stopLocked(r)
 		}
 	}
-	start := func(w int64, a Assignment) {
+	for w, a := range want {
+		_, running := s.runners[w]
+		_, stopping := s.stopping[w]
+		if running || stopping {
+			continue
+		}
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		r := &runner{sup: s, a: a, fence: a.Fence, cancel: cancel, done: make(chan struct{}),
 			log: s.log.With("sensor", a.Sensor.Ref, "workload", w)}
 		s.runners[w] = r
 		go r.run(rctx)
 	}
-	for w, a := range want {
-		if _, ok := s.runners[w]; !ok && !restart[w] {
-			start(w, a)
-		}
-	}
-	s.mu.Unlock()
-	fences := s.stopRunners(stop)
-	if len(restart) > 0 {
-		s.mu.Lock()
-		for w := range restart {
-			if _, ok := s.runners[w]; !ok {
-				start(w, want[w])
-			}
-		}
-		s.mu.Unlock()
-	}
-	return fences
 }
 
-// Stop stops the runners of the given workloads (handed over, drained,
-// disabled) and returns their last fences, so the caller can release them.
-func (s *Supervisor) Stop(workloads ...int64) []fence.Fence {
-	var stop []*runner
+// stopLocked asks r to stop and moves it to the stopping set; s.mu held.
+func (s *Supervisor) stopLocked(r *runner) {
+	w := r.a.Fence.Workload
+	delete(s.runners, w)
+	s.stopping[w] = r
+	r.cancel()
+	go func() {
+		<-r.done
+		select {
+		case s.finished <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// Stop asks the runners of the given workloads (handed over, drained,
+// disabled, lost) to stop, and returns at once: Stopped reports them once
+// their processes are gone.
+func (s *Supervisor) Stop(workloads ...int64) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, w := range workloads {
 		if r, ok := s.runners[w]; ok {
-			stop = append(stop, r)
-			delete(s.runners, w)
+			s.stopLocked(r)
 		}
 	}
-	s.mu.Unlock()
-	return s.stopRunners(stop)
 }
 
-// StopAll stops every runner (worker shutdown) and returns their fences.
+// Finished is signalled when a stopping runner is done: the caller then
+// collects it with Stopped (and may start its workload again).
+func (s *Supervisor) Finished() <-chan struct{} { return s.finished }
+
+// Stopped returns the last fences of the runners that were stopping and
+// are done since the last call (their processes and everything they
+// started are gone), so the caller can release them.
+func (s *Supervisor) Stopped() []fence.Fence {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []fence.Fence
+	for w, r := range s.stopping {
+		select {
+		case <-r.done:
+			out = append(out, r.currentFence())
+			delete(s.stopping, w)
+		default:
+		}
+	}
+	return out
+}
+
+// Stopping lists the workloads whose runner was asked to stop and is not
+// done: a process that will not die (it is reported by its runner).
+func (s *Supervisor) Stopping() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int64, 0, len(s.stopping))
+	for w := range s.stopping {
+		out = append(out, w)
+	}
+	return out
+}
+
+// StopAll stops every runner (worker shutdown), waits until all of them,
+// and those already stopping, are done, and returns their fences. The
+// caller bounds the wait.
 func (s *Supervisor) StopAll() []fence.Fence {
 	s.mu.Lock()
-	stop := make([]*runner, 0, len(s.runners))
-	for w, r := range s.runners {
-		stop = append(stop, r)
-		delete(s.runners, w)
+	for _, r := range s.runners {
+		s.stopLocked(r)
+	}
+	all := make([]*runner, 0, len(s.stopping))
+	for _, r := range s.stopping {
+		all = append(all, r)
 	}
 	s.mu.Unlock()
-	return s.stopRunners(stop)
-}
-
-func (s *Supervisor) stopRunners(rs []*runner) []fence.Fence {
-	var wg sync.WaitGroup
-	fences := make([]fence.Fence, len(rs))
-	for i, r := range rs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.cancel()
-			<-r.done
-			fences[i] = r.currentFence()
-		}()
+	fences := make([]fence.Fence, 0, len(all))
+	for _, r := range all {
+		<-r.done
+		fences = append(fences, r.currentFence())
 	}
-	wg.Wait()
+	s.mu.Lock()
+	for _, r := range all {
+		delete(s.stopping, r.a.Fence.Workload)
+	}
+	s.mu.Unlock()
 	return fences
 }
 
