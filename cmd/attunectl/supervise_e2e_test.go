@@ -155,12 +155,19 @@ triggers: [{ref: demo.tick}]
 func TestPythonSensorFailsOverAfterKill(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	program := sensorProgram(t, "ticker.py")
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, program))
 	w1 := worker(t, db, "fo-1")
 	waitUntil(t, w1, 30*time.Second, "fo-1's ticker to emit", func() bool {
 		e, ok := latestEvent(t, db.Pool, "demo.ticker")
 		return ok && e.Worker == "fo-1"
 	})
+	// fo-1's sensor process, found on the host by its program's path (the
+	// pid in its events is the one of its box's PID namespace).
+	oldProcs := testsupport.ProcessesWith(program)
+	if len(oldProcs) != 1 {
+		t.Fatalf("want fo-1's one sensor process, found %v", oldProcs)
+	}
 	w2 := worker(t, db, "fo-2")
 	waitRegistered(t, w2, db.Pool, "fo-2")
 	old, _ := latestEvent(t, db.Pool, "demo.ticker")
@@ -192,7 +199,7 @@ func TestPythonSensorFailsOverAfterKill(t *testing.T) {
 	}
 	// The killed worker's sensor process went with it (the sandbox's
 	// helper dies with its parent and takes its command along).
-	waitFor(t, 10*time.Second, "the killed worker's sensor process to be gone", func() bool { return processGone(old.PID) })
+	waitFor(t, 10*time.Second, "the killed worker's sensor process to be gone", func() bool { return processGone(oldProcs[0]) })
 	var reason string
 	if err := db.Pool.QueryRow(context.Background(), `SELECT o.end_reason FROM sensor_ownership o JOIN worker w ON w.id = o.worker
 		WHERE w.name = 'fo-1' AND o.ended_at IS NOT NULL ORDER BY o.id DESC LIMIT 1`).Scan(&reason); err != nil || reason != "expired" {
@@ -209,13 +216,18 @@ func TestPythonSensorFailsOverAfterKill(t *testing.T) {
 func TestSIGSTOPOwnerWritesNoEventAfterTakeover(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	program := sensorProgram(t, "ticker.py")
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, program))
 	w1 := worker(t, db, "st-1")
 	waitUntil(t, w1, 30*time.Second, "st-1's ticker to emit", func() bool {
 		e, ok := latestEvent(t, db.Pool, "demo.ticker")
 		return ok && e.Worker == "st-1"
 	})
 	old, _ := latestEvent(t, db.Pool, "demo.ticker")
+	oldProcs := testsupport.ProcessesWith(program)
+	if len(oldProcs) != 1 {
+		t.Fatalf("want st-1's one sensor process, found %v", oldProcs)
+	}
 	w2 := worker(t, db, "st-2")
 	waitRegistered(t, w2, db.Pool, "st-2")
 	w1.signal(t, syscall.SIGSTOP)
@@ -230,7 +242,7 @@ func TestSIGSTOPOwnerWritesNoEventAfterTakeover(t *testing.T) {
 	}
 	w1.signal(t, syscall.SIGCONT)
 	resumed := time.Now()
-	waitFor(t, 2*time.Second+2*superviseHB+5*time.Second, "st-1's old sensor process to be stopped", func() bool { return processGone(old.PID) })
+	waitFor(t, 2*time.Second+2*superviseHB+5*time.Second, "st-1's old sensor process to be stopped", func() bool { return processGone(oldProcs[0]) })
 	t.Logf("st-1's old process gone %s after SIGCONT", time.Since(resumed).Round(time.Millisecond))
 	// Let the resumed worker drain whatever its process had queued.
 	time.Sleep(2 * superviseHB)
@@ -296,21 +308,7 @@ runtime: core.sensor.shell
 entrypoint: %s
 triggers: [{ref: demo.daemon_tick}]
 `, sensorProgram(t, "daemon.sh")))
-	daemons := func() []int {
-		var pids []int
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && strings.Contains(string(b), "987654") {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
+	daemons := func() []int { return testsupport.ProcessesWith("987654") }
 	w := worker(t, db, "dm-1")
 	waitUntil(t, w, 30*time.Second, "the sensor's setsid daemon to start", func() bool { return len(daemons()) > 0 })
 	stopSensor(t, w, db.Pool, "dm-1")
@@ -325,7 +323,8 @@ func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
 	t.Parallel()
 	testsupport.RequireRoot(t, "it checks that sensors run as sensor.run_as, another user")
 	db := dbtest.New(t)
-	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	program := sensorProgram(t, "ticker.py")
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, program))
 	args := []string{"sensor", "run", "--name", "ra-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "python"}
 	// The interpreter must be one nobody can run: not root's own (a pyenv
 	// under /root, say).
@@ -336,13 +335,15 @@ func TestSensorProcessRunsAsRunAsUser(t *testing.T) {
 		}
 	}
 	w := start(t, e, args...)
-	var pid int
 	waitUntil(t, w, 30*time.Second, "the ticker to emit", func() bool {
 		e, ok := latestEvent(t, db.Pool, "demo.ticker")
-		pid = e.PID
-		return ok && pid > 0
+		return ok && e.PID > 0
 	})
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	procs := testsupport.ProcessesWith(program)
+	if len(procs) != 1 {
+		t.Fatalf("want the one sensor process, found %v", procs)
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(procs[0]) + "/status")
 	if err != nil {
 		t.Fatalf("reading the sensor process's status: %v", err)
 	}

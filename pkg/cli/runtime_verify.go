@@ -103,7 +103,7 @@ func runRuntimeVerify(ctx context.Context, app *App, o runtimeVerifyOptions) err
 	noteDetectionOverride(app)
 	// A sandbox that cannot be set up (an unknown or forbidden run_as) is
 	// refused before anything runs, with how to choose.
-	sb, err := detect.ConfigOptions(app.Config.Sensor, app.Environ).Sandbox()
+	sb, err := app.detectOptions().Sandbox()
 	if err != nil {
 		return usageError(err)
 	}
@@ -194,7 +194,7 @@ func noteDetectionOverride(app *App) {
 // limits (the options `sensor run` uses); timeout, when positive,
 // overrides sensor.verification.timeout.
 func verifyRuntimes(ctx context.Context, app *App, rts []runtimes.Runtime, timeout time.Duration) detect.Result {
-	opts := detect.ConfigOptions(app.Config.Sensor, app.Environ)
+	opts := app.detectOptions()
 	if timeout > 0 {
 		opts.Timeout = timeout
 	}

@@ -170,6 +170,11 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 		if sb, err = d.options.Sandbox(); err != nil {
 			return usageErrorf("sensor run: %v (or set sensor.run_sensors: false to only register)", err)
 		}
+		iso := sb.Isolation()
+		app.Log.Info("sensor processes run isolated", "box", iso.Box, "user_namespace", iso.UserNamespace, "cgroups", iso.Cgroups, "user", sb.User().String())
+		for _, off := range iso.Off {
+			app.Log.Warn("a protection of sensor processes is off on this host", "protection", off)
+		}
 		if sb.Dynamic() {
 			app.Log.Info("sensor.run_as is not set: commands from the database run as an unprivileged uid of their own",
 				"user", sb.User().String(), "home", sb.User().Home, "hint", "set sensor.run_as (--run-as) to choose the user")
@@ -274,7 +279,7 @@ type sensorDetector struct {
 
 func newSensorDetector(app *App, opts sensorRunOptions) sensorDetector {
 	s := app.Config.Sensor
-	d := sensorDetector{env: app.Getenv(detect.EnvVar), options: detect.ConfigOptions(s, app.Environ)}
+	d := sensorDetector{env: app.Getenv(detect.EnvVar), options: app.detectOptions()}
 	if opts.RuntimesSet {
 		d.env = opts.Runtimes
 	}

@@ -108,6 +108,8 @@ type Options struct {
 	RunAs string
 	// Path is the PATH of commands run as another user (sensor.path).
 	Path string
+	// Hide are paths commands must not read (sandbox.Config.Hide).
+	Hide []string
 	// Limits are the resource limits of every command (sensor.limits.*);
 	// the zero value means sandbox.DefaultLimits.
 	Limits sandbox.Limits
@@ -152,7 +154,7 @@ func (o Options) withDefaults() Options {
 // bad RunAs before anything runs.
 func (o Options) Sandbox() (*sandbox.Sandbox, error) {
 	o = o.withDefaults()
-	sb, err := sandbox.New(sandbox.Config{RunAs: o.RunAs, Limits: o.Limits, Path: o.Path})
+	sb, err := sandbox.New(sandbox.Config{RunAs: o.RunAs, Limits: o.Limits, Path: o.Path, Hide: o.Hide})
 	if err != nil {
 		return nil, fmt.Errorf("running verification commands: %w", err)
 	}

@@ -6,13 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attune-automation/attunectl/pkg/runtimes"
 	"github.com/attune-automation/attunectl/pkg/sandbox"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // TestEnvironmentIsScrubbed: database URLs, passwords and other secrets in
@@ -77,14 +78,21 @@ func TestEnvironmentIsScrubbed(t *testing.T) {
 // sleeping too, is killed with its whole group when the timeout fires.
 func TestTimeoutKillsProcessGroup(t *testing.T) {
 	tmp := t.TempDir()
-	pids := filepath.Join(tmp, "pids")
-	sleeper := writeScript(t, tmp, "sleeper", `sleep 60 &
-echo "$$ $!" > "$1"
-sleep 60
+	mark := testsupport.UniqueMark()
+	var seen atomic.Int64
+	sleeper := writeScript(t, tmp, "sleeper", `sleep `+mark+` &
+exec sleep `+mark+`
 `)
 	const timeout = time.Second
+	// The script and its child really ran: both are found while it runs.
+	go func() {
+		for i := 0; i < 100 && len(testsupport.ProcessesWith(mark)) < 2; i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		seen.Store(int64(len(testsupport.ProcessesWith(mark))))
+	}()
 	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.sleep", "Sleep", cmd(sleeper, pids))}, Options{RunAs: selfRunAs(), Timeout: timeout})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.sleep", "Sleep", cmd(sleeper))}, Options{RunAs: selfRunAs(), Timeout: timeout})
 	elapsed := time.Since(start)
 	if elapsed > timeout+time.Second {
 		t.Errorf("Verify took %v, want at most timeout+1s", elapsed)
@@ -93,22 +101,11 @@ sleep 60
 	if c.Reason != "timed out after 1s" {
 		t.Errorf("reason = %q", c.Reason)
 	}
-	b, err := os.ReadFile(pids)
-	if err != nil {
-		t.Fatal(err)
+	if n := seen.Load(); n != 2 {
+		t.Errorf("%d processes ran, want the command and its child", n)
 	}
-	f := strings.Fields(string(b))
-	leader, _ := strconv.Atoi(f[0])
-	grandchild, _ := strconv.Atoi(f[1])
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && (len(groupMembers(t, leader)) > 0 || alive(grandchild)) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if m := groupMembers(t, leader); len(m) > 0 {
-		t.Errorf("processes of the group remain: %v", m)
-	}
-	if alive(grandchild) {
-		t.Errorf("grandchild %d is still alive", grandchild)
+	if left := testsupport.WaitGone(mark, 2*time.Second); len(left) > 0 {
+		t.Errorf("processes of the command remain: %v", left)
 	}
 }
 
@@ -117,28 +114,22 @@ sleep 60
 // leaves it running.
 func TestLeaderExitsGrandchildHoldsPipe(t *testing.T) {
 	tmp := t.TempDir()
-	pidFile := filepath.Join(tmp, "pid")
-	script := writeScript(t, tmp, "daemonish", `(sleep 60; echo late) &
-echo $! > "$1"
+	mark := testsupport.UniqueMark()
+	script := writeScript(t, tmp, "daemonish", `(sleep `+mark+`; echo late) &
+while ! grep -qs '`+strings.Replace(mark, ".", "[.]", 1)+`' /proc/[0-9]*/cmdline; do sleep 0.01; done
 echo "tool 2.0"
 exit 0
 `)
 	start := time.Now()
-	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", runtimes.Command{Binary: script, Args: []string{pidFile}, Pattern: `tool 2\.`})}, Options{RunAs: selfRunAs(), Timeout: 10 * time.Second})
+	res := Verify(context.Background(), []runtimes.Runtime{rt("a.d", "D", runtimes.Command{Binary: script, Pattern: `tool 2\.`})}, Options{RunAs: selfRunAs(), Timeout: 10 * time.Second})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v: it waited for the grandchild", d)
 	}
 	if !res.Runtimes[0].Available {
 		t.Errorf("%+v", res.Runtimes[0])
 	}
-	b, _ := os.ReadFile(pidFile)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && alive(pid) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if pid == 0 || alive(pid) {
-		t.Errorf("grandchild %d survived", pid)
+	if left := testsupport.WaitGone(mark, 2*time.Second); len(left) > 0 {
+		t.Errorf("grandchild %v survived", left)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,9 +20,19 @@ import (
 // with this argv[0] and first argument. Its one argument after that is a
 // JSON helperConfig (no secrets: the argv of a command from the database
 // and the limits). fd 3 is the status pipe back to attunectl.
+//
+// The helper does not exec the command itself: it starts the exec shim
+// (the same binary, argv[0] shimArg0), already as the command's user, which
+// sets the process limit on itself, drops what capabilities it inherited
+// and then execs the command in its place. So every limit holds from the
+// command's first instruction, and the user's process count is checked at
+// the exec, not after. The shim reports a failed exec on fd 3 (closed by a
+// successful one), as os.StartProcess does.
 const (
 	helperArg0  = "attunectl-sandbox"
-	helperMagic = "--attunectl-sandbox-v1"
+	helperMagic = "--attunectl-sandbox-v2"
+	shimArg0    = "attunectl-sandbox-exec"
+	shimMagic   = "--attunectl-sandbox-exec-v2"
 	statusFD    = 3
 )
 
@@ -33,6 +45,30 @@ type helperConfig struct {
 	// GraceMS is how long the helper waits after forwarding SIGTERM before
 	// it kills everything itself (when attunectl died and cannot).
 	GraceMS int64 `json:"grace_ms"`
+	// Box, when set, is the box the helper is PID 1 of (box_linux.go).
+	Box *boxConfig `json:"box,omitempty"`
+	// Cred, when set, is whom the helper (root) starts the command as.
+	Cred *credential `json:"cred,omitempty"`
+	// Cgroups are the cgroup directories the helper joins before the
+	// command starts, so that the command is born in them.
+	Cgroups []string `json:"cgroups,omitempty"`
+	// Probe: set up the box, start nothing, report success.
+	Probe bool `json:"probe,omitempty"`
+}
+
+// credential is a user to switch to.
+type credential struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+}
+
+// execConfig is what the exec shim needs: the command, and the process
+// limit it sets on itself before it becomes the command.
+type execConfig struct {
+	Path      string   `json:"path"`
+	Args      []string `json:"args"`
+	Processes uint64   `json:"processes"`
 }
 
 // helperStatus is one JSON line on the status pipe: first the start (Pid
@@ -54,6 +90,43 @@ func init() {
 	if len(os.Args) == 3 && os.Args[0] == helperArg0 && os.Args[1] == helperMagic {
 		os.Exit(helperMain(os.Args[2]))
 	}
+	if len(os.Args) == 3 && os.Args[0] == shimArg0 && os.Args[1] == shimMagic {
+		os.Exit(shimMain(os.Args[2]))
+	}
+}
+
+// shimMain becomes the command: limits, no capabilities, exec. It returns
+// only when the exec failed, after writing why on fd 3.
+func shimMain(arg string) int {
+	syscall.CloseOnExec(statusFD)
+	report := func(err error) int {
+		var errno syscall.Errno
+		errors.As(err, &errno)
+		b, _ := json.Marshal(helperStatus{StartError: err.Error(), Errno: int(errno)})
+		_, _ = os.NewFile(statusFD, "status").Write(b)
+		return 127
+	}
+	var cfg execConfig
+	if err := json.Unmarshal([]byte(arg), &cfg); err != nil {
+		return report(err)
+	}
+	if cfg.Processes > 0 {
+		var cur syscall.Rlimit
+		if err := syscall.Getrlimit(unix.RLIMIT_NPROC, &cur); err != nil {
+			return report(err)
+		}
+		v := min(cfg.Processes, cur.Max)
+		if err := syscall.Setrlimit(unix.RLIMIT_NPROC, &syscall.Rlimit{Cur: v, Max: v}); err != nil {
+			return report(err)
+		}
+	}
+	// Capabilities are per thread: drop the ambient ones (the helper's
+	// right to mount in its user namespace) on the thread that execs.
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return report(err)
+	}
+	return report(syscall.Exec(cfg.Path, cfg.Args, os.Environ()))
 }
 
 func helperMain(arg string) int {
@@ -85,9 +158,25 @@ func helperMain(arg string) int {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail("setting no_new_privs", err)
 	}
+	if cfg.Box != nil {
+		if err := setupBox(*cfg.Box); err != nil {
+			return fail("setting up the sandbox's namespaces", err)
+		}
+	}
+	// Joined before the command exists: it is born in them.
+	for _, dir := range cfg.Cgroups {
+		if err := os.WriteFile(dir+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			return fail("joining the sandbox's cgroup", err)
+		}
+	}
+	if cfg.Probe {
+		send(helperStatus{Done: true, Exited: true})
+		return 0
+	}
 	// Inherited by the command: applied before it exists. syscall.Setrlimit
 	// (not prlimit) so that Go does not restore its startup RLIMIT_NOFILE
-	// in the child.
+	// in the child. The process limit is the shim's (it is per user, and
+	// would count the helper's threads).
 	for _, l := range []struct {
 		res int
 		v   uint64
@@ -96,27 +185,16 @@ func helperMain(arg string) int {
 			return fail("setting resource limits", err)
 		}
 	}
-	proc, err := os.StartProcess(cfg.Path, cfg.Args, &os.ProcAttr{
-		Dir:   cfg.Dir,
-		Env:   os.Environ(),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	})
+	pid, err := startShim(cfg)
 	if err != nil {
 		return fail(OpStartCommand, err)
 	}
-	pid := proc.Pid
-	if cfg.Limits.Processes > 0 {
-		lim := unix.Rlimit{Cur: cfg.Limits.Processes, Max: cfg.Limits.Processes}
-		var old unix.Rlimit
-		if unix.Prlimit(pid, unix.RLIMIT_NPROC, nil, &old) == nil && old.Max < lim.Max {
-			lim = unix.Rlimit{Cur: min(lim.Cur, old.Max), Max: old.Max}
-		}
-		if err := unix.Prlimit(pid, unix.RLIMIT_NPROC, &lim, nil); err != nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			_, _ = proc.Wait()
-			return fail("limiting processes", err)
-		}
+	// Not dumpable from here on (it had to be to start the shim from
+	// /proc/self/exe): no ptrace, no /proc/1/mem, whatever the command's
+	// user. The shim has not run the command's first instruction yet.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		killAll(nil, false)
+		return fail("making the sandbox helper non-dumpable", err)
 	}
 	send(helperStatus{Pid: pid})
 
@@ -176,6 +254,55 @@ func helperMain(arg string) int {
 	return 0
 }
 
+// startShim starts the command through the exec shim, as cfg.Cred when
+// set, and returns its pid once the command runs (the shim's exec
+// succeeded), or why it did not start.
+func startShim(cfg helperConfig) (int, error) {
+	// In cgroups of its own, the box's pids controller bounds its
+	// processes; a per-user count would let one sensor starve the others
+	// of the same user.
+	nproc := cfg.Limits.Processes
+	if len(cfg.Cgroups) > 0 {
+		nproc = 0
+	}
+	arg, err := json.Marshal(execConfig{Path: cfg.Path, Args: cfg.Args, Processes: nproc})
+	if err != nil {
+		return 0, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if c := cfg.Cred; c != nil {
+		sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
+	}
+	proc, err := os.StartProcess("/proc/self/exe", []string{shimArg0, shimMagic, string(arg)}, &os.ProcAttr{
+		Dir:   cfg.Dir,
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, w},
+		Sys:   sys,
+	})
+	w.Close()
+	if err != nil {
+		return 0, err
+	}
+	b, _ := io.ReadAll(r) // EOF without a word: the exec closed the pipe
+	if len(b) > 0 {
+		var st helperStatus
+		if json.Unmarshal(b, &st) != nil {
+			st.StartError = string(b)
+		}
+		_, _ = proc.Wait()
+		if st.Errno != 0 {
+			return 0, &os.PathError{Op: "exec", Path: cfg.Path, Err: syscall.Errno(st.Errno)}
+		}
+		return 0, errors.New(st.StartError)
+	}
+	return proc.Pid, nil
+}
+
 // killAll sends SIGKILL to every descendant of the helper, again and again
 // (a process re-parented to the helper after a scan is caught by the next
 // one), until wait until the reaper has seen the last of them. With wait
@@ -183,8 +310,12 @@ func helperMain(arg string) int {
 func killAll(allGone <-chan struct{}, wait bool) {
 	self := os.Getpid()
 	for {
-		for _, p := range descendants(self) {
-			_ = syscall.Kill(p, syscall.SIGKILL)
+		if self == 1 {
+			killBox() // PID 1 of a box: everything else in it
+		} else {
+			for _, p := range descendants(self) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
 		}
 		if !wait {
 			return

@@ -137,6 +137,12 @@ type Config struct {
 	// Path is the PATH of commands run as another user than attunectl's
 	// (sensor.path); default DefaultPATH.
 	Path string
+	// Hide are paths commands must not read: the worker's configuration
+	// file, password files, the embedded server's directories. Inside a
+	// box (see Isolation) they read as empty.
+	Hide []string
+	// TmpBytes bounds a box's private /tmp (default DefaultTmpBytes).
+	TmpBytes uint64
 	// euid replaces os.Geteuid in tests.
 	euid func() int
 }
@@ -153,6 +159,12 @@ type Sandbox struct {
 	dynamic    bool // user is a uid attunectl picked (no sensor.run_as as root)
 	limits     Limits
 	path       string
+	hide       []string
+	tmpBytes   uint64
+	isolation  Isolation
+	box        bool // start commands in a box (namespaces)
+	userns     bool // the box includes a user namespace (attunectl is not root)
+	cgroups    bool // each box gets cgroups of its own
 }
 
 // New resolves cfg.RunAs. As root, an empty RunAs picks a dynamic uid (see
@@ -177,13 +189,13 @@ func New(cfg Config) (*Sandbox, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v (set sensor.run_as, ATTUNE__SENSOR__RUN_AS or --run-as, to an unprivileged user)", ErrRootWithoutRunAs, err)
 			}
-			return &Sandbox{user: u, switchUser: true, dynamic: true, limits: cfg.Limits, path: path}, nil
+			return finish(&Sandbox{user: u, switchUser: true, dynamic: true, limits: cfg.Limits, path: path}, cfg, me == 0)
 		}
 		u, err := lookupUID(me)
 		if err != nil {
 			return nil, err
 		}
-		return &Sandbox{user: u, limits: cfg.Limits, path: path}, nil
+		return finish(&Sandbox{user: u, limits: cfg.Limits, path: path}, cfg, me == 0)
 	}
 	u, err := LookupUser(cfg.RunAs)
 	if err != nil {
@@ -191,7 +203,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	switch {
 	case int(u.UID) == me:
-		return &Sandbox{user: u, limits: cfg.Limits, path: path}, nil
+		return finish(&Sandbox{user: u, limits: cfg.Limits, path: path}, cfg, me == 0)
 	case me != 0:
 		cur := strconv.Itoa(me)
 		if cu, err := lookupUID(me); err == nil {
@@ -201,8 +213,38 @@ func New(cfg Config) (*Sandbox, error) {
 	case !canSwitchUser:
 		return nil, fmt.Errorf("sensor.run_as is %s: running commands as another user is supported on Linux only (set sensor.run_as to root, or run attunectl as %s)", u, u.Name)
 	}
-	return &Sandbox{user: u, switchUser: true, limits: cfg.Limits, path: path}, nil
+	return finish(&Sandbox{user: u, switchUser: true, limits: cfg.Limits, path: path}, cfg, me == 0)
 }
+
+// finish completes a new Sandbox: the hidden paths, and the isolation this
+// host allows, probed once per process.
+func finish(s *Sandbox, cfg Config, root bool) (*Sandbox, error) {
+	s.hide = append([]string(nil), cfg.Hide...)
+	s.tmpBytes = cfg.TmpBytes
+	s.isolation = probeIsolation(root)
+	s.box = s.isolation.Box
+	s.userns = s.isolation.UserNamespace
+	s.cgroups = s.isolation.Cgroups
+	return s, nil
+}
+
+// Isolation says which of the kernel's protections commands of this
+// sandbox get on this host; Off lists the others with the reason.
+type Isolation struct {
+	// Box: their own PID, mount and IPC namespaces (private /tmp and
+	// HOME, hidden secrets, nothing outlives them, other sensors
+	// invisible).
+	Box bool `json:"box"`
+	// UserNamespace: the box is a user namespace (attunectl is not root).
+	UserNamespace bool `json:"user_namespace"`
+	// Cgroups: processes and memory bounded per box by cgroups (root).
+	Cgroups bool `json:"cgroups"`
+	// Off names each protection that is off and why.
+	Off []string `json:"off,omitempty"`
+}
+
+// Isolation reports the protections commands of this sandbox get.
+func (s *Sandbox) Isolation() Isolation { return s.isolation }
 
 // User is whom this sandbox runs commands as.
 func (s *Sandbox) User() User { return s.user }

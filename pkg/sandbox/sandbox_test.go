@@ -84,7 +84,7 @@ func TestRunAsNobody(t *testing.T) {
 	if out.StartErr != nil || !out.State.Exited || out.State.ExitCode != 0 {
 		t.Fatalf("%+v %v", out, out.StartErr)
 	}
-	want := "65534 65534 65534 /nonexistent"
+	want := "65534 65534 65534 " + homeOf(s)
 	if got := strings.TrimSpace(string(out.Stdout)); got != want {
 		t.Errorf("child ran as %q, want %q", got, want)
 	}
@@ -108,7 +108,7 @@ func TestRootPicksADynamicUser(t *testing.T) {
 		t.Fatalf("user = %+v, dynamic = %v", u, d.Dynamic())
 	}
 	got := run(t, d, "/bin/sh", "-c", `echo "$(id -u) $(id -g) $HOME"; stat -c '%u %a' "$HOME"`)
-	want := fmt.Sprintf("%d %d %s\n%d 700", u.UID, u.UID, u.Home, u.UID)
+	want := fmt.Sprintf("%d %d %s\n%d 700", u.UID, u.UID, homeOf(d), u.UID)
 	if strings.TrimSpace(string(got.Stdout)) != want {
 		t.Errorf("child saw %q, want %q (stderr %q)", got.Stdout, want, got.Stderr)
 	}
@@ -138,38 +138,43 @@ func TestRootPicksADynamicUser(t *testing.T) {
 
 // TestSetsidDaemonIsKilled: a command that double-forks a daemon into its
 // own session (out of the process group) and exits at once: the daemon is
-// found through the subreaper and killed, and Run returns at once.
+// killed with the box (or found through the subreaper without one), and
+// Run returns at once.
 func TestSetsidDaemonIsKilled(t *testing.T) {
 	requireRoot(t)
 	dir := publicDir(t)
-	pidFile := filepath.Join(dir, "pid")
-	sh := script(t, dir, "daemonize", `setsid sh -c 'echo $$ > "$1"; exec sleep 60' daemon "$1" </dev/null >/dev/null 2>&1 &
-while [ ! -s "$1" ]; do sleep 0.01; done
-echo started
-`)
 	for _, user := range []string{"nobody", Root} {
 		t.Run(user, func(t *testing.T) {
-			os.Remove(pidFile)
+			mark := testsupport.UniqueMark()
+			sh := script(t, dir, "daemonize-"+user, `setsid sh -c 'echo $$ > "$HOME/pid"; exec sleep `+mark+`' </dev/null >/dev/null 2>&1 &
+while [ ! -s "$HOME/pid" ]; do sleep 0.01; done
+echo started
+`)
 			s := newSandbox(t, user)
 			start := time.Now()
-			out := run(t, s, sh, pidFile)
+			out := run(t, s, sh)
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("Run took %v", d)
 			}
 			if strings.TrimSpace(string(out.Stdout)) != "started" {
 				t.Fatalf("%+v", out)
 			}
-			b, _ := os.ReadFile(pidFile)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if pid == 0 {
-				t.Fatal("no daemon pid")
-			}
-			if alive(pid) {
-				t.Errorf("the setsid daemon %d outlived its command", pid)
-				syscall.Kill(pid, syscall.SIGKILL)
+			if pids := testsupport.ProcessesWith(mark); len(pids) > 0 {
+				t.Errorf("the setsid daemon %v outlived its command", pids)
+				for _, p := range pids {
+					syscall.Kill(p, syscall.SIGKILL)
+				}
 			}
 		})
 	}
+}
+
+// homeOf is the HOME commands of s get.
+func homeOf(s *Sandbox) string {
+	if s.Isolation().Box {
+		return BoxHome
+	}
+	return s.User().Home
 }
 
 // TestStopTerminatesThenKills: a long-lived process that ignores SIGTERM
@@ -178,16 +183,15 @@ echo started
 func TestStopTerminatesThenKills(t *testing.T) {
 	requireRoot(t)
 	dir := publicDir(t)
-	pidFile := filepath.Join(dir, "pid")
+	mark := testsupport.UniqueMark()
 	stubborn := script(t, dir, "stubborn", `trap '' TERM
-setsid sleep 120 </dev/null >/dev/null 2>&1 &
-echo $! > "$1"
+setsid sleep `+mark+` </dev/null >/dev/null 2>&1 &
 echo ready
 while :; do sleep 1; done
 `)
 	s := newSandbox(t, "nobody")
 	r, w, _ := os.Pipe()
-	p, err := s.Start(context.Background(), Spec{Path: stubborn, Args: []string{"stubborn", pidFile}, Env: env, Stdout: w})
+	p, err := s.Start(context.Background(), Spec{Path: stubborn, Args: []string{"stubborn"}, Env: env, Stdout: w})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +200,14 @@ while :; do sleep 1; done
 	if _, err := r.Read(buf); err != nil || string(buf) != "ready\n" {
 		t.Fatalf("read %q %v", buf, err)
 	}
-	b, _ := os.ReadFile(pidFile)
-	grandchild, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	var grandchild []int
+	for i := 0; i < 200 && len(grandchild) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		grandchild = testsupport.ProcessesWith(mark)
+	}
+	if len(grandchild) != 1 {
+		t.Fatalf("grandchild: %v", grandchild)
+	}
 	start := time.Now()
 	st := p.Stop(300 * time.Millisecond)
 	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
@@ -206,8 +216,8 @@ while :; do sleep 1; done
 	if st.Exited || st.Signal != int(syscall.SIGKILL) {
 		t.Errorf("state = %+v", st)
 	}
-	if alive(p.Pid()) || alive(grandchild) {
-		t.Errorf("alive after Stop: command %v, grandchild %v", alive(p.Pid()), alive(grandchild))
+	if testsupport.Alive(p.Pid()) || testsupport.Alive(grandchild[0]) {
+		t.Errorf("alive after Stop: command %v, grandchild %v", testsupport.Alive(p.Pid()), testsupport.Alive(grandchild[0]))
 	}
 
 	// A supervisor's sensor: extra environment, stdout read line by line.
@@ -220,7 +230,7 @@ while :; do sleep 1; done
 	}
 	line := make([]byte, 64)
 	n, _ := r.Read(line)
-	if got := string(line[:n]); got != "id=42 home=/nonexistent\n" {
+	if got := string(line[:n]); got != "id=42 home="+homeOf(s)+"\n" {
 		t.Errorf("sensor printed %q", got)
 	}
 	start = time.Now()
@@ -237,17 +247,19 @@ func TestLimitsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := publicDir(t)
-	// The command's own limits ($$): the process limit is set on it with
-	// prlimit(2) just after its start (see the package doc), so a child it
-	// forks in its first microseconds may miss it; the command itself never
-	// does, which is what is read here after a moment.
-	sh := script(t, dir, "limits", `sleep 0.2
-grep -E '^(Max open files|Max processes|Max data size|Max cpu time)' /proc/$$/limits | tr -s ' '
+	// The command's own limits ($$), each set before its first instruction.
+	sh := script(t, dir, "limits", `grep -E '^(Max open files|Max processes|Max data size|Max cpu time)' /proc/$$/limits | tr -s ' '
 grep NoNewPrivs /proc/$$/status
 `)
 	out := run(t, s, sh)
 	got := string(out.Stdout)
-	for _, want := range []string{"Max cpu time 9 9 seconds", "Max data size 536870912 536870912 bytes", "Max processes 333 333 processes", "Max open files 77 77 files", "NoNewPrivs:\t1"} {
+	wants := []string{"Max cpu time 9 9 seconds", "Max data size 536870912 536870912 bytes", "Max open files 77 77 files", "NoNewPrivs:\t1"}
+	if !s.Isolation().Cgroups {
+		// In cgroups of its own, the box's pids.max bounds the processes
+		// (TestBoxCgroups); otherwise the user's process limit.
+		wants = append(wants, "Max processes 333 333 processes")
+	}
+	for _, want := range wants {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
@@ -281,15 +293,6 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
-}
 
 // BenchmarkRun measures what the helper costs per command: /bin/true run
 // through the sandbox, against the same started directly with os/exec.
@@ -312,4 +315,173 @@ func BenchmarkRun(b *testing.B) {
 			}
 		}
 	})
+}
+
+// requireBox skips a test of the box where the host cannot make one (never
+// in CI, whose hosts can).
+func requireBox(t *testing.T, s *Sandbox) {
+	t.Helper()
+	if iso := s.Isolation(); !iso.Box {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no box on a CI host: %v", iso.Off)
+		}
+		t.Skipf("this host makes no box: %v", iso.Off)
+	}
+}
+
+// TestBoxIsolates: a command in its box reads the hidden paths as empty,
+// sees only its own processes, has a /tmp and HOME of its own, and cannot
+// kill or freeze its helper (PID 1); what it leaves in /tmp is gone after.
+func TestBoxIsolates(t *testing.T) {
+	dir, err := os.MkdirTemp(".", "hide-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir, _ = filepath.Abs(dir)
+	secretFile := filepath.Join(dir, "config.yaml")
+	secretDir := filepath.Join(dir, "pgdata")
+	os.Mkdir(secretDir, 0o700)
+	os.WriteFile(secretFile, []byte("password: hunter2\n"), 0o600)
+	os.WriteFile(filepath.Join(secretDir, "attunectl.pgpass"), []byte("*:*:*:*:hunter3\n"), 0o600)
+	hostTmp, err := os.CreateTemp("", "host-marker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostTmp.Close()
+	t.Cleanup(func() { os.Remove(hostTmp.Name()) })
+
+	s, err := New(Config{RunAs: selfRunAs(), Limits: DefaultLimits(), Hide: []string{secretFile, secretDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireBox(t, s)
+	out := run(t, s, "/bin/sh", "-c", `cat "$1"; ls -A "$2"; cat "$2/attunectl.pgpass" 2>/dev/null
+echo "procs=$(ls /proc | grep -c '^[0-9]')"
+[ -e "$3" ] && echo "host tmp visible"
+echo x > "$HOME/f" && echo "home=$HOME"
+echo left > /tmp/left-behind
+kill -9 1; kill -STOP 1; echo alive`, "sh", secretFile, secretDir, hostTmp.Name())
+	got := string(out.Stdout)
+	if strings.Contains(got, "hunter") || strings.Contains(got, "pgpass") {
+		t.Errorf("a hidden path was readable:\n%s", got)
+	}
+	if strings.Contains(got, "host tmp visible") {
+		t.Errorf("the host's /tmp was visible:\n%s", got)
+	}
+	for _, want := range []string{"home=" + BoxHome, "alive"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s\nstderr: %s", want, got, out.Stderr)
+		}
+	}
+	var procs int
+	fmt.Sscanf(got[strings.Index(got, "procs=")+6:], "%d", &procs)
+	if procs < 2 || procs > 5 {
+		t.Errorf("the command saw %d processes, want its own few (helper, shell, ls, grep)", procs)
+	}
+	if !out.State.Exited || out.State.ExitCode != 0 {
+		t.Errorf("state %v, stderr %s", out.State, out.Stderr)
+	}
+	if _, err := os.Stat("/tmp/left-behind"); err == nil {
+		os.Remove("/tmp/left-behind")
+		t.Error("a file the command wrote to its /tmp reached the host's")
+	}
+	if b, _ := os.ReadFile(secretFile); string(b) != "password: hunter2\n" {
+		t.Errorf("the hidden file changed: %q", b)
+	}
+}
+
+// TestBoxDiesWithItsHelper: whatever kills the helper (the OOM killer, an
+// operator's kill -9) kills everything in the box, a setsid daemon too.
+func TestBoxDiesWithItsHelper(t *testing.T) {
+	s := newSandbox(t, selfRunAs())
+	requireBox(t, s)
+	mark := testsupport.UniqueMark()
+	r, w, _ := os.Pipe()
+	p, err := s.Start(context.Background(), Spec{Path: "/bin/sh", Args: []string{"sh", "-c", `setsid sh -c 'exec sleep ` + mark + `' </dev/null >/dev/null 2>&1 & echo ready; exec sleep ` + mark}, Env: env, Stdout: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 6)
+	if _, err := r.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for i := 0; i < 200 && len(pids) < 2; i++ {
+		time.Sleep(10 * time.Millisecond)
+		pids = slices.DeleteFunc(testsupport.ProcessesWith(mark), func(pid int) bool { return pid == p.cmd.Process.Pid })
+	}
+	if len(pids) != 2 {
+		t.Fatalf("want the command and its daemon, found %v", pids)
+	}
+	_ = p.cmd.Process.Kill()
+	st := p.Wait()
+	if st.Problem == "" {
+		t.Errorf("state %+v: want the helper's end reported", st)
+	}
+	for i := 0; i < 200 && len(testsupport.ProcessesWith(mark)) > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := testsupport.ProcessesWith(mark); len(left) > 0 {
+		t.Errorf("outlived their helper: %v", left)
+		for _, p := range left {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+}
+
+// TestBoxCgroups: as root each box has cgroups of its own with the
+// process and memory limits, which the command is born in and which are
+// removed with the box.
+func TestBoxCgroups(t *testing.T) {
+	testsupport.RequireRoot(t, "only root makes cgroups")
+	s, err := New(Config{RunAs: "nobody", Limits: Limits{Processes: 57, MemoryBytes: 300 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Isolation().Cgroups {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no cgroups on a CI host: %v", s.Isolation().Off)
+		}
+		t.Skipf("no cgroups here: %v", s.Isolation().Off)
+	}
+	out := run(t, s, "/bin/sh", "-c", `while IFS=: read -r n ctl path; do
+  case "$ctl" in
+  pids) echo "pids $path $(cat /sys/fs/cgroup/pids$path/pids.max)";;
+  memory) echo "memory $path $(cat /sys/fs/cgroup/memory$path/memory.limit_in_bytes)";;
+  "") [ -f /sys/fs/cgroup$path/pids.max ] && echo "pids $path $(cat /sys/fs/cgroup$path/pids.max)" && echo "memory $path $(cat /sys/fs/cgroup$path/memory.max)";;
+  esac
+done < /proc/self/cgroup`)
+	got := string(out.Stdout)
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		want := map[string]string{"pids": "57", "memory": strconv.Itoa(300 << 20)}[f[0]]
+		if f[2] != want || !strings.Contains(f[1], "/attunectl/box-") {
+			t.Errorf("%s cgroup %s limit %s, want a box's with %s", f[0], f[1], f[2], want)
+		}
+		if cgroupsV2() {
+			dirs = append(dirs, "/sys/fs/cgroup"+f[1])
+		} else {
+			dirs = append(dirs, "/sys/fs/cgroup/"+f[0]+f[1])
+		}
+	}
+	if len(dirs) != 2 {
+		t.Fatalf("want the pids and memory cgroups, the command printed %q (stderr %q)", got, out.Stderr)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s is still there after the box ended", d)
+		}
+	}
+}
+
+func cgroupsV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
 }

@@ -24,10 +24,15 @@ var dumpableOnce sync.Once
 // makeNonDumpable closes /proc/<attunectl>/environ (and mem, and ptrace) to
 // every process without CAP_SYS_PTRACE, children of the same user
 // included, and keeps inherited descriptors from any child. It is done
-// once, before the first child starts.
-func makeNonDumpable() {
+// once, before the first child starts. Where commands run in a box with a
+// user namespace (attunectl is an ordinary user), attunectl stays dumpable:
+// the kernel lets it write its child's uid map only then, and the box
+// already keeps its commands from seeing any process outside it.
+func makeNonDumpable(userns bool) {
 	dumpableOnce.Do(func() {
-		_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+		if !userns {
+			_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+		}
 		closeInheritedOnExec()
 	})
 }
@@ -56,24 +61,46 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	makeNonDumpable()
+	makeNonDumpable(s.box && s.userns)
 	cfg := helperConfig{Path: spec.Path, Args: spec.Args, Dir: spec.Dir, Limits: s.limits, GraceMS: DefaultStopGrace.Milliseconds()}
 	if cfg.Dir == "" {
 		cfg.Dir = "/"
 	}
-	arg, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, &StartError{Op: "encoding the sandbox configuration", Err: err}
-	}
+	var arg []byte
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, newStartError("creating a pipe", err)
 	}
 	env := spec.Env
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if s.switchUser {
+	switch {
+	case s.box:
+		boxAttr(attr, s.userns)
+		b := &boxConfig{Hide: s.hide, Keep: keepDirs(spec.Path, cfg.Dir, spec.Args), TmpBytes: s.tmpBytes,
+			UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+		if s.switchUser {
+			// The helper stays root, a user the command is not; it starts
+			// the command as the sandbox user.
+			cfg.Cred = &credential{UID: s.user.UID, GID: s.user.GID, Groups: append([]uint32{}, s.user.Groups...)}
+			b.UID, b.GID = s.user.UID, s.user.GID
+		}
+		cfg.Box = b
+		env = withHome(env, BoxHome)
+	case s.switchUser:
 		env = withHome(env, s.user.Home)
 		attr.Credential = &syscall.Credential{Uid: s.user.UID, Gid: s.user.GID, Groups: append([]uint32{}, s.user.Groups...)}
+	}
+	cg, err := s.newCgroup()
+	if err != nil {
+		return nil, &StartError{Op: "creating the sandbox's cgroup", Err: err}
+	}
+	if cg != nil {
+		cfg.Cgroups = cg.dirs
+	}
+	arg, err = json.Marshal(cfg)
+	if err != nil {
+		cg.remove()
+		return nil, &StartError{Op: "encoding the sandbox configuration", Err: err}
 	}
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
@@ -90,13 +117,14 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	statusW.Close()
 	if err != nil {
 		statusR.Close()
+		cg.remove()
 		se := newStartError("starting the sandbox helper", err)
 		if errors.Is(err, syscall.EACCES) {
 			se.Op += fmt.Sprintf(" as %s (attunectl's binary must be executable by that user, e.g. mode 0755)", s.user)
 		}
 		return nil, se
 	}
-	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{})}
+	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{}), cgroup: cg}
 	status := bufio.NewReader(statusR)
 	// A start that ctx ends is ended by the helper's kill-all signal, not
 	// by killing the helper: a command it has just started must not be
@@ -109,6 +137,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	case !ok:
 		_ = cmd.Wait()
 		statusR.Close()
+		cg.remove()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx) // ended by ctx while starting
 		}
@@ -116,6 +145,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	case first.StartError != "":
 		_ = cmd.Wait()
 		statusR.Close()
+		cg.remove()
 		se := &StartError{Op: first.Op, Err: errors.New(first.StartError), Errno: first.Errno}
 		if first.Errno != 0 {
 			se.Err = syscall.Errno(first.Errno)
@@ -124,6 +154,9 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, se
 	}
 	p.pid = first.Pid
+	if s.box {
+		p.pid = hostPid(cmd.Process.Pid, first.Pid)
+	}
 	go func() {
 		last, ok := readStatus(status)
 		werr := cmd.Wait()
@@ -139,9 +172,30 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 			p.state = State{Signal: int(syscall.SIGKILL), Problem: fmt.Sprintf("the sandbox helper ended unexpectedly (%v)", werr)}
 		}
+		p.cgroup.remove()
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// hostPid finds, among the children of the helper (host pid helper), the
+// one that is nsPid in the box's PID namespace; helper when none is.
+func hostPid(helper, nsPid int) int {
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(helper) + "/task")
+	for _, t := range tasks {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(helper) + "/task/" + t.Name() + "/children")
+		for _, c := range strings.Fields(string(b)) {
+			st, _ := os.ReadFile("/proc/" + c + "/status")
+			for _, line := range strings.Split(string(st), "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == strconv.Itoa(nsPid) {
+					if pid, err := strconv.Atoi(c); err == nil {
+						return pid
+					}
+				}
+			}
+		}
+	}
+	return helper
 }
 
 // readStatus reads one JSON line from the helper.
@@ -170,12 +224,13 @@ func withHome(env []string, home string) []string {
 
 // Process is a command started by Start.
 type Process struct {
-	cmd   *exec.Cmd
-	pid   int
-	user  User
-	done  chan struct{}
-	state State
-	stop  sync.Once
+	cgroup *cgroup
+	cmd    *exec.Cmd
+	pid    int
+	user   User
+	done   chan struct{}
+	state  State
+	stop   sync.Once
 }
 
 // Pid is the command's process id (not the helper's).
@@ -221,8 +276,97 @@ func (p *Process) Stop(grace time.Duration) State {
 	defer t.Stop()
 	select {
 	case <-p.done:
+		return p.state
 	case <-t.C:
 		p.Kill()
 	}
+	// A helper that does not finish the kill (it cannot be frozen from
+	// inside its box, but a host may be overloaded) is killed itself: the
+	// kernel then kills everything in its PID namespace.
+	t.Reset(killWait)
+	select {
+	case <-p.done:
+	case <-t.C:
+		_ = p.cmd.Process.Kill()
+	}
 	return p.Wait()
+}
+
+// killWait is how long Stop waits for the helper to kill the command
+// before it kills the helper.
+const killWait = 2 * time.Second
+
+var probes struct {
+	sync.Mutex
+	done map[bool]Isolation
+}
+
+// probeIsolation finds out, once per process, which protections this host
+// gives commands: it starts the helper in a box that starts nothing, and
+// makes and removes a cgroup (as root).
+func probeIsolation(root bool) Isolation {
+	probes.Lock()
+	defer probes.Unlock()
+	if iso, ok := probes.done[root]; ok {
+		return iso
+	}
+	var iso Isolation
+	if err := probeBox(!root); err != nil {
+		what := "namespaces"
+		if !root {
+			what = "user namespaces"
+		}
+		iso.Off = append(iso.Off, fmt.Sprintf("box: this host does not let attunectl create %s (%v): sensors share /tmp, HOME and /proc with each other and can read the worker's files", what, err))
+	} else {
+		iso.Box, iso.UserNamespace = true, !root
+	}
+	switch {
+	case !root:
+		iso.Off = append(iso.Off, "cgroups: attunectl is not root: processes are bounded per user (RLIMIT_NPROC) and memory per process (RLIMIT_DATA), not per sensor")
+	default:
+		if cg, err := createCgroup(fmt.Sprintf("probe-%d", os.Getpid()), Limits{}); err != nil {
+			iso.Off = append(iso.Off, fmt.Sprintf("cgroups: %v (on cgroup v2, delegate a subtree to attunectl, e.g. systemd's Delegate=yes): processes are bounded per user and memory per process, not per sensor", err))
+		} else {
+			cg.remove()
+			iso.Cgroups = true
+		}
+	}
+	if probes.done == nil {
+		probes.done = map[bool]Isolation{}
+	}
+	probes.done[root] = iso
+	return iso
+}
+
+// probeBox starts the helper in a box with nothing to run.
+func probeBox(userns bool) error {
+	cfg := helperConfig{Probe: true, Box: &boxConfig{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}}
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	boxAttr(attr, userns)
+	var stderr strings.Builder
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer statusR.Close()
+	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{helperArg0, helperMagic, string(arg)}, Dir: "/",
+		Stderr: &stderr, ExtraFiles: []*os.File{statusW}, SysProcAttr: attr}
+	err = cmd.Start()
+	statusW.Close()
+	if err != nil {
+		return err
+	}
+	st, ok := readStatus(bufio.NewReader(statusR))
+	_ = cmd.Wait()
+	switch {
+	case !ok:
+		return fmt.Errorf("the sandbox helper ended: %s", cmd.ProcessState)
+	case st.StartError != "":
+		return fmt.Errorf("%s: %s", st.Op, st.StartError)
+	}
+	return nil
 }

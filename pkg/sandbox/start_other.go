@@ -107,3 +107,8 @@ func (p *Process) Stop(grace time.Duration) State {
 func dynamicUser() (User, error) {
 	return User{}, errors.New("running commands as another user is supported on Linux only")
 }
+
+// probeIsolation: only Linux has the namespaces and cgroups of a box.
+func probeIsolation(bool) Isolation {
+	return Isolation{Off: []string{"box and cgroups: Linux only; commands run directly, in their own process group"}}
+}
