@@ -291,3 +291,50 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestEntrypointsAreJudgedAsTheSensorsUser: as root with sensors run as
+// nobody, an entrypoint in a directory only root may enter is reported the
+// same whether it exists or not: `sensor list` tells nothing nobody could
+// not find out itself.
+func TestEntrypointsAreJudgedAsTheSensorsUser(t *testing.T) {
+	t.Parallel()
+	testsupport.RequireRoot(t, "it hides root-only paths from sensors run as nobody")
+	db := dbtest.New(t)
+	private := t.TempDir() // 0700, root's
+	exists := filepath.Join(private, "exists.sh")
+	if err := os.WriteFile(exists, []byte("#!/bin/sh\nsleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for ref, entry := range map[string]string{"demo.exists": exists, "demo.missing": filepath.Join(private, "missing.sh")} {
+		defineSensor(t, db.Pool, fmt.Sprintf(`
+ref: %s
+label: Root-only entrypoint
+runtime: core.sensor.shell
+entrypoint: %s
+triggers: [{ref: %s_t}]
+`, ref, entry, ref))
+	}
+	e := nobodyEnv(t, db)
+	w := start(t, e, "sensor", "run", "--name", "ep-1", "--heartbeat-interval", superviseHB.String(), "--runtimes", "shell")
+	reasons := map[string]string{}
+	waitUntil(t, w, 30*time.Second, "both sensors to be reported unrunnable", func() bool {
+		res := run(t, e, "sensor", "list", "-o", "json")
+		var listed []struct {
+			Ref    string `json:"ref"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal([]byte(res.Stdout), &listed) != nil {
+			return false
+		}
+		for _, l := range listed {
+			reasons[l.Ref] = l.Reason
+		}
+		return strings.Contains(reasons["demo.exists"], "entrypoint") && strings.Contains(reasons["demo.missing"], "entrypoint")
+	})
+	a := strings.ReplaceAll(reasons["demo.exists"], "exists.sh", "X")
+	b := strings.ReplaceAll(reasons["demo.missing"], "missing.sh", "X")
+	if a != b || !strings.Contains(a, "not readable by nobody") {
+		t.Errorf("the reasons tell a root-only file from a missing one:\n%s\n%s", reasons["demo.exists"], reasons["demo.missing"])
+	}
+	stopSensor(t, w, db.Pool, "ep-1")
+}

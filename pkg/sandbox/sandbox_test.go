@@ -293,7 +293,6 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-
 // BenchmarkRun measures what the helper costs per command: /bin/true run
 // through the sandbox, against the same started directly with os/exec.
 func BenchmarkRun(b *testing.B) {
@@ -484,4 +483,44 @@ done < /proc/self/cgroup`)
 func cgroupsV2() bool {
 	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
 	return err == nil
+}
+
+// TestMayRead: a path is judged as the user would meet it: a file in a
+// directory the user cannot enter is unreadable however it is mode;
+// execute needs the x bit for the user's class.
+func TestMayRead(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mayread-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	f := filepath.Join(open, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	x := filepath.Join(open, "x")
+	os.WriteFile(x, []byte("x"), 0o755)
+	os.Chmod(dir, 0o711)
+	nobody := User{Name: "nobody", UID: 65534, GID: 65534}
+	me := User{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	cases := []struct {
+		u          User
+		path       string
+		exec, want bool
+	}{
+		{nobody, f, false, true},
+		{nobody, f, true, false},
+		{nobody, x, true, true},
+		{nobody, filepath.Join(open, "missing"), false, false},
+		{me, f, false, true},
+	}
+	for _, c := range cases {
+		if got := c.u.MayRead(c.path, c.exec); got != c.want {
+			t.Errorf("%s MayRead(%s, exec %v) = %v, want %v", c.u.Name, c.path, c.exec, got, c.want)
+		}
+	}
+	os.Chmod(dir, 0o700)
+	if nobody.MayRead(f, false) {
+		t.Error("nobody may read a file below a directory only its owner may enter")
+	}
 }

@@ -3,6 +3,7 @@ package sensorworker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -313,6 +314,15 @@ func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
 	}
 	if s.Builtin() {
 		return s
+	}
+	// The entrypoint is judged as the sensor's user sees it: as root,
+	// attunectl says nothing about a path that user cannot reach.
+	if sb := l.s.opts.Sandbox; sb != nil && sb.SwitchesUser() {
+		interp, _ := supervise.Interpreter(spec.RuntimeRef, spec.ExecutionConfig)
+		if path, err := supervise.EntrypointPath(l.cfg.PacksDir, spec.PackRef, spec.Entrypoint); err == nil && !sb.User().MayRead(path, len(interp) == 0) {
+			s.Unrunnable = fmt.Sprintf("entrypoint %s: missing, or not readable by %s, whom the sensor runs as (make it and its directories readable by that user, or change sensor.run_as)", path, sb.User())
+			return s
+		}
 	}
 	s.Argv, s.Unrunnable = supervise.CommandLine(spec.RuntimeRef, spec.ExecutionConfig, l.cfg.PacksDir, spec.PackRef, spec.Entrypoint)
 	if s.Unrunnable == "" && l.s.opts.Sandbox == nil {

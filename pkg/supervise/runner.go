@@ -340,8 +340,14 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 		out.flushDropped()
 		return exit, out.stderrTail(), false, false
 	case <-ctx.Done():
+		// Reported when the box outlasts SIGTERM, SIGKILL and the kill of
+		// its helper: its lease stays this worker's until it is gone.
+		stuck := time.AfterFunc(r.sup.opts.StopTimeout+10*time.Second, func() {
+			r.log.Error("the sensor's process does not end after SIGKILL; its lease is kept until it does")
+		})
 		p.Stop(r.sup.opts.StopTimeout)
 		exit = <-exited
+		stuck.Stop()
 		pumps.Wait()
 		out.flushDropped()
 		r.log.Info("sensor process stopped", "exit", exit)
