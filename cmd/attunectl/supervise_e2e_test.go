@@ -601,3 +601,59 @@ func TestNewSensorsClaimedAtOnce(t *testing.T) {
 		t.Errorf("the new sensors were claimed %s after sensor add; the worker was idle", took)
 	}
 }
+
+// TestReplaceNeverTakesLiveLeases: `sensor run --replace` takes a live
+// worker's name, never its unexpired leases: the old instance stops its
+// sensor and releases it (or its lease expires), and only then does the
+// new instance claim it. The ledger shows the spans one after the other,
+// none ended by a takeover.
+func TestReplaceNeverTakesLiveLeases(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	defineSensor(t, db.Pool, fmt.Sprintf(tickerManifest, sensorProgram(t, "ticker.py")))
+	a := worker(t, db, "rp-1")
+	waitUntil(t, a, 30*time.Second, "the first instance's ticker to emit", func() bool {
+		e, ok := latestEvent(t, db.Pool, "demo.ticker")
+		return ok && e.Worker == "rp-1"
+	})
+	b := worker(t, db, "rp-1", "--replace")
+	a.wait(t, 15*time.Second)
+	waitUntil(t, b, 30*time.Second, "the new instance's ticker to emit", func() bool {
+		var n int
+		_ = db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM sensor_ownership WHERE ended_at IS NULL`).Scan(&n)
+		return n == 1 && func() bool { h, _ := holder(t, db.Pool, "demo.ticker"); return h == "rp-1" }()
+	})
+	rows, err := db.Pool.Query(context.Background(), `SELECT worker_instance::text, started_at, ended_at, coalesce(end_reason, '')
+		FROM sensor_ownership ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type span struct {
+		instance   string
+		start, end *time.Time
+		reason     string
+	}
+	var spans []span
+	for rows.Next() {
+		var s span
+		if err := rows.Scan(&s.instance, &s.start, &s.end, &s.reason); err != nil {
+			t.Fatal(err)
+		}
+		spans = append(spans, s)
+	}
+	if len(spans) < 2 {
+		t.Fatalf("ledger has %d spans, want the old instance's and the new one's", len(spans))
+	}
+	for i, s := range spans {
+		if s.reason == "taken_over" {
+			t.Errorf("span %d (instance %s) ended by a takeover: the new instance took a live lease", i, s.instance)
+		}
+		if i > 0 && (spans[i-1].end == nil || s.start.Before(*spans[i-1].end)) {
+			t.Errorf("span %d started before span %d ended: two owners at once", i, i-1)
+		}
+	}
+	if spans[0].instance == spans[len(spans)-1].instance {
+		t.Errorf("the sensor never moved to the new instance: %+v", spans)
+	}
+	stopSensor(t, b, db.Pool, "rp-1")
+}

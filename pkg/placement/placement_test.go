@@ -2,6 +2,7 @@ package placement_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -287,6 +288,49 @@ func TestSurvivorsWakeAtALapseAndClaimInBulk(t *testing.T) {
 	}
 	if ha.NextLapse != 0 || hb.NextLapse != 0 {
 		t.Errorf("with c's leases taken, a and b were still told of lapses (%s, %s)", ha.NextLapse, hb.NextLapse)
+	}
+	e.assertLedgerNeverOverlaps()
+}
+
+// TestLapseReclaimedBySameWorkerIsInTheLedger: a worker that went silent
+// past its lease and then claims the same sensor again (no other worker
+// took it) leaves two spans: the first ended 'expired' when the lease ran
+// out, the second started at the new claim.
+func TestLapseReclaimedBySameWorkerIsInTheLedger(t *testing.T) {
+	e := newEnv(t, 200*time.Millisecond)
+	a := e.worker(spec{name: "a", runtimes: []string{"shell"}})
+	e.addSensors(shellSensors(1)...)
+	e.tick(a)
+	if got := e.loads(a); got[0] != 1 {
+		t.Fatalf("a holds %v, want 1", got)
+	}
+	time.Sleep(3*e.interval + 200*time.Millisecond) // the lease lapses
+	for i := 0; i < 5; i++ {
+		e.tick(a)
+		if e.loads(a)[0] == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := e.loads(a); got[0] != 1 {
+		t.Fatalf("a holds %v after the lapse, want 1 again", got)
+	}
+	rows, err := e.pool.Query(ctxT(t), `SELECT coalesce(end_reason, ''), ended_at IS NOT NULL AND ended_at <= started_at + interval '1 second'
+		FROM sensor_ownership ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spans []string
+	for rows.Next() {
+		var reason string
+		var short bool
+		if err := rows.Scan(&reason, &short); err != nil {
+			t.Fatal(err)
+		}
+		spans = append(spans, fmt.Sprintf("%s/%v", reason, short))
+	}
+	if want := []string{"expired/true", "/false"}; !slices.Equal(spans, want) {
+		t.Errorf("ledger spans %v, want %v (one ended when the lease ran out, one open)", spans, want)
 	}
 	e.assertLedgerNeverOverlaps()
 }

@@ -49,6 +49,13 @@ type Config struct {
 	// calls ReleaseHandover, so the next owner never starts a sensor while
 	// the old process still runs. ReleaseAll always releases.
 	DeferRelease bool
+	// AdoptOwnLeases claims at once, unexpired, the leases an older
+	// instance of this worker held: right when that instance is known to be
+	// gone (the worker row was taken over as stale, or from a crashed
+	// process of this host). A worker that took its name over from a live
+	// instance (--replace) leaves them: that instance releases them, or they
+	// expire, so a sensor never has two owners.
+	AdoptOwnLeases bool
 }
 
 func (c *Config) defaults() {
@@ -249,7 +256,7 @@ waiting_rows AS (
 	WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	UNION ALL
 	SELECT a.workload, a.updated, false FROM sensor_workload_assignment a
-	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid),
+	WHERE a.worker = $1 AND a.worker_instance <> $2::uuid AND $10::boolean),
 -- Capped: a renewal must stay cheap when thousands of sensors wait (a
 -- mass failure), or late renewals would expire more leases.
 waiting AS (
@@ -321,7 +328,7 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		lapse                       *float64
 	)
 	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
-		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9, p.cfg.Interval.Seconds(), p.watchModulus(), LapseWakers).
+		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9, p.cfg.Interval.Seconds(), p.watchModulus(), LapseWakers, p.cfg.AdoptOwnLeases).
 		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due, &lapse)
 	out.Statements++
 	if err != nil {
@@ -794,7 +801,7 @@ picked AS (
 	 JOIN sensor_workload sw ON sw.id = a.workload
 	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
 	  AND s.worker_selector <@ (SELECT labels FROM me)
-	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid
+	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid AND $7::boolean
 	 LIMIT $3))
 SELECT p.workload, s.id, s.ref, rts.name, rts.aliases, coalesce(s.runtime_version_constraint, ''),
 	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END
@@ -811,7 +818,7 @@ const claimSQL = `
 WITH pick AS (
 	SELECT a.workload FROM sensor_workload_assignment a
 	WHERE a.workload = ANY($3::bigint[])
-	  AND (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid))
+	  AND (a.worker IS NULL OR a.lease_expires_at <= clock_timestamp() OR (a.worker = $1 AND a.worker_instance <> $2::uuid AND $6::boolean))
 	ORDER BY a.workload
 	LIMIT $5
 	FOR UPDATE OF a SKIP LOCKED)
@@ -830,7 +837,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 		start = int64(p.seed>>1) % (p.top + 1)
 	}
 	rows, err := p.pool.Query(ctx, candidatesSQL, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
-		start, (2 * p.cfg.Interval).Seconds())
+		start, (2 * p.cfg.Interval).Seconds(), p.cfg.AdoptOwnLeases)
 	out.Statements++
 	if err != nil {
 		return fmt.Errorf("finding sensors to claim: %w", err)
@@ -862,7 +869,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err = p.pool.Query(ctx, claimSQL, p.cfg.WorkerID, p.instance, ids, p.cfg.Lease.Seconds(), want)
+	rows, err = p.pool.Query(ctx, claimSQL, p.cfg.WorkerID, p.instance, ids, p.cfg.Lease.Seconds(), want, p.cfg.AdoptOwnLeases)
 	out.Statements++
 	if err != nil {
 		return fmt.Errorf("claiming sensors: %w", err)

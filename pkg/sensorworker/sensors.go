@@ -96,7 +96,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 	l := &sensorsLoop{s: s, cfg: c, log: s.log.With("component", "sensors"), specs: map[int64]sensors.RunSpec{},
 		wake: make(chan struct{}, 1), metrics: s.metrics.sensors, logLimit: ratelog.New(ratelog.Window)}
 	l.placer = placement.New(s.db, placement.Config{WorkerID: s.reg.ID(), InstanceID: s.opts.Instance.ID,
-		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true})
+		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true, AdoptOwnLeases: !s.cfg.Replace})
 	l.writer = events.NewBatchWriter(s.db, 2, c.EventsAsync)
 	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
 		Burst: c.EventRate, Logger: l.log,
