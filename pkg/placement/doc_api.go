@@ -19,7 +19,7 @@ package placement
 // The supervisor (pkg/supervise) writes under each lease's Fence through
 // pkg/events (the event insert and the workload's run state, as `sensor
 // run` does); pkg/sensorworker releases handed-over sensors with
-// Placer.ReleaseHandover once their processes stopped.
+// Placer.ReleaseStopped once their processes stopped.
 //
 // The commands:
 //
