@@ -154,8 +154,7 @@ func TestFence(t *testing.T) {
 	}
 	release := func(p *placement.Placer, f fence.Fence) {
 		t.Helper()
-		d := placement.Dropped{Lease: placement.Lease{Fence: f}, Reason: placement.EndReleased}
-		if err := p.ReleaseHandover(ctx, []placement.Dropped{d}, nil); err != nil {
+		if err := placement.ReleaseFenced(ctx, p, f, placement.EndReleased); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -46,7 +46,7 @@ type Config struct {
 	// DeferRelease: a tick that hands sensors over (disabled, drained,
 	// rebalanced) does not release them itself; it lists them in
 	// Held.Handover, and the caller stops their processes first and then
-	// calls ReleaseHandover, so the next owner never starts a sensor while
+	// calls ReleaseStopped, so the next owner never starts a sensor while
 	// the old process still runs. ReleaseAll always releases.
 	DeferRelease bool
 	// AdoptOwnLeases claims at once, unexpired, the leases an older
@@ -102,7 +102,7 @@ type Held struct {
 	Claimed []Lease
 	Dropped []Dropped
 	// Handover are the dropped leases still to release, with their
-	// reasons (Config.DeferRelease): stop them, then ReleaseHandover.
+	// reasons (Config.DeferRelease): stop them, then ReleaseStopped.
 	Handover []Dropped
 	// NextLapse is how long until the earliest unexpired lease of another
 	// worker runs out, by the database's clock (0: none): the caller ticks
@@ -902,31 +902,4 @@ func (p *Placer) Observe(f fence.Fence) {
 		l.Generation = f.Generation
 		p.held[f.Workload] = l
 	}
-}
-
-// ReleaseHandover releases what a tick listed in Held.Handover, once the
-// caller has stopped those sensors; fences carry the generations the
-// sensors ran under (a release names the current one). A fence that is no
-// longer current is skipped (its lease expires or is someone else's).
-func (p *Placer) ReleaseHandover(ctx context.Context, hs []Dropped, fences map[int64]fence.Fence) error {
-	byReason := map[string][]fence.Fence{}
-	for _, h := range hs {
-		f := h.Fence
-		if cur, ok := fences[h.Workload]; ok && cur.Generation > f.Generation {
-			f = cur
-		}
-		byReason[h.Reason] = append(byReason[h.Reason], f)
-	}
-	var first error
-	for reason, fs := range byReason {
-		if _, err := releaseFenced(ctx, p.pool, fs, reason); err != nil && first == nil {
-			first = err
-		}
-	}
-	p.mu.Lock()
-	for _, h := range hs {
-		delete(p.pending, h.Workload)
-	}
-	p.mu.Unlock()
-	return first
 }

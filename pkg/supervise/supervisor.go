@@ -167,18 +167,6 @@ func (s *Supervisor) Stopped() []fence.Fence {
 	return out
 }
 
-// Stopping lists the workloads whose runner was asked to stop and is not
-// done: a process that will not die (it is reported by its runner).
-func (s *Supervisor) Stopping() []int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]int64, 0, len(s.stopping))
-	for w := range s.stopping {
-		out = append(out, w)
-	}
-	return out
-}
-
 // StopAll stops every runner (worker shutdown), waits until all of them,
 // and those already stopping, are done, and returns their fences. The
 // caller bounds the wait.
