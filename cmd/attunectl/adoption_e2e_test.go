@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -169,6 +170,27 @@ var eras = []era{
 		noVerification: "core.go",
 		referenced:     "core.python", referencedBy: "worker-exec-1",
 	},
+	{
+		// Attune's newest schema (its migrations to October 2026): the core
+		// runtimes belong to the platform catalog, sensors and their
+		// workloads are pinned to pack releases, event is partitioned.
+		name: "attune-2026-10",
+		before: []check{
+			{0, []string{"worker", "list", "-o", "wide"}, `(?m)^sensor-attune-1\s+sensor\s+active\s`},
+			{0, []string{"runtime", "list", "core.python", "-o", "yaml"}, `(?m)^  - python3$|aliases:`},
+			{0, []string{"migrate", "status", "-o", "json"}, `"applied": false`},
+		},
+		workers:        []string{"sensor-attune-1", "worker-exec-1"},
+		noVerification: "core.go",
+		after: []check{
+			// Rows of the platform catalog are never written.
+			{2, []string{"runtime", "add", "--update", "--ref", "core.python", "--name", "Python", "--always-available"},
+				`core\.python belongs to Attune's platform catalog`},
+			{2, []string{"runtime", "remove", "core.go"}, `core\.go belongs to Attune's platform catalog`},
+			{0, []string{"sensor", "list"}, `(?m)^acme\.watch\s`},
+			{0, []string{"sensor", "disable", "acme.watch"}, `disabled`},
+		},
+	},
 }
 
 // TestAdoptEveryEra loads each era of Attune's schema into `attune` and into
@@ -252,9 +274,11 @@ func adoptEra(t *testing.T, e era, schema string) {
 	expect(t, environ, 0, []string{"runtime", "add", "--ref", "test.sensor.bash", "--name", "Bash", "--alias", "bash5",
 		"--command", "bash --version", "--pattern", "GNU bash"}, `runtime test.sensor.bash created`)
 	expect(t, environ, 0, []string{"runtime", "list", "test.sensor.bash", "-o", "yaml"}, `(?m)^\s+- bash5$`)
-	expect(t, environ, 0, []string{"runtime", "remove", e.referenced}, `runtime `+regexp.QuoteMeta(e.referenced)+` removed`)
-	if got := queryString(t, db, `SELECT coalesce(runtime::text, 'null') FROM worker WHERE name = $1`, e.referencedBy); got != "null" {
-		t.Errorf("worker %s still points at removed runtime %s: runtime = %s", e.referencedBy, e.referenced, got)
+	if e.referenced != "" {
+		expect(t, environ, 0, []string{"runtime", "remove", e.referenced}, `runtime `+regexp.QuoteMeta(e.referenced)+` removed`)
+		if got := queryString(t, db, `SELECT coalesce(runtime::text, 'null') FROM worker WHERE name = $1`, e.referencedBy); got != "null" {
+			t.Errorf("worker %s still points at removed runtime %s: runtime = %s", e.referencedBy, e.referenced, got)
+		}
 	}
 
 	// Workers.
@@ -371,4 +395,47 @@ func TestAdoptTablesInAnotherSchema(t *testing.T) {
 	expect(t, dbEnv(t, db2), 1, []string{"worker", "list"}, regexp.QuoteMeta(`but schema "attune_prod" has them: pass --schema attune_prod`))
 	expect(t, dbEnv(t, db2), 1, []string{"migrate", "up"}, regexp.QuoteMeta(`pass --schema attune_prod`))
 	expect(t, dbEnv(t, db2), 0, []string{"--schema", "attune_prod", "migrate", "up"}, `is at version \d+`)
+}
+
+// TestAttuneNewestEraOperatorsColumns: on Attune's newest schema `sensor
+// enable|disable` write the operator's enabled_override, never the enabled
+// the pack owns; `sensor list` and placement follow effective_enabled and
+// retired_at; Attune's pinned workload is left to Attune.
+func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	cols := func() string {
+		return queryString(t, db, `SELECT enabled || '/' || coalesce(enabled_override::text, 'null') || '/' || effective_enabled FROM sensor WHERE ref = 'acme.watch'`)
+	}
+	expect(t, environ, 0, []string{"sensor", "disable", "acme.watch"}, `disabled`)
+	if got := cols(); got != "true/false/false" {
+		t.Errorf("after sensor disable: enabled/enabled_override/effective_enabled = %s, want true/false/false", got)
+	}
+	expect(t, environ, 0, []string{"sensor", "list", "acme.watch"}, `(?m)^acme\.watch\s.*disabled`)
+	expect(t, environ, 0, []string{"sensor", "enable", "acme.watch"}, `enabled`)
+	if got := cols(); got != "true/true/true" {
+		t.Errorf("after sensor enable: enabled/enabled_override/effective_enabled = %s, want true/true/true", got)
+	}
+	// A pack that left the sensor out of its newer release disables it,
+	// whatever the override says; so does retirement.
+	execSQL(t, db.Pool, `UPDATE sensor SET omission_disabled = true WHERE ref = 'acme.watch'`)
+	expect(t, environ, 0, []string{"sensor", "list", "acme.watch"}, `(?m)^acme\.watch\s.*disabled`)
+	execSQL(t, db.Pool, `UPDATE sensor SET omission_disabled = false, retired_at = now() WHERE ref = 'acme.watch'`)
+	expect(t, environ, 0, []string{"sensor", "list", "acme.watch"}, `(?m)^acme\.watch\s.*disabled`)
+
+	// The retired sensor's lease lapses: an attunectl worker never claims it,
+	// and creates no workload beside Attune's pinned one.
+	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
+	p := start(t, environ, "sensor", "run", "--name", "ac-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
+	waitRegistered(t, p, db.Pool, "ac-1")
+	time.Sleep(time.Second)
+	if n := queryString(t, db, `SELECT count(*)::text FROM sensor_workload_assignment a JOIN worker w ON w.id = a.worker WHERE w.name = 'ac-1'`); n != "0" {
+		t.Errorf("attunectl claimed %s workloads of a retired sensor", n)
+	}
+	if n := queryString(t, db, `SELECT count(*)::text FROM sensor_workload WHERE pack_release IS NULL`); n != "0" {
+		t.Errorf("attunectl wrote %s unpinned workloads on a schema where Attune pins them", n)
+	}
+	stopSensor(t, p, db.Pool, "ac-1")
 }

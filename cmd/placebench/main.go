@@ -431,7 +431,7 @@ func (s *sim) listBench(ctx context.Context) error {
 	if _, err := exec.LookPath(s.o.Psql); err != nil {
 		return fmt.Errorf("psql not found: %w (pass --psql)", err)
 	}
-	q, _ := sensors.ListQuery(sensors.ListOptions{})
+	q, _ := sensors.ListQuery(database.SchemaFacts{}, sensors.ListOptions{})
 	var goList, goQuery, psqlT []time.Duration
 	for i := -1; i < s.o.Runs; i++ {
 		t := time.Now()

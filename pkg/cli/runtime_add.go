@@ -181,7 +181,7 @@ func runRuntimeAdd(ctx context.Context, app *App, db *database.DB, rts []runtime
 	res, err := runtimes.Add(ctx, db, rts, o.Update)
 	var ve *runtimes.ValidationError
 	switch {
-	case errors.As(err, &ve), errors.Is(err, runtimes.ErrExists):
+	case errors.As(err, &ve), errors.Is(err, runtimes.ErrExists), errors.Is(err, runtimes.ErrPlatformOwned):
 		return usageError(err)
 	case err != nil:
 		return err

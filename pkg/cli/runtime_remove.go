@@ -55,6 +55,9 @@ func runRuntimeRemove(ctx context.Context, app *App, db *database.DB, o runtimeR
 	if errors.Is(err, runtimes.ErrNotFound) {
 		return usageError(fmt.Errorf("%w; nothing was removed", err))
 	}
+	if errors.Is(err, runtimes.ErrPlatformOwned) {
+		return usageError(err)
+	}
 	if err != nil {
 		return err
 	}

@@ -277,3 +277,29 @@ func attuneTablesElsewhere(ctx context.Context, q querier, schema string) (map[s
 	}
 	return out, rows.Err()
 }
+
+// SensorOn is the SQL condition under which the sensor row a (an alias) is
+// to run: where the schema has them, Attune's generated effective_enabled
+// (the pack's enabled, an operator's enabled_override, and never a
+// component a newer pack release left out) and no retired_at; enabled
+// elsewhere.
+func (f SchemaFacts) SensorOn(a string) string {
+	on := a + ".enabled"
+	if f.Has("sensor", "effective_enabled") {
+		on = a + ".effective_enabled"
+	}
+	if f.Has("sensor", "retired_at") {
+		on = "(" + on + " AND " + a + ".retired_at IS NULL)"
+	}
+	return on
+}
+
+// SensorEnabledColumn is the column an operator's `sensor enable|disable`
+// writes: Attune's enabled_override where it exists (its pack installs
+// own enabled and overwrite it), enabled elsewhere.
+func (f SchemaFacts) SensorEnabledColumn() string {
+	if f.Has("sensor", "enabled_override") {
+		return "enabled_override"
+	}
+	return "enabled"
+}

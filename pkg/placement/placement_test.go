@@ -76,8 +76,10 @@ func TestPlaceOnlyWhereTheyFit(t *testing.T) {
 		if w, ok := want[s.Ref]; ok && (s.State != w[0] || s.Reason != w[1]) {
 			t.Errorf("%s: state %q reason %q, want %q %q", s.Ref, s.State, s.Reason, w[0], w[1])
 		}
-		if s.State == "assigned" && (s.Worker == nil || s.LeaseExpires == nil || s.Generation != 1) {
-			t.Errorf("%s: assigned without worker, lease or generation 1: %+v", s.Ref, s)
+		// A claim keeps the generation (0 for a new workload): it is bumped
+		// when a process starts.
+		if s.State == "assigned" && (s.Worker == nil || s.LeaseExpires == nil || s.Generation != 0) {
+			t.Errorf("%s: assigned without worker, lease or generation 0: %+v", s.Ref, s)
 		}
 	}
 }
@@ -142,13 +144,25 @@ func TestFence(t *testing.T) {
 	e.addSensors(sensors.Sensor{Ref: "t.one", Runtime: "core.sensor.shell", Entrypoint: "x.sh", Triggers: []sensors.Trigger{{Ref: "t.fired"}}})
 	e.tick(a)
 	held := a.p.Held()
-	if len(held) != 1 || held[0].Generation != 1 {
-		t.Fatalf("a holds %+v, want one lease of generation 1", held)
+	if len(held) != 1 || held[0].Generation != 0 {
+		t.Fatalf("a holds %+v, want one lease of generation 0 (a claim does not bump it)", held)
 	}
-	f := held[0].Fence
 	ctx := ctxT(t)
 	w := events.Writer{Pool: e.pool}
 	store := events.NewStore(e.db, w)
+	// A process starts: one bump, recorded by the placer, whose renewal
+	// then names generation 1.
+	f, err := a.p.BeginRun(func() (fence.Fence, error) {
+		f, _, err := store.BeginRun(ctx, held[0].Fence)
+		return f, err
+	})
+	if err != nil || f.Generation != 1 {
+		t.Fatalf("BeginRun: %v, generation %d, want 1", err, f.Generation)
+	}
+	e.tick(a)
+	if h := a.p.Held(); len(h) != 1 || h[0].Generation != 1 {
+		t.Fatalf("after a renewal a holds %+v, want generation 1", h)
+	}
 	event := func(f fence.Fence) supervise.Event {
 		return supervise.Event{Fence: f, TriggerRef: "t.fired", Payload: json.RawMessage(`{"n":1}`)}
 	}
@@ -179,16 +193,18 @@ func TestFence(t *testing.T) {
 		t.Errorf("state from another instance: %v, want a stale fence", err)
 	}
 
-	// The lease runs out and b takes the sensor (generation 2): every write
-	// under a's fence now fails, and a's renewal drops it.
+	// The lease runs out and b takes the sensor (its claim keeps
+	// generation 1; b's own process start would bump it): every write
+	// under a's fence now fails — it names a's worker and instance — and
+	// a's renewal drops it.
 	b := e.worker(spec{name: "b", runtimes: []string{"shell"}})
 	deadline := time.Now().Add(5 * time.Second)
 	for len(b.p.Held()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		e.tick(b)
 	}
-	if bh := b.p.Held(); len(bh) != 1 || bh[0].Generation != 2 {
-		t.Fatalf("b holds %+v, want the sensor at generation 2", bh)
+	if bh := b.p.Held(); len(bh) != 1 || bh[0].Generation != 1 || bh[0].Worker == f.Worker {
+		t.Fatalf("b holds %+v, want the sensor, generation 1 under b's own worker", bh)
 	}
 	if _, err := w.WriteEvent(ctx, event(f)); !errorsIsStale(err) {
 		t.Errorf("event from the old owner: %v, want a stale fence", err)
@@ -217,6 +233,18 @@ func TestFence(t *testing.T) {
 	// b's writes succeed.
 	if _, err := w.WriteEvent(ctx, event(b.p.Held()[0].Fence)); err != nil {
 		t.Errorf("event from the new owner: %v", err)
+	}
+	// A generation b did not start (a process start it does not know of)
+	// fails b's renewal, which names the full fence: b drops the sensor.
+	if _, err := e.pool.Exec(ctx, `UPDATE sensor_workload_assignment SET generation = generation + 1`); err != nil {
+		t.Fatal(err)
+	}
+	bh, err := b.p.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bh.Leases) != 0 || len(bh.Dropped) != 1 || bh.Dropped[0].Reason != "lost" {
+		t.Errorf("b's renewal under a generation it does not know kept %d and dropped %+v, want it lost", len(bh.Leases), bh.Dropped)
 	}
 }
 

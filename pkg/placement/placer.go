@@ -188,6 +188,9 @@ type Placer struct {
 	// worker's until the process is gone, but neither held nor adopted
 	// again; ReleaseStopped releases them.
 	pending map[int64]pendingRelease
+	// sql are the statements built for this database's schema: on is when
+	// a sensor runs (database.SchemaFacts.SensorOn).
+	sql struct{ renew, balance, candidates string }
 }
 
 // pendingRelease is a handed-over lease waiting for its process to end.
@@ -200,7 +203,10 @@ type pendingRelease struct {
 func New(db *database.DB, cfg Config) *Placer {
 	pool := db.Pool
 	cfg.defaults()
-	return &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, pending: map[int64]pendingRelease{}, seed: rand.Uint64(), target: math.MaxInt}
+	p := &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, pending: map[int64]pendingRelease{}, seed: rand.Uint64(), target: math.MaxInt}
+	on := db.Facts.SensorOn("s")
+	p.sql.renew, p.sql.balance, p.sql.candidates = renewStatement(on), balanceStatement(on), candidatesStatement(on)
+	return p
 }
 
 // Instance is the uuid this worker instance holds assignments under.
@@ -230,13 +236,14 @@ func (p *Placer) sortedHeld() []Lease {
 	return out
 }
 
-// renewSQL renews every lease of this instance in one statement, and
+// renewStatement renews every lease of this instance in one statement, and
 // reports in the same row what the tick needs next: whether anything is
 // waiting to be claimed (and a signature of it, so a worker that found
 // nothing it may run does not ask again until it changes), and this
 // worker's cordon and drain. $1 worker, $2 instance uuid, $3 lease seconds,
 // $4 heartbeat too, $5 the instance id in worker.meta.
-var renewSQL = `
+func renewStatement(on string) string {
+	return `
 WITH ` + workers.HeartbeatDurability + `,
 hb AS (` + workers.HeartbeatUpdate("$1", "$5", "$4::boolean") + `),
 renewed AS (
@@ -245,7 +252,12 @@ renewed AS (
 	FROM sensor_workload sw JOIN sensor s ON s.id = sw.sensor LEFT JOIN runtime rt ON rt.id = s.runtime
 	WHERE a.worker = $1 AND a.worker_instance = $2::uuid AND a.` + fence.Live + `
 	  AND sw.id = a.workload
-	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, s.enabled,
+	  -- The full fence, as Attune's renewal: a lease this instance knows is
+	  -- renewed only under the generation it knows ($11, $12); one it does
+	  -- not know (a claim whose answer was lost) is adopted.
+	  AND (NOT a.workload = ANY($11::bigint[])
+	       OR (a.workload, a.generation) IN (SELECT * FROM unnest($11::bigint[], $12::bigint[])))
+	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, ` + on + ` AS enabled,
 		greatest(s.updated, rt.updated) AS version),
 -- Three index-backed parts rather than one OR, which would scan every
 -- assignment on every tick of every worker.
@@ -264,7 +276,7 @@ waiting AS (
 		coalesce(max(extract(epoch FROM w.updated)), 0) AS changed,
 		(SELECT coalesce(max(workload), 0) FROM sensor_workload_assignment) AS top
 	FROM (SELECT wr.* FROM waiting_rows wr
-	      JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND s.enabled
+	      JOIN sensor_workload sw ON sw.id = wr.workload JOIN sensor s ON s.id = sw.sensor AND ` + on + `
 	      LIMIT 64) w)
 SELECT
 	(SELECT coalesce(json_agg(renewed), '[]') FROM renewed),
@@ -286,6 +298,7 @@ SELECT
 FROM waiting
 LEFT JOIN worker w ON w.id = $1
 LEFT JOIN worker_drain d ON d.worker = $1 AND d.finished_at IS NULL`
+}
 
 type renewedRow struct {
 	Workload   int64     `json:"workload"`
@@ -327,8 +340,17 @@ func (p *Placer) Tick(ctx context.Context) (Held, error) {
 		budget                      *int32
 		lapse                       *float64
 	)
-	err := p.pool.QueryRow(ctx, renewSQL, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
-		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9, p.cfg.Interval.Seconds(), p.watchModulus(), LapseWakers, p.cfg.AdoptOwnLeases).
+	knownW := make([]int64, 0, len(p.held)+len(p.pending))
+	knownG := make([]int64, 0, len(p.held)+len(p.pending))
+	for w, l := range p.held {
+		knownW, knownG = append(knownW, w), append(knownG, l.Generation)
+	}
+	for w, pr := range p.pending {
+		knownW, knownG = append(knownW, w), append(knownG, pr.d.Generation)
+	}
+	err := p.pool.QueryRow(ctx, p.sql.renew, p.cfg.WorkerID, p.instance, p.cfg.Lease.Seconds(), p.cfg.Heartbeat,
+		p.cfg.InstanceID, p.cfg.Interval.Seconds()*0.9, p.cfg.Interval.Seconds(), p.watchModulus(), LapseWakers, p.cfg.AdoptOwnLeases,
+		knownW, knownG).
 		Scan(&renewedJSON, &hbRows, &waiting, &expired, &p.top, &sig, &cordoned, &deadline, &budget, &pastDeadline, &due, &lapse)
 	out.Statements++
 	if err != nil {
@@ -584,11 +606,12 @@ type selfView struct {
 	TotalHeld   int // leases held by all peers
 }
 
-// balanceSQL reads, in one statement, this worker's capabilities, liveness
+// balanceStatement reads, in one statement, this worker's capabilities, liveness
 // and cordon, how many enabled sensors it could run by runtime and
 // selector, and the load of its peers (live, uncordoned sensor workers that
 // advertise one of the same sensors' runtimes).
-var balanceSQL = `
+func balanceStatement(on string) string {
+	return `
 WITH me AS (
 	SELECT id, worker_role::text AS role, capabilities, coalesce(cordoned, false) AS cordoned,
 		status = 'active' AND NOT ` + workers.StaleSQL("worker") + ` AS live,
@@ -603,7 +626,7 @@ rts AS (
 	   OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names))),
 cand AS (
 	SELECT s.id, s.runtime FROM sensor s, me
-	WHERE s.enabled AND s.runtime IN (SELECT id FROM rts) AND s.worker_selector <@ me.labels),
+	WHERE ` + on + ` AND s.runtime IN (SELECT id FROM rts) AND s.worker_selector <@ me.labels),
 cand_names AS (SELECT DISTINCT unnest(rts.names) AS n FROM rts WHERE rts.id IN (SELECT runtime FROM cand)),
 peers AS (
 	SELECT p.id, (SELECT count(*) FROM sensor_workload_assignment a
@@ -620,6 +643,7 @@ SELECT me.role, me.capabilities, me.cordoned, me.live,
 	coalesce((SELECT min(held) FROM peers WHERE id <> $1), -1),
 	coalesce((SELECT sum(held) FROM peers WHERE id <> $1), 0)
 FROM me`
+}
 
 func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 	var (
@@ -627,7 +651,7 @@ func (p *Placer) readSelf(ctx context.Context) (selfView, error) {
 		caps []byte
 		role *string
 	)
-	err := p.pool.QueryRow(ctx, balanceSQL, p.cfg.WorkerID).Scan(&role, &caps, &v.Cordoned, &v.Live,
+	err := p.pool.QueryRow(ctx, p.sql.balance, p.cfg.WorkerID).Scan(&role, &caps, &v.Cordoned, &v.Live,
 		&v.Candidates, &v.Peers, &v.MinPeerHeld, &v.TotalHeld)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, ErrNoWorker
@@ -752,7 +776,7 @@ func lapsedShare(expired int64, sharers int) int {
 	return int((expired + n - 1) / n)
 }
 
-// candidatesSQL lists claimable workloads this worker may run by runtime
+// candidatesStatement lists claimable workloads this worker may run by runtime
 // and selector (the version constraint and tolerations are checked in Go).
 // Each part walks an index in order from its own starting point ($5, random
 // per tick) and stops after $3 matches, so that workers claiming at once
@@ -760,7 +784,8 @@ func lapsedShare(expired int64, sharers int) int {
 // rows from $5 up, then below $5, then expired leases (in an order of
 // their own) and leases of an older instance of this worker. $1 worker, $2 instance, $4 only rows
 // waiting more than $6 seconds.
-var candidatesSQL = `
+func candidatesStatement(on string) string {
+	return `
 WITH me AS (
 	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
 		CASE WHEN jsonb_typeof(capabilities->'labels') = 'object' THEN capabilities->'labels' ELSE '{}' END AS labels
@@ -773,7 +798,7 @@ rts AS MATERIALIZED (
 picked AS (
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
-	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
 	  AND s.worker_selector <@ (SELECT labels FROM me)
 	 WHERE a.worker IS NULL AND a.workload >= $5
 	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
@@ -781,7 +806,7 @@ picked AS (
 	UNION ALL
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
-	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
 	  AND s.worker_selector <@ (SELECT labels FROM me)
 	 WHERE a.worker IS NULL AND a.workload < $5
 	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
@@ -789,7 +814,7 @@ picked AS (
 	UNION ALL
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
-	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
 	  AND s.worker_selector <@ (SELECT labels FROM me)
 	 WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	   AND (NOT $4::boolean OR a.lease_expires_at <= clock_timestamp() - make_interval(secs => $6::float8))
@@ -799,7 +824,7 @@ picked AS (
 	UNION ALL
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
-	 JOIN sensor s ON s.id = sw.sensor AND s.enabled AND s.runtime IN (SELECT id FROM rts)
+	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
 	  AND s.worker_selector <@ (SELECT labels FROM me)
 	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid AND $7::boolean
 	 LIMIT $3))
@@ -809,11 +834,15 @@ FROM (SELECT workload FROM picked LIMIT $3) p
 JOIN sensor_workload sw ON sw.id = p.workload
 JOIN sensor s ON s.id = sw.sensor
 JOIN rts ON rts.id = s.runtime`
+}
 
 // claimSQL takes the chosen workloads: each row is locked and re-checked
 // (unowned, expired, or held by an older instance of this worker), rows
-// another claimer holds locked are skipped, and the claim bumps the
-// generation: a claim starts a process.
+// another claimer holds locked are skipped. The claim keeps the
+// generation: it is bumped once per process start (the supervisor's
+// BeginRun), as Attune's sensor service does; the new owner is fenced by
+// its worker and instance. (generation is named in the SET so that the
+// ledger's trigger sees every claim, a re-claim by the same instance too.)
 const claimSQL = `
 WITH pick AS (
 	SELECT a.workload FROM sensor_workload_assignment a
@@ -823,7 +852,7 @@ WITH pick AS (
 	LIMIT $5
 	FOR UPDATE OF a SKIP LOCKED)
 UPDATE sensor_workload_assignment a
-SET worker = $1, worker_instance = $2::uuid, generation = a.generation + 1,
+SET worker = $1, worker_instance = $2::uuid, generation = a.generation,
 	lease_expires_at = clock_timestamp() + make_interval(secs => $4::float8),
 	assigned_at = clock_timestamp(), renewed_at = clock_timestamp(), updated = now()
 FROM pick, sensor_workload sw JOIN sensor s ON s.id = sw.sensor
@@ -836,7 +865,7 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	if p.top > 0 {
 		start = int64(p.seed>>1) % (p.top + 1)
 	}
-	rows, err := p.pool.Query(ctx, candidatesSQL, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
+	rows, err := p.pool.Query(ctx, p.sql.candidates, p.cfg.WorkerID, p.instance, want*3+8, agedOnly,
 		start, (2 * p.cfg.Interval).Seconds(), p.cfg.AdoptOwnLeases)
 	out.Statements++
 	if err != nil {
@@ -892,14 +921,21 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 	return nil
 }
 
-// Observe records a new generation of a workload this instance holds: the
-// supervisor bumps it at every start of the sensor's process, and the
-// fenced release of a drain, a rebalance or the shutdown must name it.
-func (p *Placer) Observe(f fence.Fence) {
+// BeginRun runs begin — the supervisor's start of a process, which bumps
+// the generation of a lease this instance holds — while no tick renews,
+// and records the generation it returns: a renewal names the generation
+// the database has (the full fence, as Attune's renewal does), and a
+// fenced release of a drain, a rebalance or the shutdown names it too.
+func (p *Placer) BeginRun(begin func() (fence.Fence, error)) (fence.Fence, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	f, err := begin()
+	if err != nil {
+		return f, err
+	}
 	if l, ok := p.held[f.Workload]; ok && l.Worker == f.Worker && l.Instance == f.Instance && f.Generation > l.Generation {
 		l.Generation = f.Generation
 		p.held[f.Workload] = l
 	}
+	return f, nil
 }

@@ -206,6 +206,11 @@ func Add(ctx context.Context, db *database.DB, rts []Runtime, update bool) (AddR
 	if err := db.Require(Requirements...); err != nil {
 		return res, fmt.Errorf("adding runtimes: %w", err)
 	}
+	if owned, err := platformOwned(ctx, db, Refs(rts)); err != nil {
+		return res, err
+	} else if len(owned) > 0 {
+		return res, &PlatformOwnedError{Refs: owned}
+	}
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("adding runtimes: starting a transaction: %w", err)
@@ -300,6 +305,11 @@ func Remove(ctx context.Context, db *database.DB, refs []string) ([]string, erro
 		return nil, nil
 	}
 	list := MissingRefs(refs, nil)
+	if owned, err := platformOwned(ctx, db, list); err != nil {
+		return nil, err
+	} else if len(owned) > 0 {
+		return nil, &PlatformOwnedError{Refs: owned, Remove: true}
+	}
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("removing runtimes: starting a transaction: %w", err)

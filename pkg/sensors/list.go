@@ -54,7 +54,7 @@ type Listing struct {
 }
 
 // ListQuery is the statement List runs (and the benchmark runs through psql).
-func ListQuery(opts ListOptions) (string, []any) {
+func ListQuery(facts database.SchemaFacts, opts ListOptions) (string, []any) {
 	var args []any
 	add := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	var where []string
@@ -64,7 +64,7 @@ func ListQuery(opts ListOptions) (string, []any) {
 	if opts.Worker != "" {
 		where = append(where, "w.name = "+add(opts.Worker)+" AND a."+fence.Live)
 	}
-	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, s.enabled, coalesce(s.runtime_version_constraint, ''),
+	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, ` + facts.SensorOn("s") + `, coalesce(s.runtime_version_constraint, ''),
 	CASE WHEN jsonb_typeof(s.worker_selector) = 'object' THEN s.worker_selector ELSE '{}' END,
 	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
 	sw.id, w.name, a.worker, a.worker_instance::text, coalesce(a.generation, 0), a.lease_expires_at, a.assigned_at,
@@ -118,7 +118,8 @@ func LiveWorkers(ctx context.Context, db *database.DB) ([]placement.WorkerInfo, 
 }
 
 // List returns sensors with their derived state:
-//   - disabled: enabled is false;
+//   - disabled: enabled is false (on Attune's schema: effective_enabled is
+//     false, or the sensor is retired);
 //   - assigned (or the supervisor's starting, running, backoff, recorded
 //     under the current generation): a worker holds an unexpired lease;
 //   - quarantined: the supervisor quarantined the workload (sticky, on the
@@ -131,7 +132,7 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 	if opts.State != "" && !slices.Contains(States, opts.State) {
 		return l, fmt.Errorf("unknown sensor state %q: use one of %s", opts.State, strings.Join(States, ", "))
 	}
-	q, args := ListQuery(opts)
+	q, args := ListQuery(db.Facts, opts)
 	rows, err := db.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return l, fmt.Errorf("listing sensors: %w", err)

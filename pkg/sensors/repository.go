@@ -220,14 +220,15 @@ func EnsureWorkloads(ctx context.Context, db *database.DB) (int, error) {
 
 // SetEnabled enables or disables sensors, all or none: an unknown ref is an
 // error matching ErrNotFound and nothing changes. A disabled sensor is
-// released by its owner at its next tick.
+// released by its owner at its next tick. On Attune's schema it writes the
+// operator's enabled_override, never the enabled its pack installs own.
 func SetEnabled(ctx context.Context, db *database.DB, refs []string, enabled bool) ([]string, error) {
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, `UPDATE sensor SET enabled = $2, updated = now() WHERE ref = ANY($1) RETURNING ref`, refs, enabled)
+	rows, err := tx.Query(ctx, `UPDATE sensor SET `+db.Facts.SensorEnabledColumn()+` = $2, updated = now() WHERE ref = ANY($1) RETURNING ref`, refs, enabled)
 	if err != nil {
 		return nil, fmt.Errorf("updating sensors: %w", err)
 	}

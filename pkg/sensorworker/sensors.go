@@ -70,18 +70,23 @@ type sensorsLoop struct {
 	wake  chan struct{}
 }
 
-// fencedStore tells the placer about every generation the supervisor
-// starts, so a later fenced release names it.
+// fencedStore starts every run through the placer, which records the new
+// generation, so the next renewal and a later fenced release name it.
 type fencedStore struct {
 	events.Store
 	placer *placement.Placer
 }
 
 func (f fencedStore) BeginRun(ctx context.Context, cur fence.Fence) (fence.Fence, supervise.State, error) {
-	nf, st, err := f.Store.BeginRun(ctx, cur)
-	if err == nil {
-		f.placer.Observe(nf)
-	}
+	var st supervise.State
+	nf, err := f.placer.BeginRun(func() (fence.Fence, error) {
+		var (
+			nf  fence.Fence
+			err error
+		)
+		nf, st, err = f.Store.BeginRun(ctx, cur)
+		return nf, err
+	})
 	return nf, st, err
 }
 
