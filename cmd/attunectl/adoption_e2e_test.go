@@ -17,6 +17,7 @@ import (
 
 	"github.com/attune-automation/attunectl/migrations"
 	"github.com/attune-automation/attunectl/pkg/dbtest"
+	"github.com/attune-automation/attunectl/pkg/testsupport"
 )
 
 // loadEra creates a fresh, unmigrated database and loads
@@ -438,4 +439,64 @@ func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
 		t.Errorf("attunectl wrote %s unpinned workloads on a schema where Attune pins them", n)
 	}
 	stopSensor(t, p, db.Pool, "ac-1")
+}
+
+// TestAttuneSDKSensorRunsForItsRules: on Attune's newest schema a sensor
+// written to Attune's contract runs unchanged under attunectl, and only
+// for its rules: ATTUNE_SENSOR_TRIGGERS carries the rule instances (the
+// rule's id and ref, config = its trigger_params), a changed rule reaches
+// the running sensor within a few intervals, and with no enabled rule left
+// the sensor is idle and its process stopped.
+func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	prog := sensorProgram(t, "attune_sdk.py")
+	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
+		SELECT 'acme.sdk', 'SDK sensor', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.python'`, prog)
+	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref)
+		SELECT 'acme.sdk_fired', 'SDK fired', id, ref FROM sensor WHERE ref = 'acme.sdk'`)
+	expect(t, environ, 0, []string{"sensor", "list", "acme.sdk"}, `(?m)^acme\.sdk\s.*idle`)
+	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled, trigger_params)
+		SELECT 'acme.on_sdk', 1, 'acme', 'On SDK', 'acme.notify', id, ref, true, '{"threshold": 1}' FROM trigger WHERE ref = 'acme.sdk_fired'`)
+
+	w := start(t, environ, "sensor", "run", "--name", "sdk-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
+	type payload struct {
+		Rule   string         `json:"rule"`
+		Config map[string]any `json:"config"`
+		Types  []string       `json:"types"`
+		Pack   string         `json:"pack"`
+	}
+	latest := func() (payload, string) {
+		var p payload
+		var raw []byte
+		var trigger string
+		if err := db.Pool.QueryRow(context.Background(), `SELECT payload, trigger_ref FROM event WHERE source_ref = 'acme.sdk' ORDER BY id DESC LIMIT 1`).Scan(&raw, &trigger); err != nil {
+			return p, ""
+		}
+		_ = json.Unmarshal(raw, &p)
+		return p, trigger
+	}
+	waitUntil(t, w, 30*time.Second, "the SDK sensor's first event", func() bool { _, tr := latest(); return tr != "" })
+	p, trigger := latest()
+	if p.Rule != "acme.on_sdk" || p.Config["threshold"] != 1.0 || !slices.Equal(p.Types, []string{"acme.sdk_fired"}) || p.Pack != "acme" || trigger != "acme.sdk_fired" {
+		t.Errorf("the sensor was given rule %q config %v types %v pack %q (event trigger %q); want acme.on_sdk {threshold 1} [acme.sdk_fired] acme",
+			p.Rule, p.Config, p.Types, p.Pack, trigger)
+	}
+
+	// The rule changes: the sensor gets the new instance.
+	execSQL(t, db.Pool, `UPDATE rule SET trigger_params = '{"threshold": 2}' WHERE ref = 'acme.on_sdk'`)
+	waitUntil(t, w, 10*time.Second, "the changed rule to reach the sensor", func() bool { p, _ := latest(); return p.Config["threshold"] == 2.0 })
+
+	// No enabled rule left: idle, the process stopped.
+	execSQL(t, db.Pool, `UPDATE rule SET enabled_override = false WHERE ref = 'acme.on_sdk'`)
+	waitUntil(t, w, 10*time.Second, "the sensor without rules to stop", func() bool { return len(testsupport.ProcessesWith(prog)) == 0 })
+	expect(t, environ, 0, []string{"sensor", "list", "acme.sdk"}, `(?m)^acme\.sdk\s.*idle`)
+	stopSensor(t, w, db.Pool, "sdk-1")
+	// Not one statement failed on Attune's schema (an enum value it lacks,
+	// a column it does not have).
+	if strings.Contains(w.stderr.String(), "SQLSTATE") {
+		t.Errorf("a statement failed on Attune's schema:\n%s", w.stderr)
+	}
 }

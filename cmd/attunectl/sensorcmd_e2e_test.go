@@ -62,7 +62,7 @@ func TestSensorCommandsBinary(t *testing.T) {
 		t.Errorf("sensor list -o json: %v\n%s", err, r.Stdout)
 	}
 	expect(t, environ, 2, []string{"sensor", "list", "acme.nope"}, "sensor acme.nope not found")
-	expect(t, environ, 2, []string{"sensor", "list", "--state", "sleeping"}, `--state "sleeping": use one of disabled, unschedulable`)
+	expect(t, environ, 2, []string{"sensor", "list", "--state", "sleeping"}, `--state "sleeping": use one of disabled, idle, unschedulable`)
 	expect(t, environ, 2, []string{"sensor", "list", "-o", "csv"}, `unknown output format "csv": use one of table, wide, json, yaml, name`)
 
 	expect(t, environ, 2, []string{"sensor", "enable", "acme.heartbeat", "acme.nope"}, `sensor not found: acme\.nope .*nothing was changed`)

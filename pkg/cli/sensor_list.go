@@ -43,7 +43,11 @@ func newSensorListCmd(app *App) *cobra.Command {
 		Long: `List the sensors of the sensor table, ordered by ref, with where each runs
 and its state, derived like a worker's:
 
-  disabled       enabled is false
+  disabled       enabled is false (on Attune's schema: effective_enabled, which
+                 folds in an operator's override and the pack's omission, is
+                 false, or the sensor is retired)
+  idle           on Attune's schema: no enabled rule targets its triggers, and
+                 Attune runs a sensor only for its rules
   unschedulable  no live sensor worker fits; REASON says which requirement
                  no one meets ("no live worker advertises python satisfying >=3.12")
   unassigned     some worker fits, nobody holds it yet

@@ -187,7 +187,7 @@ func TestSensorListRun(t *testing.T) {
 		t.Errorf("empty: %v %q %q", err, out, errOut)
 	}
 	o := sensorListOptions{State: "runing"}
-	if err := o.Validate(); ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `--state "runing": use one of disabled, unschedulable, unassigned, assigned, starting, running, backoff, quarantined`) {
+	if err := o.Validate(); ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `--state "runing": use one of disabled, idle, unschedulable, unassigned, assigned, starting, running, backoff, quarantined`) {
 		t.Errorf("bad state: %v", err)
 	}
 }

@@ -278,20 +278,56 @@ func attuneTablesElsewhere(ctx context.Context, q querier, schema string) (map[s
 	return out, rows.Err()
 }
 
-// SensorOn is the SQL condition under which the sensor row a (an alias) is
-// to run: where the schema has them, Attune's generated effective_enabled
-// (the pack's enabled, an operator's enabled_override, and never a
-// component a newer pack release left out) and no retired_at; enabled
-// elsewhere.
-func (f SchemaFacts) SensorOn(a string) string {
+// On is the SQL condition under which the row a (an alias) of table
+// (sensor, trigger, rule) is on: where the schema has them, Attune's
+// generated effective_enabled (the pack's enabled, an operator's
+// enabled_override, and never a component a newer pack release left out)
+// and no retired_at; enabled elsewhere.
+func (f SchemaFacts) On(table, a string) string {
 	on := a + ".enabled"
-	if f.Has("sensor", "effective_enabled") {
+	if f.Has(table, "effective_enabled") {
 		on = a + ".effective_enabled"
 	}
-	if f.Has("sensor", "retired_at") {
+	if f.Has(table, "retired_at") {
 		on = "(" + on + " AND " + a + ".retired_at IS NULL)"
 	}
 	return on
+}
+
+// SensorOn is On("sensor", a).
+func (f SchemaFacts) SensorOn(a string) string { return f.On("sensor", a) }
+
+// Rules reports whether the schema has Attune's rules: a sensor then runs
+// only for the enabled rules that target its triggers (rule instances).
+func (f SchemaFacts) Rules() bool { return f.Has("rule", "trigger") && f.Has("rule", "trigger_params") }
+
+// RuleInstances is the FROM … WHERE of the rule instances of the sensor
+// row s: enabled, not retired rules on enabled, not retired triggers of
+// that sensor, as Attune's sensor manager selects them (r the rule, t the
+// trigger). Only when Rules().
+func (f SchemaFacts) RuleInstances(s string) string {
+	return "rule r JOIN trigger t ON t.id = r.trigger WHERE t.sensor = " + s + ".id AND " + f.On("rule", "r") + " AND " + f.On("trigger", "t")
+}
+
+// SensorRuns is the SQL condition under which the sensor row a is placed
+// and run: SensorOn, and where the schema has rules, at least one rule
+// instance (Attune starts a sensor only for rules).
+func (f SchemaFacts) SensorRuns(a string) string {
+	if !f.Rules() {
+		return f.SensorOn(a)
+	}
+	return "(" + f.SensorOn(a) + " AND EXISTS (SELECT 1 FROM " + f.RuleInstances(a) + "))"
+}
+
+// SensorVersion is the SQL text that changes whenever what the sensor row
+// s runs changes: its row, its runtime's row rt, and where the schema has
+// rules, its rule instances (a rule created, changed, disabled or deleted).
+func (f SchemaFacts) SensorVersion(s, rt string) string {
+	v := "greatest(" + s + ".updated, " + rt + ".updated)::text"
+	if !f.Rules() {
+		return v
+	}
+	return "md5(" + v + " || coalesce((SELECT string_agg(r.id || '@' || r.updated::text || '@' || t.updated::text, ',' ORDER BY r.id) FROM " + f.RuleInstances(s) + "), ''))"
 }
 
 // SensorEnabledColumn is the column an operator's `sensor enable|disable`

@@ -79,11 +79,12 @@ type Lease struct {
 	SensorID  int64     `json:"sensor"`
 	SensorRef string    `json:"sensor_ref"`
 	ExpiresAt time.Time `json:"lease_expires_at"`
-	// Version is when the sensor's definition (its row or its runtime's)
-	// last changed, as the renewal read it; zero after a claim. A worker
-	// re-reads a definition whose version moved, so that an update reaches
-	// the sensor it runs.
-	Version time.Time `json:"version"`
+	// Version changes whenever what the sensor runs changes (its row, its
+	// runtime's, its rule instances: database.SchemaFacts.SensorVersion),
+	// as the renewal read it; "" after a claim. A worker re-reads a
+	// definition whose version moved, so that an update reaches the sensor
+	// it runs.
+	Version string `json:"version"`
 }
 
 // Dropped is a sensor that stopped being this worker's during a tick.
@@ -188,8 +189,8 @@ type Placer struct {
 	// worker's until the process is gone, but neither held nor adopted
 	// again; ReleaseStopped releases them.
 	pending map[int64]pendingRelease
-	// sql are the statements built for this database's schema: on is when
-	// a sensor runs (database.SchemaFacts.SensorOn).
+	// sql are the statements built for this database's schema: when a
+	// sensor runs (database.SchemaFacts.SensorRuns) and what its version is.
 	sql struct{ renew, balance, candidates string }
 }
 
@@ -204,8 +205,11 @@ func New(db *database.DB, cfg Config) *Placer {
 	pool := db.Pool
 	cfg.defaults()
 	p := &Placer{pool: pool, cfg: cfg, instance: fence.InstanceUUID(cfg.InstanceID), held: map[int64]Lease{}, pending: map[int64]pendingRelease{}, seed: rand.Uint64(), target: math.MaxInt}
-	on := db.Facts.SensorOn("s")
-	p.sql.renew, p.sql.balance, p.sql.candidates = renewStatement(on), balanceStatement(on), candidatesStatement(on)
+	// A sensor is placed while it is on (and, on Attune's schema, has a
+	// rule instance); a lease whose sensor is off is released.
+	on := db.Facts.SensorRuns("s")
+	p.sql.renew = renewStatement(on, db.Facts.SensorVersion("s", "rt"))
+	p.sql.balance, p.sql.candidates = balanceStatement(on), candidatesStatement(on)
 	return p
 }
 
@@ -242,7 +246,7 @@ func (p *Placer) sortedHeld() []Lease {
 // nothing it may run does not ask again until it changes), and this
 // worker's cordon and drain. $1 worker, $2 instance uuid, $3 lease seconds,
 // $4 heartbeat too, $5 the instance id in worker.meta.
-func renewStatement(on string) string {
+func renewStatement(on, version string) string {
 	return `
 WITH ` + workers.HeartbeatDurability + `,
 hb AS (` + workers.HeartbeatUpdate("$1", "$5", "$4::boolean") + `),
@@ -258,7 +262,7 @@ renewed AS (
 	  AND (NOT a.workload = ANY($11::bigint[])
 	       OR (a.workload, a.generation) IN (SELECT * FROM unnest($11::bigint[], $12::bigint[])))
 	RETURNING a.workload, a.generation, a.lease_expires_at, s.id AS sensor, s.ref, ` + on + ` AS enabled,
-		greatest(s.updated, rt.updated) AS version),
+		` + version + ` AS version),
 -- Three index-backed parts rather than one OR, which would scan every
 -- assignment on every tick of every worker.
 waiting_rows AS (
@@ -307,7 +311,7 @@ type renewedRow struct {
 	Sensor     int64     `json:"sensor"`
 	Ref        string    `json:"ref"`
 	Enabled    bool      `json:"enabled"`
-	Version    time.Time `json:"version"`
+	Version    string    `json:"version"`
 }
 
 // Tick is what the sensor service loop calls once per heartbeat interval
@@ -632,7 +636,7 @@ peers AS (
 	SELECT p.id, (SELECT count(*) FROM sensor_workload_assignment a
 	              WHERE a.worker = p.id AND a.` + fence.Live + `) AS held
 	FROM worker p
-	WHERE p.worker_role IN ('sensor', 'hybrid') AND p.status = 'active' AND NOT coalesce(p.cordoned, false)
+	WHERE p.worker_role::text IN ('sensor', 'hybrid') AND p.status = 'active' AND NOT coalesce(p.cordoned, false)
 	  AND NOT ` + workers.StaleSQL("p") + `
 	  AND NOT EXISTS (SELECT 1 FROM worker_drain d WHERE d.worker = p.id AND d.finished_at IS NULL)
 	  AND jsonb_typeof(p.capabilities->'runtimes') = 'array'

@@ -64,7 +64,7 @@ func ListQuery(facts database.SchemaFacts, opts ListOptions) (string, []any) {
 	if opts.Worker != "" {
 		where = append(where, "w.name = "+add(opts.Worker)+" AND a."+fence.Live)
 	}
-	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, ` + facts.SensorOn("s") + `, coalesce(s.runtime_version_constraint, ''),
+	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, ` + facts.SensorOn("s") + `, ` + facts.SensorRuns("s") + `, coalesce(s.runtime_version_constraint, ''),
 	CASE WHEN jsonb_typeof(s.worker_selector) = 'object' THEN s.worker_selector ELSE '{}' END,
 	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
 	sw.id, w.name, a.worker, a.worker_instance::text, coalesce(a.generation, 0), a.lease_expires_at, a.assigned_at,
@@ -90,7 +90,7 @@ var liveWorkersSQL = `
 SELECT w.id, w.name, w.worker_role::text, w.capabilities, coalesce(w.cordoned, false),
 	w.status = 'active' AND NOT ` + workers.StaleSQL("w") + `,
 	(SELECT count(*) FROM sensor_workload_assignment a WHERE a.worker = w.id AND a.` + fence.Live + `)
-FROM worker w WHERE w.worker_role IN ('sensor', 'hybrid')`
+FROM worker w WHERE w.worker_role::text IN ('sensor', 'hybrid')`
 
 // LiveWorkers reads the sensor workers as eligibility sees them.
 func LiveWorkers(ctx context.Context, db *database.DB) ([]placement.WorkerInfo, error) {
@@ -120,6 +120,7 @@ func LiveWorkers(ctx context.Context, db *database.DB) ([]placement.WorkerInfo, 
 // List returns sensors with their derived state:
 //   - disabled: enabled is false (on Attune's schema: effective_enabled is
 //     false, or the sensor is retired);
+//   - idle: on Attune's schema, no enabled rule targets its triggers;
 //   - assigned (or the supervisor's starting, running, backoff, recorded
 //     under the current generation): a worker holds an unexpired lease;
 //   - quarantined: the supervisor quarantined the workload (sticky, on the
@@ -154,8 +155,9 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 			st                  *string
 			stGen               int64
 			lastReason          string
+			runs                bool
 		)
-		if err := rows.Scan(&s.ID, &s.Ref, &s.Runtime, &s.RuntimeName, &aliases, &s.Enabled, &s.Constraint, &sel, &tol,
+		if err := rows.Scan(&s.ID, &s.Ref, &s.Runtime, &s.RuntimeName, &aliases, &s.Enabled, &runs, &s.Constraint, &sel, &tol,
 			&s.Workload, &worker, &workerID, &s.Instance, &s.Generation, &s.LeaseExpires, &s.AssignedAt, &leased, &left,
 			&st, &stGen, &s.Restarts, &quarantined, &lastReason, &s.LastEvent, &l.At); err != nil {
 			rows.Close()
@@ -174,6 +176,8 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 		switch {
 		case !s.Enabled:
 			s.State = StateDisabled
+		case !runs && !leased:
+			s.State, s.Reason = StateIdle, "no enabled rule targets its triggers (Attune runs a sensor only for its rules)"
 		case quarantined:
 			s.State, s.Reason = StateQuarantined, lastReason
 		case leased:

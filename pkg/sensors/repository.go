@@ -196,21 +196,29 @@ func ensureWorkload(ctx context.Context, q interface {
 // EnsureWorkloads creates the default workload and assignment of every
 // sensor that lacks them (sensors Attune or another tool wrote), in one
 // statement; it returns how many it created. `sensor run` calls it when it
-// starts, unless the schema pins workloads to pack releases (Attune's
-// newest, where creating them is Attune's); `sensor add` does it for what
-// it adds.
+// starts, `sensor add` for what it adds.
 func EnsureWorkloads(ctx context.Context, db *database.DB) (int, error) {
+	// Where Attune pins workloads to pack releases, a pack's sensor gets
+	// its workload from Attune's sensor service (ensure_default, pinned to
+	// the pack's release): an unpinned row written first would stop Attune
+	// from running it. Attune creates none for a sensor without a pack,
+	// so those — the ones `sensor add` writes — are attunectl's to create.
+	mine, mineSW := "", ""
+	if db.Facts.Has("sensor_workload", "pack_release") {
+		mine = " AND s.pack IS NULL"
+		mineSW = " AND sw.sensor IN (SELECT id FROM sensor WHERE pack IS NULL)"
+	}
 	tag, err := db.Pool.Exec(ctx, `
 		WITH wl AS (
 			INSERT INTO sensor_workload (sensor, workload_key)
 			SELECT s.id, $1 FROM sensor s
-			WHERE NOT EXISTS (SELECT 1 FROM sensor_workload sw WHERE sw.sensor = s.id AND sw.workload_key = $1)
+			WHERE NOT EXISTS (SELECT 1 FROM sensor_workload sw WHERE sw.sensor = s.id AND sw.workload_key = $1)`+mine+`
 			ON CONFLICT (sensor, workload_key) DO NOTHING RETURNING id)
 		INSERT INTO sensor_workload_assignment (workload)
 		SELECT id FROM wl
 		UNION ALL
 		SELECT sw.id FROM sensor_workload sw
-		WHERE NOT EXISTS (SELECT 1 FROM sensor_workload_assignment a WHERE a.workload = sw.id)
+		WHERE NOT EXISTS (SELECT 1 FROM sensor_workload_assignment a WHERE a.workload = sw.id)`+mineSW+`
 		ON CONFLICT (workload) DO NOTHING`, DefaultWorkloadKey)
 	if err != nil {
 		return 0, fmt.Errorf("creating sensor workloads: %w", err)

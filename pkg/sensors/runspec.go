@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
+	"slices"
 
 	"github.com/attune-automation/attunectl/pkg/database"
 )
@@ -24,33 +24,58 @@ type RunSpec struct {
 	// Triggers are the sensor's triggers with their own config (kept in
 	// the sensor's config under triggers.<ref>).
 	Triggers []RunTrigger
-	// Version is when the definition (the sensor's row or its runtime's)
-	// last changed (placement.Lease.Version is the same).
-	Version time.Time
+	// Rules is set on a schema with Attune's rules: the sensor then runs
+	// for its rule instances (Instances), and TriggerTypes are the refs of
+	// all its triggers that are not retired, enabled or not, sorted.
+	Rules        bool
+	Instances    []RunTrigger
+	TriggerTypes []string
+	// Version changes whenever what the sensor runs changes: its row, its
+	// runtime's, its rule instances (database.SchemaFacts.SensorVersion;
+	// placement.Lease.Version is the same).
+	Version string
 }
 
-// RunTrigger is one trigger of a RunSpec.
+// RunTrigger is one trigger of a RunSpec, or one rule instance: then ID
+// and Ref are the rule's, TriggerRef its trigger's and Config the rule's
+// trigger_params, as Attune's sensor manager hands them to a sensor.
 type RunTrigger struct {
-	ID     int64           `json:"id"`
-	Ref    string          `json:"ref"`
-	Config json.RawMessage `json:"config"`
+	ID         int64           `json:"id"`
+	Ref        string          `json:"ref"`
+	TriggerRef string          `json:"trigger_ref,omitempty"`
+	Config     json.RawMessage `json:"config"`
 }
 
 // runSpecSQL reads the sensors by id with their runtime's execution config
-// and their triggers. execution_config is read through to_jsonb(r) so that
-// a runtime table without the column (Attune's seed era) reads as {}.
-const runSpecSQL = `
+// and their triggers, and where the schema has Attune's rules, their rule
+// instances and trigger types. execution_config is read through
+// to_jsonb(r) so that a runtime table without the column (Attune's seed
+// era) reads as {}.
+func runSpecSQL(f database.SchemaFacts) string {
+	instances, types := `'[]'::json`, `'[]'::json`
+	if f.Rules() {
+		instances = `coalesce((SELECT json_agg(json_build_object('id', r.id, 'ref', r.ref, 'trigger_ref', t.ref,
+                 'config', coalesce(r.trigger_params, '{}'::jsonb)) ORDER BY t.id, r.id)
+                 FROM ` + f.RuleInstances("s") + `), '[]')`
+		retired := ""
+		if f.Has("trigger", "retired_at") {
+			retired = " AND t.retired_at IS NULL"
+		}
+		types = `coalesce((SELECT json_agg(DISTINCT btrim(t.ref)) FROM trigger t WHERE t.sensor = s.id` + retired + `), '[]')`
+	}
+	return `
 SELECT s.id, s.ref, coalesce(s.pack_ref, split_part(s.ref, '.', 1)), s.runtime_ref,
        coalesce(to_jsonb(r)->'execution_config', '{}'::jsonb), s.entrypoint, coalesce(s.config, '{}'::jsonb),
        coalesce((SELECT json_agg(json_build_object('id', t.id, 'ref', t.ref) ORDER BY t.ref)
                  FROM trigger t WHERE t.sensor = s.id), '[]'),
-       greatest(s.updated, r.updated)
+       ` + instances + `, ` + types + `,
+       ` + f.SensorVersion("s", "r") + `
 FROM sensor s JOIN runtime r ON r.id = s.runtime
 WHERE s.id = ANY($1)`
+}
 
-// RunSpecs reads what a worker needs to run the given sensors.
 func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunSpec, error) {
-	rows, err := db.Pool.Query(ctx, runSpecSQL, ids)
+	rows, err := db.Pool.Query(ctx, runSpecSQL(db.Facts), ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading sensor definitions: %w", err)
 	}
@@ -58,8 +83,8 @@ func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunS
 	out := make(map[int64]RunSpec, len(ids))
 	for rows.Next() {
 		var s RunSpec
-		var cfg, triggers []byte
-		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers, &s.Version); err != nil {
+		var cfg, triggers, instances, types []byte
+		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers, &instances, &types, &s.Version); err != nil {
 			return nil, fmt.Errorf("reading sensor definitions: %w", err)
 		}
 		if json.Unmarshal(cfg, &s.Config) != nil || s.Config == nil {
@@ -77,6 +102,12 @@ func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunS
 			ts[i].Config, _ = json.Marshal(c)
 		}
 		s.Triggers = ts
+		if s.Rules = db.Facts.Rules(); s.Rules {
+			s.Instances = []RunTrigger{}
+			_ = json.Unmarshal(instances, &s.Instances)
+			_ = json.Unmarshal(types, &s.TriggerTypes)
+			slices.Sort(s.TriggerTypes)
+		}
 		out[s.ID] = s
 	}
 	return out, rows.Err()

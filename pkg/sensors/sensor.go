@@ -60,7 +60,10 @@ type Placement struct {
 
 // States a sensor can be in, derived like a worker's.
 const (
-	StateDisabled      = "disabled"
+	StateDisabled = "disabled"
+	// StateIdle: on Attune's schema, enabled but no enabled rule targets
+	// its triggers; Attune (and attunectl) run a sensor only for rules.
+	StateIdle          = "idle"
 	StateUnschedulable = "unschedulable"
 	StateUnassigned    = "unassigned"
 	StateAssigned      = "assigned"
@@ -72,4 +75,4 @@ const (
 )
 
 // States lists every state, for --state validation.
-var States = []string{StateDisabled, StateUnschedulable, StateUnassigned, StateAssigned, StateStarting, StateRunning, StateBackoff, StateQuarantined}
+var States = []string{StateDisabled, StateIdle, StateUnschedulable, StateUnassigned, StateAssigned, StateStarting, StateRunning, StateBackoff, StateQuarantined}

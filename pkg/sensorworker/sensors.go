@@ -200,15 +200,12 @@ func (l *sensorsLoop) run(ctx context.Context) {
 }
 
 // ensureWorkloads gives the sensors another tool wrote without a workload
-// one, so that they can be claimed — except where Attune pins workloads to
-// a pack release (sensor_workload.pack_release): there an unpinned row
-// would stop Attune's own sensor service from running the sensor, and
-// creating workloads is Attune's. It is bounded like a tick, so a hung
-// database never holds the loop, nor the worker's stop.
+// one, so that they can be claimed — where Attune pins workloads to a pack
+// release (sensor_workload.pack_release), only sensors without a pack:
+// a pack's sensor gets its pinned workload from Attune
+// (sensors.EnsureWorkloads). It is bounded like a tick, so a hung database
+// never holds the loop, nor the worker's stop.
 func (l *sensorsLoop) ensureWorkloads(ctx context.Context) {
-	if l.s.db.Facts.Has("sensor_workload", "pack_release") {
-		return
-	}
 	tctx, cancel := context.WithTimeout(ctx, l.s.heartbeatTimeout())
 	defer cancel()
 	if n, err := sensors.EnsureWorkloads(tctx, l.s.db); err != nil {
@@ -285,7 +282,7 @@ func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease)
 	var missing []int64
 	for _, le := range leases {
 		spec, ok := l.specs[le.SensorID]
-		if !ok || !le.Version.IsZero() && !le.Version.Equal(spec.Version) {
+		if !ok || le.Version != "" && le.Version != spec.Version {
 			missing = append(missing, le.SensorID)
 		}
 	}
@@ -313,9 +310,16 @@ func (l *sensorsLoop) assignments(ctx context.Context, leases []placement.Lease)
 }
 
 func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
-	s := supervise.Sensor{ID: spec.ID, Ref: spec.Ref, RuntimeRef: spec.RuntimeRef, Entrypoint: spec.Entrypoint, Config: spec.Config, Version: spec.Version}
+	s := supervise.Sensor{ID: spec.ID, Ref: spec.Ref, PackRef: spec.PackRef, RuntimeRef: spec.RuntimeRef, Entrypoint: spec.Entrypoint,
+		Config: spec.Config, Version: spec.Version, Rules: spec.Rules, TriggerTypes: spec.TriggerTypes}
 	for _, t := range spec.Triggers {
 		s.Triggers = append(s.Triggers, supervise.Trigger{ID: t.ID, Ref: t.Ref, TriggerRef: t.Ref, Config: t.Config})
+	}
+	if spec.Rules {
+		s.Instances = []supervise.Trigger{}
+		for _, r := range spec.Instances {
+			s.Instances = append(s.Instances, supervise.Trigger{ID: r.ID, Ref: r.Ref, TriggerRef: r.TriggerRef, Config: r.Config})
+		}
 	}
 	if s.Builtin() {
 		return s

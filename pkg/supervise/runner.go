@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,7 +23,17 @@ type Sensor struct {
 	RuntimeRef string
 	Entrypoint string
 	Config     map[string]any
-	Triggers   []Trigger
+	// PackRef is the sensor's pack (ATTUNE_PACK_REF).
+	PackRef string
+	// Triggers are the sensor's triggers: what its events may name.
+	Triggers []Trigger
+	// Rules is set on a schema with Attune's rules: ATTUNE_SENSOR_TRIGGERS
+	// then carries Instances, the rule instances (id and ref the rule's,
+	// config its trigger_params), and ATTUNE_SENSOR_TRIGGER_TYPES the
+	// TriggerTypes, as Attune's sensor manager passes them.
+	Rules        bool
+	Instances    []Trigger
+	TriggerTypes []string
 	// Argv is the resolved command line of an external sensor (interpreter
 	// and entrypoint); empty for a built-in sensor.
 	Argv []string
@@ -32,16 +43,17 @@ type Sensor struct {
 	// worker (entrypoint missing, not executable, …): it is quarantined
 	// at once with that reason rather than crash-looping.
 	Unrunnable string
-	// Version is when an operator last changed the sensor (its definition,
-	// its runtime, its enablement or its quarantine): a quarantined sensor
-	// whose version moves is started again (`sensor enable`).
-	Version time.Time
+	// Version changes whenever an operator changes the sensor (its
+	// definition, its runtime, its enablement, its quarantine, its rules):
+	// a quarantined sensor whose version moves is started again (`sensor
+	// enable`).
+	Version string
 }
 
 // sameDefinition reports whether a and b run the same way (their versions
 // aside).
 func sameDefinition(a, b Sensor) bool {
-	a.Version, b.Version = time.Time{}, time.Time{}
+	a.Version, b.Version = "", ""
 	return reflect.DeepEqual(a, b)
 }
 
@@ -302,9 +314,28 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 	s := r.a.Sensor
 	token := r.sup.endpoint.Grant(f, s.ID, s.Ref, s.Triggers)
 	defer r.sup.endpoint.Revoke(token)
-	triggers, _ := json.Marshal(s.Triggers)
-	if s.Triggers == nil {
+	instances := s.Triggers
+	if s.Rules {
+		instances = s.Instances
+	}
+	triggers, _ := json.Marshal(instances)
+	if instances == nil {
 		triggers = []byte("[]")
+	}
+	config := []byte("null")
+	if s.Config != nil {
+		config, _ = json.Marshal(s.Config)
+	}
+	types := s.TriggerTypes
+	if !s.Rules {
+		for _, t := range s.Triggers {
+			types = append(types, t.TriggerRef)
+		}
+		slices.Sort(types)
+	}
+	typesJSON, _ := json.Marshal(types)
+	if types == nil {
+		typesJSON = []byte("[]")
 	}
 	env := []string{
 		"ATTUNE_API_URL=" + r.sup.endpoint.URL(),
@@ -314,6 +345,9 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 		"ATTUNE_SENSOR_WORKLOAD_ID=" + strconv.FormatInt(f.Workload, 10),
 		"ATTUNE_SENSOR_ASSIGNMENT_GENERATION=" + strconv.FormatInt(f.Generation, 10),
 		"ATTUNE_SENSOR_TRIGGERS=" + string(triggers),
+		"ATTUNE_SENSOR_TRIGGER_TYPES=" + string(typesJSON),
+		"ATTUNE_SENSOR_CONFIG_JSON=" + string(config),
+		"ATTUNE_PACK_REF=" + s.PackRef,
 		"ATTUNE_LOG_LEVEL=" + r.sup.opts.LogLevel,
 	}
 	r.setState(StateStarting)

@@ -91,7 +91,7 @@ func (s *Supervisor) Reconcile(ctx context.Context, held []Assignment) {
 		changed := ok && !sameDefinition(a.Sensor, r.a.Sensor)
 		// A quarantined runner waits for its stop; an operator's change of
 		// the sensor (`sensor enable` clears the quarantine) starts it anew.
-		touched := ok && parked && !a.Sensor.Version.Equal(r.a.Sensor.Version)
+		touched := ok && parked && a.Sensor.Version != r.a.Sensor.Version
 		if !ok || lost || changed || touched || a.Fence.Worker != r.a.Fence.Worker || a.Fence.Instance != r.a.Fence.Instance {
 			switch {
 			case lost:
