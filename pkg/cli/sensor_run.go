@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -176,8 +177,13 @@ func runSensor(ctx context.Context, app *App, opts sensorRunOptions) error {
 			app.Log.Warn("a protection of sensor processes is off on this host", "protection", off)
 		}
 		if sb.Dynamic() {
-			app.Log.Info("sensor.run_as is not set: commands from the database run as an unprivileged uid of their own",
-				"user", sb.User().String(), "home", sb.User().Home, "hint", "set sensor.run_as (--run-as) to choose the user")
+			if sb.Isolation().Box {
+				app.Log.Info("sensor.run_as is not set: each command from the database runs as an unprivileged uid of its own",
+					"uids", fmt.Sprintf("%d-%d", sandbox.DynamicUIDFirst, sandbox.DynamicUIDLast), "hint", "set sensor.run_as (--run-as) to choose the user")
+			} else {
+				app.Log.Info("sensor.run_as is not set: commands from the database run as an unprivileged uid of their own",
+					"user", sb.User().String(), "home", sb.User().Home, "hint", "set sensor.run_as (--run-as) to choose the user")
+			}
 		}
 	}
 	svc, err := sensorworker.New(cfg, sensorworker.Options{

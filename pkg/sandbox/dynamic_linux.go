@@ -77,3 +77,70 @@ func privateHome(u User) (string, error) {
 	}
 	return dir, nil
 }
+
+// boxUIDs are the dynamic uids the boxes of this process hold now.
+var boxUIDs struct {
+	sync.Mutex
+	held map[uint32]bool
+	next uint32
+}
+
+// acquireBoxUser picks, for one box, a uid of the dynamic range that no
+// user or group of the user database names, no other box of this process
+// holds and no process of the host runs as: as root without sensor.run_as,
+// each sensor runs as a uid of its own, which no other sensor, the
+// embedded server or the owner of the configuration shares. release gives
+// it back when the box is gone.
+func acquireBoxUser() (u User, release func(), err error) {
+	boxUIDs.Lock()
+	defer boxUIDs.Unlock()
+	if boxUIDs.held == nil {
+		boxUIDs.held = map[uint32]bool{}
+		boxUIDs.next = DynamicUIDFirst
+	}
+	busy := hostUIDs()
+	n := uint32(DynamicUIDLast - DynamicUIDFirst + 1)
+	for i := uint32(0); i < n; i++ {
+		uid := DynamicUIDFirst + (boxUIDs.next-DynamicUIDFirst+i)%n
+		if boxUIDs.held[uid] || busy[uid] {
+			continue
+		}
+		id := strconv.Itoa(int(uid))
+		if _, err := user.LookupId(id); err == nil {
+			continue
+		}
+		if _, err := user.LookupGroupId(id); err == nil {
+			continue
+		}
+		boxUIDs.held[uid] = true
+		boxUIDs.next = uid + 1
+		release = func() {
+			boxUIDs.Lock()
+			delete(boxUIDs.held, uid)
+			boxUIDs.Unlock()
+		}
+		return User{Name: DynamicUserName, UID: uid, GID: uid, Home: BoxHome}, release, nil
+	}
+	return User{}, nil, fmt.Errorf("no free uid in %d-%d for another sensor", DynamicUIDFirst, DynamicUIDLast)
+}
+
+// hostUIDs are the uids of the dynamic range that processes of the host
+// run as (another attunectl's boxes): read from the owners of /proc/PID.
+func hostUIDs() map[uint32]bool {
+	out := map[uint32]bool{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		if fi, err := os.Stat("/proc/" + e.Name()); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid >= DynamicUIDFirst && st.Uid <= DynamicUIDLast {
+				out[st.Uid] = true
+			}
+		}
+	}
+	return out
+}

@@ -80,6 +80,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec, opts RunOptions) (out Outc
 		return out
 	}
 	out.Started = time.Now()
+	out.User = p.User()
 	stdout := &capBuffer{max: opts.MaxOutput}
 	stderr := &capBuffer{max: opts.MaxOutput}
 	var readers sync.WaitGroup

@@ -108,6 +108,12 @@ func TestRootPicksADynamicUser(t *testing.T) {
 		t.Fatalf("user = %+v, dynamic = %v", u, d.Dynamic())
 	}
 	got := run(t, d, "/bin/sh", "-c", `echo "$(id -u) $(id -g) $HOME"; stat -c '%u %a' "$HOME"`)
+	// In a box, each command gets a uid of the range of its own (the
+	// outcome names it); without one, the sandbox's.
+	if got.User.UID < DynamicUIDFirst || got.User.UID > DynamicUIDLast {
+		t.Errorf("ran as %+v, want a uid of the dynamic range", got.User)
+	}
+	u = got.User
 	want := fmt.Sprintf("%d %d %s\n%d 700", u.UID, u.UID, homeOf(d), u.UID)
 	if strings.TrimSpace(string(got.Stdout)) != want {
 		t.Errorf("child saw %q, want %q (stderr %q)", got.Stdout, want, got.Stderr)
@@ -522,5 +528,49 @@ func TestMayRead(t *testing.T) {
 	os.Chmod(dir, 0o700)
 	if nobody.MayRead(f, false) {
 		t.Error("nobody may read a file below a directory only its owner may enter")
+	}
+}
+
+// TestEachBoxHasItsOwnUID: as root without run_as, two commands running at
+// once run as two different uids of the dynamic range, and a uid is free
+// again once its box is gone.
+func TestEachBoxHasItsOwnUID(t *testing.T) {
+	requireRoot(t)
+	s, err := New(Config{Path: "/usr/bin:/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireBox(t, s)
+	var uids []uint32
+	var procs []*Process
+	for range 2 {
+		r, w, _ := os.Pipe()
+		p, err := s.Start(context.Background(), Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "id -u; exec sleep 60"}, Env: env, Stdout: w})
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+		buf := make([]byte, 16)
+		n, _ := r.Read(buf)
+		r.Close()
+		uid, _ := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+		if uint32(uid) != p.User().UID || uid < DynamicUIDFirst || uid > DynamicUIDLast {
+			t.Errorf("command ran as uid %d, its process says %+v", uid, p.User())
+		}
+		uids = append(uids, uint32(uid))
+	}
+	if uids[0] == uids[1] {
+		t.Errorf("two sensors share uid %d", uids[0])
+	}
+	for _, p := range procs {
+		p.Kill()
+		p.Wait()
+	}
+	boxUIDs.Lock()
+	held := len(boxUIDs.held)
+	boxUIDs.Unlock()
+	if held != 0 {
+		t.Errorf("%d uids still held after their boxes ended", held)
 	}
 }

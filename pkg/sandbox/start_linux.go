@@ -73,6 +73,17 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	env := spec.Env
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	who := s.user
+	var releaseUID func()
+	if s.box && s.dynamic {
+		u, release, err := acquireBoxUser()
+		if err != nil {
+			statusR.Close()
+			statusW.Close()
+			return nil, &StartError{Op: "picking a uid for the sandbox", Err: err}
+		}
+		who, releaseUID = u, release
+	}
 	switch {
 	case s.box:
 		boxAttr(attr, s.userns)
@@ -81,8 +92,8 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 		if s.switchUser {
 			// The helper stays root, a user the command is not; it starts
 			// the command as the sandbox user.
-			cfg.Cred = &credential{UID: s.user.UID, GID: s.user.GID, Groups: append([]uint32{}, s.user.Groups...)}
-			b.UID, b.GID = s.user.UID, s.user.GID
+			cfg.Cred = &credential{UID: who.UID, GID: who.GID, Groups: append([]uint32{}, who.Groups...)}
+			b.UID, b.GID = who.UID, who.GID
 		}
 		cfg.Box = b
 		env = withHome(env, BoxHome)
@@ -92,14 +103,26 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	cg, err := s.newCgroup()
 	if err != nil {
+		statusR.Close()
+		statusW.Close()
+		if releaseUID != nil {
+			releaseUID()
+		}
 		return nil, &StartError{Op: "creating the sandbox's cgroup", Err: err}
+	}
+	// cleanup gives back what the box held once it is gone (or never was).
+	cleanup := func() {
+		cg.remove()
+		if releaseUID != nil {
+			releaseUID()
+		}
 	}
 	if cg != nil {
 		cfg.Cgroups = cg.dirs
 	}
 	arg, err = json.Marshal(cfg)
 	if err != nil {
-		cg.remove()
+		cleanup()
 		return nil, &StartError{Op: "encoding the sandbox configuration", Err: err}
 	}
 	cmd := &exec.Cmd{
@@ -117,14 +140,14 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	statusW.Close()
 	if err != nil {
 		statusR.Close()
-		cg.remove()
+		cleanup()
 		se := newStartError("starting the sandbox helper", err)
 		if errors.Is(err, syscall.EACCES) {
 			se.Op += fmt.Sprintf(" as %s (attunectl's binary must be executable by that user, e.g. mode 0755)", s.user)
 		}
 		return nil, se
 	}
-	p := &Process{cmd: cmd, user: s.user, done: make(chan struct{}), cgroup: cg}
+	p := &Process{cmd: cmd, user: who, done: make(chan struct{}), cleanup: cleanup}
 	status := bufio.NewReader(statusR)
 	// A start that ctx ends is ended by the helper's kill-all signal, not
 	// by killing the helper: a command it has just started must not be
@@ -137,7 +160,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	case !ok:
 		_ = cmd.Wait()
 		statusR.Close()
-		cg.remove()
+		cleanup()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx) // ended by ctx while starting
 		}
@@ -145,7 +168,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 	case first.StartError != "":
 		_ = cmd.Wait()
 		statusR.Close()
-		cg.remove()
+		cleanup()
 		se := &StartError{Op: first.Op, Err: errors.New(first.StartError), Errno: first.Errno}
 		if first.Errno != 0 {
 			se.Err = syscall.Errno(first.Errno)
@@ -172,7 +195,7 @@ func (s *Sandbox) Start(ctx context.Context, spec Spec) (*Process, error) {
 			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 			p.state = State{Signal: int(syscall.SIGKILL), Problem: fmt.Sprintf("the sandbox helper ended unexpectedly (%v)", werr)}
 		}
-		p.cgroup.remove()
+		p.cleanup()
 		close(p.done)
 	}()
 	return p, nil
@@ -224,13 +247,13 @@ func withHome(env []string, home string) []string {
 
 // Process is a command started by Start.
 type Process struct {
-	cgroup *cgroup
-	cmd    *exec.Cmd
-	pid    int
-	user   User
-	done   chan struct{}
-	state  State
-	stop   sync.Once
+	cleanup func() // gives back the box's cgroups and uid
+	cmd     *exec.Cmd
+	pid     int
+	user    User
+	done    chan struct{}
+	state   State
+	stop    sync.Once
 }
 
 // Pid is the command's process id (not the helper's).
