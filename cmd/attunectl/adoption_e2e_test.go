@@ -410,6 +410,16 @@ func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
 	cols := func() string {
 		return queryString(t, db, `SELECT enabled || '/' || coalesce(enabled_override::text, 'null') || '/' || effective_enabled FROM sensor WHERE ref = 'acme.watch'`)
 	}
+	// The pack's sensor is the pack's: `sensor add --update` refuses it
+	// before writing anything.
+	before := queryString(t, db, `SELECT to_jsonb(s)::text FROM sensor s WHERE ref = 'acme.watch'`)
+	res := runIn(t, t.TempDir(), environ, "ref: acme.watch\nruntime: core.sensor.shell\nentrypoint: /bin/true\ntriggers: [acme.fired]\n", "sensor", "add", "--update", "-f", "-")
+	if res.Code != 2 || !strings.Contains(res.Stderr, "acme.watch (pack acme): Attune installs and updates it") {
+		t.Errorf("sensor add --update of a pack's sensor: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if after := queryString(t, db, `SELECT to_jsonb(s)::text FROM sensor s WHERE ref = 'acme.watch'`); after != before {
+		t.Errorf("the refused sensor add changed the pack's sensor:\n%s\n%s", before, after)
+	}
 	expect(t, environ, 0, []string{"sensor", "disable", "acme.watch"}, `disabled`)
 	if got := cols(); got != "true/false/false" {
 		t.Errorf("after sensor disable: enabled/enabled_override/effective_enabled = %s, want true/false/false", got)

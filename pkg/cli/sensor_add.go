@@ -172,7 +172,7 @@ func runSensorAdd(ctx context.Context, app *App, db *database.DB, ss []sensors.S
 	res, err := sensors.Add(ctx, db, ss, o.Update)
 	var ve *sensors.ValidationError
 	switch {
-	case errors.As(err, &ve), errors.Is(err, sensors.ErrExists):
+	case errors.As(err, &ve), errors.Is(err, sensors.ErrExists), errors.Is(err, sensors.ErrManaged):
 		return usageError(fmt.Errorf("%w; nothing was written", err))
 	case err != nil:
 		return fmt.Errorf("%w; nothing was written", database.RedactError(err))

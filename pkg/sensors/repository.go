@@ -15,7 +15,10 @@ import (
 
 // Errors of the repository, matched with errors.Is.
 var (
-	ErrExists   = errors.New("sensor exists")
+	ErrExists = errors.New("sensor exists")
+	// ErrManaged is matched by the error Add and SetEnabled return for a
+	// sensor Attune's pack installs or platform catalog own.
+	ErrManaged  = errors.New("the sensor's definition is Attune's")
 	ErrNotFound = errors.New("sensor not found")
 )
 
@@ -95,6 +98,9 @@ func Add(ctx context.Context, db *database.DB, ss []Sensor, update bool) (AddRes
 	}
 	defer tx.Rollback(ctx)
 
+	if err := refuseManaged(ctx, tx, db, ss); err != nil {
+		return res, err
+	}
 	ids, problems, err := runtimeIDs(ctx, tx, ss)
 	if err != nil {
 		return res, fmt.Errorf("adding sensors: %w", err)
@@ -224,6 +230,50 @@ func EnsureWorkloads(ctx context.Context, db *database.DB) (int, error) {
 		return 0, fmt.Errorf("creating sensor workloads: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// refuseManaged refuses, before anything is written, to replace sensors a
+// pack installs (sensor.pack set) or Attune's platform catalog
+// (catalog_revision set) own on Attune's schema: their definitions come
+// from the pack's release or the catalog and would be overwritten, or the
+// catalog's guard refuses the write.
+func refuseManaged(ctx context.Context, tx pgx.Tx, db *database.DB, ss []Sensor) error {
+	if !db.Facts.Has("sensor", "pack") {
+		return nil
+	}
+	owner := "pack_ref"
+	if db.Facts.Has("sensor", "catalog_revision") {
+		owner = "CASE WHEN catalog_revision IS NOT NULL THEN 'the platform catalog' ELSE 'pack ' || pack_ref END"
+	}
+	refs := make([]string, len(ss))
+	for i, s := range ss {
+		refs[i] = s.Ref
+	}
+	cond := "pack IS NOT NULL"
+	if db.Facts.Has("sensor", "catalog_revision") {
+		cond += " OR catalog_revision IS NOT NULL"
+	}
+	rows, err := tx.Query(ctx, `SELECT ref, `+owner+` FROM sensor WHERE ref = ANY($1) AND (`+cond+`) ORDER BY ref`, refs)
+	if err != nil {
+		return fmt.Errorf("adding sensors: %w", err)
+	}
+	defer rows.Close()
+	var owned []string
+	for rows.Next() {
+		var ref, by string
+		if err := rows.Scan(&ref, &by); err != nil {
+			return fmt.Errorf("adding sensors: %w", err)
+		}
+		owned = append(owned, ref+" ("+by+")")
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("adding sensors: %w", err)
+	}
+	if len(owned) > 0 {
+		return fmt.Errorf("%w: %s: Attune installs and updates it from its pack release or platform catalog, and attunectl never rewrites it (nothing was written); "+
+			"to turn it on or off use `attunectl sensor enable|disable`, which sets the operator's enabled_override, or give your own sensor another ref", ErrManaged, strings.Join(owned, ", "))
+	}
+	return nil
 }
 
 // SetEnabled enables or disables sensors, all or none: an unknown ref is an
