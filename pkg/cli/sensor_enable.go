@@ -91,6 +91,9 @@ func runSensorEnable(ctx context.Context, app *App, db *database.DB, o sensorEna
 	if errors.Is(err, sensors.ErrNotFound) {
 		return usageError(fmt.Errorf("%w; nothing was changed", err))
 	}
+	if errors.Is(err, sensors.ErrManaged) {
+		return usageError(err)
+	}
 	if err != nil {
 		return database.RedactError(err)
 	}

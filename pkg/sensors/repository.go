@@ -16,8 +16,9 @@ import (
 // Errors of the repository, matched with errors.Is.
 var (
 	ErrExists = errors.New("sensor exists")
-	// ErrManaged is matched by the error Add and SetEnabled return for a
-	// sensor Attune's pack installs or platform catalog own.
+	// ErrManaged is matched by the error Add returns for a sensor Attune's
+	// pack installs or platform catalog own, and SetEnabled for one of the
+	// platform catalog.
 	ErrManaged  = errors.New("the sensor's definition is Attune's")
 	ErrNotFound = errors.New("sensor not found")
 )
@@ -286,6 +287,19 @@ func SetEnabled(ctx context.Context, db *database.DB, refs []string, enabled boo
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
+	if db.Facts.Has("sensor", "catalog_revision") {
+		var owned []string
+		rows, err := tx.Query(ctx, `SELECT ref FROM sensor WHERE ref = ANY($1) AND catalog_revision IS NOT NULL ORDER BY ref`, refs)
+		if err == nil {
+			owned, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("updating sensors: %w", err)
+		}
+		if len(owned) > 0 {
+			return nil, fmt.Errorf("%w: %s belongs to Attune's platform catalog, whose rows only its catalog reconciliation may change (nothing was changed)", ErrManaged, strings.Join(owned, ", "))
+		}
+	}
 	rows, err := tx.Query(ctx, `UPDATE sensor SET `+db.Facts.SensorEnabledColumn()+` = $2, updated = now() WHERE ref = ANY($1) RETURNING ref`, refs, enabled)
 	if err != nil {
 		return nil, fmt.Errorf("updating sensors: %w", err)
