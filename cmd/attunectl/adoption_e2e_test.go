@@ -429,6 +429,12 @@ func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
 	if got := cols(); got != "true/true/true" {
 		t.Errorf("after sensor enable: enabled/enabled_override/effective_enabled = %s, want true/true/true", got)
 	}
+	// A sensor of the platform catalog cannot be switched by anyone but
+	// the catalog: refused with the reason, before any write.
+	execSQL(t, db.Pool, `BEGIN; SET LOCAL attune.catalog_write = 'on';
+		INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, catalog_revision)
+		SELECT 'core.watchdog', 'Watchdog', 'watchdog', id, ref, true, 3 FROM runtime WHERE ref = 'core.python'; COMMIT`)
+	expect(t, environ, 2, []string{"sensor", "disable", "core.watchdog"}, `core\.watchdog belongs to Attune's platform catalog`)
 	// A pack that left the sensor out of its newer release disables it,
 	// whatever the override says; so does retirement.
 	execSQL(t, db.Pool, `UPDATE sensor SET omission_disabled = true WHERE ref = 'acme.watch'`)

@@ -208,12 +208,17 @@ func EnsureWorkloads(ctx context.Context, db *database.DB) (int, error) {
 	// Where Attune pins workloads to pack releases, a pack's sensor gets
 	// its workload from Attune's sensor service (ensure_default, pinned to
 	// the pack's release): an unpinned row written first would stop Attune
-	// from running it. Attune creates none for a sensor without a pack,
-	// so those — the ones `sensor add` writes — are attunectl's to create.
+	// from running it. Attune creates none for a sensor without a pack
+	// outside its platform catalog, so those — the ones `sensor add`
+	// writes — are attunectl's to create.
 	mine, mineSW := "", ""
 	if db.Facts.Has("sensor_workload", "pack_release") {
-		mine = " AND s.pack IS NULL"
-		mineSW = " AND sw.sensor IN (SELECT id FROM sensor WHERE pack IS NULL)"
+		own := "pack IS NULL"
+		if db.Facts.Has("sensor", "catalog_revision") {
+			own += " AND catalog_revision IS NULL" // the platform catalog's are Attune's too
+		}
+		mine = " AND s." + strings.ReplaceAll(own, " AND ", " AND s.")
+		mineSW = " AND sw.sensor IN (SELECT id FROM sensor WHERE " + own + ")"
 	}
 	tag, err := db.Pool.Exec(ctx, `
 		WITH wl AS (
