@@ -13,17 +13,6 @@ import (
 	"syscall"
 )
 
-// The uids attunectl picks from when it runs as root and sensor.run_as is
-// not set: systemd's range for dynamic users, which user databases leave
-// free.
-const (
-	DynamicUIDFirst = 61184
-	DynamicUIDLast  = 65519
-)
-
-// DynamicUserName is how a dynamic uid is named in messages and output.
-const DynamicUserName = "attunectl-sandbox"
-
 var dynamic struct {
 	once sync.Once
 	user User

@@ -82,6 +82,17 @@ import (
 // Root is the Config.RunAs value that runs commands as root on purpose.
 const Root = "root"
 
+// The uids attunectl picks from when it runs as root and sensor.run_as is
+// not set (Linux): systemd's range for dynamic users, which user databases
+// leave free.
+const (
+	DynamicUIDFirst = 61184
+	DynamicUIDLast  = 65519
+)
+
+// DynamicUserName is how a dynamic uid is named in messages and output.
+const DynamicUserName = "attunectl-sandbox"
+
 // Default limits: generous for a `--version` check and for a sensor
 // written in an interpreter, small enough to stop a fork bomb, a file
 // descriptor leak or a runaway allocation from taking the host down.
