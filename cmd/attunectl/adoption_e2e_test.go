@@ -501,6 +501,15 @@ func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
 			p.Rule, p.Config, p.Types, p.Pack, trigger)
 	}
 
+	// Attune's UI reads the process from sensor_process.
+	process := func() string {
+		return queryString(t, db, `SELECT coalesce((SELECT status::text || '/' || active_rule_count || '/' || worker_name
+			FROM sensor_process WHERE sensor_ref = 'acme.sdk'), 'none')`)
+	}
+	if got := process(); got != "running/1/sdk-1" {
+		t.Errorf("sensor_process of acme.sdk: %s, want running/1/sdk-1", got)
+	}
+
 	// The rule changes: the sensor gets the new instance.
 	execSQL(t, db.Pool, `UPDATE rule SET trigger_params = '{"threshold": 2}' WHERE ref = 'acme.on_sdk'`)
 	waitUntil(t, w, 10*time.Second, "the changed rule to reach the sensor", func() bool { p, _ := latest(); return p.Config["threshold"] == 2.0 })
@@ -509,6 +518,7 @@ func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
 	execSQL(t, db.Pool, `UPDATE rule SET enabled_override = false WHERE ref = 'acme.on_sdk'`)
 	waitUntil(t, w, 10*time.Second, "the sensor without rules to stop", func() bool { return len(testsupport.ProcessesWith(prog)) == 0 })
 	expect(t, environ, 0, []string{"sensor", "list", "acme.sdk"}, `(?m)^acme\.sdk\s.*idle`)
+	waitFor(t, 5*time.Second, "sensor_process to say stopped", func() bool { return strings.HasPrefix(process(), "stopped/") })
 	stopSensor(t, w, db.Pool, "sdk-1")
 	// Not one statement failed on Attune's schema (an enum value it lacks,
 	// a column it does not have).

@@ -20,6 +20,9 @@ import (
 type Store struct {
 	supervise.EventWriter
 	Pool *pgxpool.Pool
+	// processSQL keeps Attune's sensor_process rows ("" on a schema
+	// without them: process.go).
+	processSQL string
 }
 
 // NewStore returns the store of a worker's supervisor; events go through w
@@ -29,7 +32,11 @@ func NewStore(db *database.DB, w supervise.EventWriter) Store {
 	if w == nil {
 		w = Writer{Pool: pool}
 	}
-	return Store{EventWriter: w, Pool: pool}
+	st := Store{EventWriter: w, Pool: pool}
+	if hasProcessTable(db.Facts) {
+		st.processSQL = processSQL(db.Facts)
+	}
+	return st
 }
 
 var beginRunSQL = `
@@ -105,7 +112,7 @@ func (s Store) SaveState(ctx context.Context, f fence.Fence, runState string, st
 	if err != nil {
 		return fmt.Errorf("recording the state of workload %d: %w", f.Workload, err)
 	}
-	return nil
+	return s.saveProcess(ctx, f, runState, st, wait)
 }
 
 // ClearQuarantine forgets the failures and quarantine of the given sensors'

@@ -111,6 +111,9 @@ type Store interface {
 	BeginRun(ctx context.Context, f fence.Fence) (fence.Fence, State, error)
 	// SaveState records the workload's run state under f.
 	SaveState(ctx context.Context, f fence.Fence, runState string, st State) error
+	// Stopped records that this worker's process of f's sensor is gone
+	// (where the schema keeps such a record: Attune's sensor_process).
+	Stopped(ctx context.Context, f fence.Fence) error
 }
 
 // runner supervises one workload on this worker until stopped.
@@ -382,6 +385,9 @@ func (r *runner) runProcess(ctx context.Context, f fence.Fence, st State) (exit,
 		p.Stop(r.sup.opts.StopTimeout)
 		exit = <-exited
 		stuck.Stop()
+		if err := r.sup.store.Stopped(context.WithoutCancel(ctx), f); err != nil {
+			r.log.Warn("recording the stopped process failed", "error", err)
+		}
 		pumps.Wait()
 		out.flushDropped()
 		r.log.Info("sensor process stopped", "exit", exit)
