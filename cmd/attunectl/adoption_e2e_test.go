@@ -526,3 +526,52 @@ func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
 		t.Errorf("a statement failed on Attune's schema:\n%s", w.stderr)
 	}
 }
+
+// TestPinnedReleaseFilesRun: on Attune's newest schema a pack's sensor
+// runs the files of the release its workload is pinned to, laid out as
+// Attune's volume transport lays them out under sensor.packs_dir, and only
+// while the release's archive hashes to the pinned digest; otherwise
+// `sensor list` says why.
+func TestPinnedReleaseFilesRun(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	packs := readableDir(t, "apacks-")
+	// The era pins acme.watch to the release whose digest is that of
+	// "foo\n" (so the archive here is those four bytes).
+	const digest = "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c"
+	release := filepath.Join(packs, ".releases", "sha256", digest)
+	if err := os.MkdirAll(filepath.Join(release, "pack", "sensors"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(release, "pack.tar.gz"), []byte("foo\n"), 0o644)
+	os.WriteFile(filepath.Join(release, "pack", "pack.yaml"), []byte("ref: acme\nversion: 1.2.0\n"), 0o644)
+	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sensors", "attune_sdk.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(release, "pack", "sensors", "watch.py"), src, 0o755)
+
+	environ := dbEnv(t, db, "ATTUNE__SENSOR__PACKS_DIR="+packs)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	// Attune's sensor service is gone: its lease lapses.
+	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
+	w := start(t, environ, "sensor", "run", "--name", "pin-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
+	waitUntil(t, w, 30*time.Second, "the pinned release's sensor to emit", func() bool {
+		return queryString(t, db, `SELECT count(*)::text FROM event WHERE source_ref = 'acme.watch'`) != "0"
+	})
+	if got := queryString(t, db, `SELECT payload->>'rule' || '/' || (payload->'config'->>'threshold') FROM event WHERE source_ref = 'acme.watch' ORDER BY id DESC LIMIT 1`); got != "acme.on_fired/3" {
+		t.Errorf("the sensor was given %s, want the era's rule acme.on_fired with threshold 3", got)
+	}
+	stopSensor(t, w, db.Pool, "pin-1")
+
+	// An archive that no longer matches its digest: the sensor does not
+	// run, and says why.
+	os.WriteFile(filepath.Join(release, "pack.tar.gz"), []byte("tampered\n"), 0o644)
+	execSQL(t, db.Pool, `UPDATE sensor SET updated = now() WHERE ref = 'acme.watch'`)
+	w = start(t, environ, "sensor", "run", "--name", "pin-2", "--heartbeat-interval", "200ms", "--runtimes", "python")
+	waitUntil(t, w, 30*time.Second, "the tampered release to be refused", func() bool {
+		res := run(t, environ, "sensor", "list", "acme.watch")
+		return strings.Contains(res.Stdout, "does not match its digest")
+	})
+	stopSensor(t, w, db.Pool, "pin-2")
+}

@@ -320,10 +320,15 @@ func (f SchemaFacts) SensorRuns(a string) string {
 }
 
 // SensorVersion is the SQL text that changes whenever what the sensor row
-// s runs changes: its row, its runtime's row rt, and where the schema has
-// rules, its rule instances (a rule created, changed, disabled or deleted).
+// s runs changes: its row, its runtime's row rt, the pack release its
+// workload is pinned to, and where the schema has rules, its rule
+// instances (a rule created, changed, disabled or deleted).
 func (f SchemaFacts) SensorVersion(s, rt string) string {
 	v := "greatest(" + s + ".updated, " + rt + ".updated)::text"
+	if f.Has("sensor_workload", "pack_release_digest") {
+		// The pack release its workload is pinned to (Attune moves the pin).
+		v += " || coalesce((SELECT string_agg(coalesce(sw.pack_release_digest, ''), ',') FROM sensor_workload sw WHERE sw.sensor = " + s + ".id), '')"
+	}
 	if !f.Rules() {
 		return v
 	}

@@ -30,6 +30,10 @@ type RunSpec struct {
 	Rules        bool
 	Instances    []RunTrigger
 	TriggerTypes []string
+	// ReleaseDigest is the pack release the sensor's workload is pinned to
+	// (sensor_workload.pack_release_digest, Attune's newest schema): its
+	// files are what runs. "" where workloads are not pinned.
+	ReleaseDigest string
 	// Version changes whenever what the sensor runs changes: its row, its
 	// runtime's, its rule instances (database.SchemaFacts.SensorVersion;
 	// placement.Lease.Version is the same).
@@ -63,8 +67,12 @@ func runSpecSQL(f database.SchemaFacts) string {
 		}
 		types = `coalesce((SELECT json_agg(DISTINCT btrim(t.ref)) FROM trigger t WHERE t.sensor = s.id` + retired + `), '[]')`
 	}
+	digest := `''`
+	if f.Has("sensor_workload", "pack_release_digest") {
+		digest = `coalesce((SELECT sw.pack_release_digest FROM sensor_workload sw WHERE sw.sensor = s.id AND sw.workload_key = '` + DefaultWorkloadKey + `'), '')`
+	}
 	return `
-SELECT s.id, s.ref, coalesce(s.pack_ref, split_part(s.ref, '.', 1)), s.runtime_ref,
+SELECT s.id, s.ref, coalesce(s.pack_ref, split_part(s.ref, '.', 1)), s.runtime_ref, ` + digest + `,
        coalesce(to_jsonb(r)->'execution_config', '{}'::jsonb), s.entrypoint, coalesce(s.config, '{}'::jsonb),
        coalesce((SELECT json_agg(json_build_object('id', t.id, 'ref', t.ref) ORDER BY t.ref)
                  FROM trigger t WHERE t.sensor = s.id), '[]'),
@@ -84,7 +92,7 @@ func RunSpecs(ctx context.Context, db *database.DB, ids []int64) (map[int64]RunS
 	for rows.Next() {
 		var s RunSpec
 		var cfg, triggers, instances, types []byte
-		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers, &instances, &types, &s.Version); err != nil {
+		if err := rows.Scan(&s.ID, &s.Ref, &s.PackRef, &s.RuntimeRef, &s.ReleaseDigest, &s.ExecutionConfig, &s.Entrypoint, &cfg, &triggers, &instances, &types, &s.Version); err != nil {
 			return nil, fmt.Errorf("reading sensor definitions: %w", err)
 		}
 		if json.Unmarshal(cfg, &s.Config) != nil || s.Config == nil {

@@ -324,16 +324,26 @@ func (l *sensorsLoop) sensorOf(spec sensors.RunSpec) supervise.Sensor {
 	if s.Builtin() {
 		return s
 	}
+	// A workload Attune pinned to a pack release runs that release's
+	// files, once they are on this host and match the digest.
+	packsDir, packRef := l.cfg.PacksDir, spec.PackRef
+	if spec.ReleaseDigest != "" {
+		if why := supervise.CheckRelease(l.cfg.PacksDir, spec.ReleaseDigest); why != "" {
+			s.Unrunnable = why
+			return s
+		}
+		packsDir, packRef = supervise.ReleaseRoot(l.cfg.PacksDir, spec.ReleaseDigest)
+	}
 	// The entrypoint is judged as the sensor's user sees it: as root,
 	// attunectl says nothing about a path that user cannot reach.
 	if sb := l.s.opts.Sandbox; sb != nil && sb.SwitchesUser() {
 		interp, _ := supervise.Interpreter(spec.RuntimeRef, spec.ExecutionConfig)
-		if path, err := supervise.EntrypointPath(l.cfg.PacksDir, spec.PackRef, spec.Entrypoint); err == nil && !sb.User().MayRead(path, len(interp) == 0) {
+		if path, err := supervise.EntrypointPath(packsDir, packRef, spec.Entrypoint); err == nil && !sb.User().MayRead(path, len(interp) == 0) {
 			s.Unrunnable = fmt.Sprintf("entrypoint %s: missing, or not readable by %s, whom the sensor runs as (make it and its directories readable by that user, or change sensor.run_as)", path, sb.User())
 			return s
 		}
 	}
-	s.Argv, s.Unrunnable = supervise.CommandLine(spec.RuntimeRef, spec.ExecutionConfig, l.cfg.PacksDir, spec.PackRef, spec.Entrypoint)
+	s.Argv, s.Unrunnable = supervise.CommandLine(spec.RuntimeRef, spec.ExecutionConfig, packsDir, packRef, spec.Entrypoint)
 	if s.Unrunnable == "" && l.s.opts.Sandbox == nil {
 		s.Unrunnable = "this worker runs no external sensor processes (no sandbox: see sensor.run_as)"
 	}
