@@ -88,7 +88,7 @@ func Main(m *testing.M, cleanups ...func()) {
 // socket's directory is private to the server's user). It is started on first use; a failure to start fails the test.
 func Server(t testing.TB) *embeddedpg.Server {
 	t.Helper()
-	shared.once.Do(startShared)
+	shared.once.Do(func() { onLastingThread(startShared) })
 	if shared.err != nil {
 		t.Fatalf("dbtest: %v", shared.err)
 	}

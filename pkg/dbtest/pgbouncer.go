@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,10 +63,12 @@ func PgBouncer(t testing.TB) *Bouncer {
 	t.Helper()
 	srv := Server(t)
 	bouncer.once.Do(func() {
-		bouncer.b, bouncer.err = startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), "")
-		if bouncer.b != nil {
-			bouncerRoot = bouncer.b.root
-		}
+		onLastingThread(func() {
+			bouncer.b, bouncer.err = startBouncer(srv.SocketDir(), srv.Port(), srvUser(srv.ConnString("postgres")), "")
+			if bouncer.b != nil {
+				bouncerRoot = bouncer.b.root
+			}
+		})
 	})
 	if bouncer.err != nil {
 		t.Fatalf("dbtest: %v", bouncer.err)
@@ -261,4 +264,20 @@ func stopBouncer() {
 	if bouncerRoot != "" && strings.HasPrefix(bouncerRoot, "/tmp/"+rootPrefix) {
 		os.RemoveAll(bouncerRoot)
 	}
+}
+
+// onLastingThread runs start on an OS thread that never exits, and returns
+// when it did. The shared server and PgBouncer die with the test binary by
+// a death signal (Pdeathsig), which the kernel sends when the thread that
+// forked them ends — not the process: started from whichever test's
+// goroutine came first, they could die with its thread.
+func onLastingThread(start func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		start()
+		close(done)
+		select {}
+	}()
+	<-done
 }
