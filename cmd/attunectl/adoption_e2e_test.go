@@ -575,3 +575,31 @@ func TestPinnedReleaseFilesRun(t *testing.T) {
 	})
 	stopSensor(t, w, db.Pool, "pin-2")
 }
+
+// TestAttunePlacementFoldsInPackAndRules: on Attune's newest schema a
+// sensor goes only to a worker whose labels match its own selector, its
+// pack's (pack.worker_selector) and every rule instance's
+// (rule.sensor_worker_selector), as Attune's admission folds them in.
+func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	execSQL(t, db.Pool, `UPDATE pack SET worker_selector = '{"zone": "eu"}' WHERE ref = 'acme'`)
+	execSQL(t, db.Pool, `UPDATE rule SET sensor_worker_selector = '{"disk": "ssd"}' WHERE ref = 'acme.on_fired'`)
+	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
+	a := start(t, environ, "sensor", "run", "--name", "eu-only", "--heartbeat-interval", "200ms", "--runtimes", "python", "--label", "zone=eu")
+	waitRegistered(t, a, db.Pool, "eu-only")
+	time.Sleep(time.Second)
+	owner := func() string {
+		return queryString(t, db, `SELECT coalesce(w.name, '') FROM sensor_workload_assignment a LEFT JOIN worker w ON w.id = a.worker
+			AND a.lease_expires_at > clock_timestamp() WHERE a.workload = 1`)
+	}
+	if o := owner(); o != "" {
+		t.Fatalf("acme.watch went to %q, whose labels lack the rule's disk=ssd", o)
+	}
+	b := start(t, environ, "sensor", "run", "--name", "eu-ssd", "--heartbeat-interval", "200ms", "--runtimes", "python", "--label", "zone=eu", "--label", "disk=ssd")
+	waitUntil(t, b, 15*time.Second, "the worker matching pack and rule to claim acme.watch", func() bool { return owner() == "eu-ssd" })
+	stopSensor(t, a, db.Pool, "eu-only")
+	stopSensor(t, b, db.Pool, "eu-ssd")
+}

@@ -169,7 +169,7 @@ func sortedKeys(m map[string][]string) []string {
 
 // introspectedTables are the tables whose columns Introspect records: the
 // ones attunectl reads or writes, attunectl's own and Attune's.
-var introspectedTables = []string{"runtime", "worker", "sensor", "trigger", "rule", "event",
+var introspectedTables = []string{"runtime", "worker", "sensor", "trigger", "rule", "event", "pack",
 	"sensor_workload", "sensor_workload_assignment", "sensor_process"}
 
 // Has reports whether table exists with column (where search_path finds
@@ -333,6 +333,22 @@ func (f SchemaFacts) SensorVersion(s, rt string) string {
 		return v
 	}
 	return "md5(" + v + " || coalesce((SELECT string_agg(r.id || '@' || r.updated::text || '@' || t.updated::text, ',' ORDER BY r.id) FROM " + f.RuleInstances(s) + "), ''))"
+}
+
+// SelectorsFit is the SQL condition under which every node selector that
+// applies to the sensor row s is a subset of the labels (a jsonb
+// expression): the sensor's worker_selector, and on Attune's schema its
+// pack's worker_selector and the sensor_worker_selector of each of its rule
+// instances, as Attune's admission folds them in (all must match).
+func (f SchemaFacts) SelectorsFit(s, labels string) string {
+	fit := s + ".worker_selector <@ " + labels
+	if f.Has("pack", "worker_selector") && f.Has("sensor", "pack") {
+		fit += " AND coalesce((SELECT p.worker_selector FROM pack p WHERE p.id = " + s + ".pack), '{}') <@ " + labels
+	}
+	if f.Rules() && f.Has("rule", "sensor_worker_selector") {
+		fit += " AND NOT EXISTS (SELECT 1 FROM " + f.RuleInstances(s) + " AND NOT r.sensor_worker_selector <@ " + labels + ")"
+	}
+	return "(" + fit + ")"
 }
 
 // SensorEnabledColumn is the column an operator's `sensor enable|disable`

@@ -209,7 +209,8 @@ func New(db *database.DB, cfg Config) *Placer {
 	// rule instance); a lease whose sensor is off is released.
 	on := db.Facts.SensorRuns("s")
 	p.sql.renew = renewStatement(on, db.Facts.SensorVersion("s", "rt"))
-	p.sql.balance, p.sql.candidates = balanceStatement(on), candidatesStatement(on)
+	fits := func(labels string) string { return db.Facts.SelectorsFit("s", labels) }
+	p.sql.balance, p.sql.candidates = balanceStatement(on, fits), candidatesStatement(on, fits)
 	return p
 }
 
@@ -614,7 +615,7 @@ type selfView struct {
 // and cordon, how many enabled sensors it could run by runtime and
 // selector, and the load of its peers (live, uncordoned sensor workers that
 // advertise one of the same sensors' runtimes).
-func balanceStatement(on string) string {
+func balanceStatement(on string, fits func(labels string) string) string {
 	return `
 WITH me AS (
 	SELECT id, worker_role::text AS role, capabilities, coalesce(cordoned, false) AS cordoned,
@@ -630,7 +631,7 @@ rts AS (
 	   OR EXISTS (SELECT 1 FROM unnest(r.aliases) al WHERE lower(al) IN (SELECT n FROM names))),
 cand AS (
 	SELECT s.id, s.runtime FROM sensor s, me
-	WHERE ` + on + ` AND s.runtime IN (SELECT id FROM rts) AND s.worker_selector <@ me.labels),
+	WHERE ` + on + ` AND s.runtime IN (SELECT id FROM rts) AND ` + fits("me.labels") + `),
 cand_names AS (SELECT DISTINCT unnest(rts.names) AS n FROM rts WHERE rts.id IN (SELECT runtime FROM cand)),
 peers AS (
 	SELECT p.id, (SELECT count(*) FROM sensor_workload_assignment a
@@ -788,7 +789,7 @@ func lapsedShare(expired int64, sharers int) int {
 // rows from $5 up, then below $5, then expired leases (in an order of
 // their own) and leases of an older instance of this worker. $1 worker, $2 instance, $4 only rows
 // waiting more than $6 seconds.
-func candidatesStatement(on string) string {
+func candidatesStatement(on string, fits func(labels string) string) string {
 	return `
 WITH me AS (
 	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
@@ -803,7 +804,7 @@ picked AS (
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
 	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
-	  AND s.worker_selector <@ (SELECT labels FROM me)
+	  AND ` + fits("(SELECT labels FROM me)") + `
 	 WHERE a.worker IS NULL AND a.workload >= $5
 	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
 	 ORDER BY a.workload LIMIT $3)
@@ -811,7 +812,7 @@ picked AS (
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
 	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
-	  AND s.worker_selector <@ (SELECT labels FROM me)
+	  AND ` + fits("(SELECT labels FROM me)") + `
 	 WHERE a.worker IS NULL AND a.workload < $5
 	   AND (NOT $4::boolean OR a.updated <= clock_timestamp() - make_interval(secs => $6::float8))
 	 ORDER BY a.workload LIMIT $3)
@@ -819,7 +820,7 @@ picked AS (
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
 	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
-	  AND s.worker_selector <@ (SELECT labels FROM me)
+	  AND ` + fits("(SELECT labels FROM me)") + `
 	 WHERE a.worker IS NOT NULL AND a.lease_expires_at <= clock_timestamp()
 	   AND (NOT $4::boolean OR a.lease_expires_at <= clock_timestamp() - make_interval(secs => $6::float8))
 	 -- Expired leases are few (a failure's worth): a random order per
@@ -829,7 +830,7 @@ picked AS (
 	(SELECT a.workload FROM sensor_workload_assignment a
 	 JOIN sensor_workload sw ON sw.id = a.workload
 	 JOIN sensor s ON s.id = sw.sensor AND ` + on + ` AND s.runtime IN (SELECT id FROM rts)
-	  AND s.worker_selector <@ (SELECT labels FROM me)
+	  AND ` + fits("(SELECT labels FROM me)") + `
 	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid AND $7::boolean
 	 LIMIT $3))
 SELECT p.workload, s.id, s.ref, rts.name, rts.aliases, coalesce(s.runtime_version_constraint, ''),
