@@ -603,3 +603,65 @@ func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
 	stopSensor(t, a, db.Pool, "eu-only")
 	stopSensor(t, b, db.Pool, "eu-ssd")
 }
+
+// TestEventsAreCheckedAsAttunesAPIChecksThem: on Attune's newest schema
+// the worker's event endpoint makes the checks of Attune's API before it
+// writes: a payload that breaks the trigger's out_schema is refused (422,
+// naming the failing path), a trigger_instance_id that is malformed, names
+// no rule, or a rule of another trigger is refused (400); none of them is
+// stored; a valid "rule_<id>" links the event to its rule.
+func TestEventsAreCheckedAsAttunesAPIChecksThem(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	prog := sensorProgram(t, "prober.py")
+	other := queryString(t, db, `SELECT id::text FROM rule WHERE ref = 'acme.on_fired'`)
+	posts := `[{"payload": {"count": "three"}},
+		{"payload": {"count": 1}, "trigger_instance_id": "rule_999999"},
+		{"payload": {"count": 1}, "trigger_instance_id": "bogus"},
+		{"payload": {"count": 1}, "trigger_instance_id": "rule_` + other + `"},
+		{"payload": {"count": 2}}]`
+	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
+		SELECT 'acme.probe', 'Prober', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.python'`, prog)
+	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref, out_schema)
+		SELECT 'acme.probed', 'Probed', id, ref, '{"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}'
+		FROM sensor WHERE ref = 'acme.probe'`)
+	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled, trigger_params)
+		SELECT 'acme.on_probe', 1, 'acme', 'On probe', 'acme.notify', id, ref, true, jsonb_build_object('posts', $1::jsonb)
+		FROM trigger WHERE ref = 'acme.probed'`, posts)
+	w := start(t, environ, "sensor", "run", "--name", "probe-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
+	var report struct {
+		Count   int `json:"count"`
+		Answers []struct {
+			Status int    `json:"status"`
+			Error  string `json:"error"`
+		} `json:"answers"`
+	}
+	waitUntil(t, w, 30*time.Second, "the prober's report", func() bool {
+		raw := queryString(t, db, `SELECT coalesce((SELECT payload::text FROM event WHERE source_ref = 'acme.probe' AND payload ? 'answers' LIMIT 1), '')`)
+		return raw != "" && json.Unmarshal([]byte(raw), &report) == nil
+	})
+	var statuses []int
+	for _, a := range report.Answers {
+		statuses = append(statuses, a.Status)
+	}
+	if !slices.Equal(statuses, []int{422, 400, 400, 400, 201}) {
+		t.Errorf("answers %v, want 422, 400, 400, 400, 201: %+v", statuses, report.Answers)
+	}
+	if len(report.Answers) == 5 {
+		for i, want := range []string{"/count", "unknown rule 999999", "rule_<positive numeric id>", "does not use trigger 'acme.probed'"} {
+			if !strings.Contains(report.Answers[i].Error, want) {
+				t.Errorf("answer %d: %q, want it to mention %q", i, report.Answers[i].Error, want)
+			}
+		}
+	}
+	if got := queryString(t, db, `SELECT count(*)::text FROM event WHERE source_ref = 'acme.probe'`); got != "2" {
+		t.Errorf("%s events stored for the prober, want 2 (the valid one and the report)", got)
+	}
+	if got := queryString(t, db, `SELECT coalesce(rule_ref, '') || '/' || (rule = (SELECT id FROM rule WHERE ref = 'acme.on_probe'))::text
+		FROM event WHERE source_ref = 'acme.probe' AND payload ? 'answers'`); got != "acme.on_probe/true" {
+		t.Errorf("the report's rule link: %s, want acme.on_probe/true", got)
+	}
+	stopSensor(t, w, db.Pool, "probe-1")
+}

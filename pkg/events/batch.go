@@ -126,16 +126,16 @@ WITH durability AS MATERIALIZED (
         CASE WHEN $11::boolean THEN 'off' ELSE current_setting('synchronous_commit') END, true)
 ), req AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[],
-                         $7::jsonb[], $8::jsonb[], $9::bigint[], $10::text[])
-        WITH ORDINALITY AS r(workload, worker, instance, generation, trig, trigger_ref, config, payload, sensor, sensor_ref, ord)
+                         $7::jsonb[], $8::jsonb[], $9::bigint[], $10::text[], $12::bigint[], $13::text[])
+        WITH ORDINALITY AS r(workload, worker, instance, generation, trig, trigger_ref, config, payload, sensor, sensor_ref, rule, rule_ref, ord)
 ), fenced AS (
     SELECT nextval(pg_get_serial_sequence('event', 'id')) AS id, req.*
     FROM durability, req JOIN sensor_workload_assignment a
       ON ` + fence.Predicate("a", "req.workload", "req.worker", "req.instance", "req.generation") + `
     FOR SHARE OF a
 ), ins AS (
-    INSERT INTO event (id, trigger, trigger_ref, config, payload, source, source_ref, source_workload, source_generation)
-    SELECT id, trig, trigger_ref, config, payload, sensor, sensor_ref, workload, generation FROM fenced
+    INSERT INTO event (id, trigger, trigger_ref, config, payload, source, source_ref, source_workload, source_generation, rule, rule_ref)
+    SELECT id, trig, trigger_ref, config, payload, sensor, sensor_ref, workload, generation, rule, rule_ref FROM fenced
     RETURNING id
 )
 SELECT f.ord, f.id, pg_notify('` + Channel + `', f.id::text) FROM fenced f JOIN ins ON ins.id = f.id`
@@ -162,7 +162,8 @@ func insertEvents(ctx context.Context, pool *pgxpool.Pool, evs []supervise.Event
 	n := len(evs)
 	workload, worker, gen := make([]int64, n), make([]int64, n), make([]int64, n)
 	inst, tref, sref := make([]string, n), make([]string, n), make([]string, n)
-	trig, sensor := make([]*int64, n), make([]*int64, n)
+	trig, sensor, rule := make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	ruleRef := make([]*string, n)
 	cfg, payload := make([]*string, n), make([]string, n)
 	for i, e := range evs {
 		workload[i], worker[i], inst[i], gen[i] = e.Fence.Workload, e.Fence.Worker, e.Fence.Instance, e.Fence.Generation
@@ -171,6 +172,9 @@ func insertEvents(ctx context.Context, pool *pgxpool.Pool, evs []supervise.Event
 		}
 		if e.SensorID != 0 {
 			sensor[i] = &e.SensorID
+		}
+		if e.RuleID != 0 {
+			rule[i], ruleRef[i] = &e.RuleID, &e.RuleRef
 		}
 		if len(e.Config) > 0 && string(e.Config) != "null" {
 			c := string(e.Config)
@@ -184,7 +188,7 @@ func insertEvents(ctx context.Context, pool *pgxpool.Pool, evs []supervise.Event
 	ids := make([]int64, n)
 	// Outside BEGIN, the statement commits before the server reports it
 	// ready: rows.Err after Close includes a failed commit.
-	rows, err := pool.Query(ctx, insertSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref, async)
+	rows, err := pool.Query(ctx, insertSQL, workload, worker, inst, gen, trig, tref, cfg, payload, sensor, sref, async, rule, ruleRef)
 	if err != nil {
 		return ids, insertError(evs, err)
 	}

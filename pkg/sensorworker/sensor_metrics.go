@@ -28,7 +28,7 @@ func newSensorMetrics(reg *prometheus.Registry) *sensorMetrics {
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attunectl_sensor_events_total",
-			Help: "Events posted by this worker's sensors, by result: accepted, or why refused (unauthorized, forbidden_trigger, stale_fence, too_large, rate_limited, bad_request, error_N).",
+			Help: "Events posted by this worker's sensors, by result: accepted, or why refused (unauthorized, forbidden_trigger, unknown_trigger, invalid_payload, stale_fence, too_large, rate_limited, bad_request, error_N).",
 		}, []string{"result"}),
 		fenceRejections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "attunectl_sensor_fence_rejections_total",

@@ -104,7 +104,7 @@ func (s *Service) startSensors(ctx context.Context) error {
 		Interval: s.cfg.HeartbeatInterval, Lease: c.Lease, Budget: c.Budget, DeferRelease: true, AdoptOwnLeases: !s.cfg.Replace})
 	l.writer = events.NewBatchWriter(s.db, 2, c.EventsAsync)
 	l.ep = supervise.NewEndpoint(l.writer, supervise.EndpointOptions{Addr: c.EventsListen, RatePerSecond: float64(c.EventRate),
-		Burst: c.EventRate, Logger: l.log,
+		Burst: c.EventRate, Logger: l.log, Checker: events.NewChecker(s.db),
 		OnStale:  func(f fence.Fence) { l.poke() },
 		OnResult: func(ref string, status int) { l.metrics.events.WithLabelValues(eventResult(status)).Inc() }})
 	if err := l.ep.Start(); err != nil {
@@ -397,6 +397,10 @@ func eventResult(status int) string {
 		return "rate_limited"
 	case http.StatusBadRequest:
 		return "bad_request"
+	case http.StatusNotFound:
+		return "unknown_trigger"
+	case http.StatusUnprocessableEntity:
+		return "invalid_payload"
 	}
 	return "error_" + strconv.Itoa(status)
 }

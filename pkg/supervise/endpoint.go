@@ -45,6 +45,9 @@ type EndpointOptions struct {
 	// OnResult is called for every request with the sensor's ref ("" when
 	// unauthenticated) and the HTTP status answered; for metrics.
 	OnResult func(ref string, status int)
+	// Checker, when set, checks each event as Attune's API does before it
+	// is written (pkg/events.Checker); nil writes what the grant allows.
+	Checker EventChecker
 }
 
 // Default rate limit of one sensor process's events.
@@ -176,6 +179,8 @@ type eventRequest struct {
 	TriggerRef  string          `json:"trigger_ref"`
 	TriggerType string          `json:"trigger_type"`
 	Payload     json.RawMessage `json:"payload"`
+	// TriggerInstanceID is "rule_<id>" (Attune's SDKs send it).
+	TriggerInstanceID string `json:"trigger_instance_id"`
 }
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) {
@@ -248,8 +253,25 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) {
 	if len(payload) == 0 {
 		payload = json.RawMessage("{}")
 	}
-	id, err := e.writer.WriteEvent(r.Context(), Event{Fence: g.fence, SensorID: g.sensorID, SensorRef: g.sensorRef,
-		TriggerID: trig.ID, TriggerRef: trig.TriggerRef, Config: trig.Config, Payload: payload})
+	ev := Event{Fence: g.fence, SensorID: g.sensorID, SensorRef: g.sensorRef,
+		TriggerID: trig.ID, TriggerRef: trig.TriggerRef, Config: trig.Config, Payload: payload}
+	if e.opts.Checker != nil {
+		checked, err := e.opts.Checker.Check(r.Context(), g.sensorID, trig.TriggerRef, req.TriggerInstanceID, payload)
+		var ce *CheckError
+		switch {
+		case errors.As(err, &ce):
+			fail(ce.Status, ce.Message)
+			return
+		case err != nil:
+			if ok, left := e.logLimit.Allow("event/" + g.sensorRef); ok {
+				e.log.Error("checking an event failed", "sensor", g.sensorRef, "trigger", trig.TriggerRef, "error", err, "suppressed", left)
+			}
+			fail(http.StatusServiceUnavailable, "the event could not be checked; retry")
+			return
+		}
+		ev.RuleID, ev.RuleRef = checked.RuleID, checked.RuleRef
+	}
+	id, err := e.writer.WriteEvent(r.Context(), ev)
 	switch {
 	case errors.Is(err, fence.ErrStale):
 		fail(http.StatusConflict, "this sensor's assignment moved on; the process is being stopped")

@@ -25,6 +25,10 @@ type Event struct {
 	TriggerRef string
 	Config     json.RawMessage
 	Payload    json.RawMessage
+	// RuleID and RuleRef link the event to the rule its
+	// trigger_instance_id named (0 and "": none).
+	RuleID  int64
+	RuleRef string
 }
 
 // EventWriter records an event in the same transaction that checks its
@@ -32,3 +36,27 @@ type Event struct {
 type EventWriter interface {
 	WriteEvent(ctx context.Context, ev Event) (id int64, err error)
 }
+
+// EventChecker makes, before an event is written, the checks Attune's API
+// makes (pkg/events.Checker): the trigger exists, is on and is the
+// sensor's; trigger_instance_id names a rule of it; the payload satisfies
+// the trigger's out_schema. A refusal is a *CheckError.
+type EventChecker interface {
+	Check(ctx context.Context, sensorID int64, triggerRef, instance string, payload []byte) (CheckedEvent, error)
+}
+
+// CheckedEvent is what a check adds to the event: the rule named by
+// trigger_instance_id.
+type CheckedEvent struct {
+	RuleID  int64
+	RuleRef string
+}
+
+// CheckError is an event refused by a check, with the HTTP status Attune's
+// API answers it with.
+type CheckError struct {
+	Status  int
+	Message string
+}
+
+func (e *CheckError) Error() string { return e.Message }
