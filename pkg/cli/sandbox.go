@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/attune-automation/attunectl/pkg/detect"
+	"github.com/attune-automation/attunectl/pkg/embeddedpg"
 )
 
 // detectOptions are the options of the sandbox verification commands and
@@ -20,7 +21,8 @@ func (a *App) detectOptions() detect.Options {
 // database as attunectl does: the configuration file read and
 // /etc/attune, libpq's password and service files, and the embedded
 // server's data and socket directories. Inside a sensor's box they read as
-// empty.
+// empty — also where a row names one of them as an argument, which would
+// otherwise keep it visible through the box's private /tmp.
 func (a *App) secretPaths() []string {
 	var out []string
 	add := func(p string) {
@@ -44,6 +46,7 @@ func (a *App) secretPaths() []string {
 		if opts, err := a.embeddedOptions(); err == nil {
 			add(opts.DataDir)
 			add(opts.SocketDir)
+			add(embeddedpg.RecordedSocketDir(opts.DataDir))
 		}
 	}
 	return out

@@ -146,3 +146,8 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// RecordedSocketDir is the socket directory the server of dataDir uses when
+// attunectl chose it (under /tmp, recorded beside the data directory), or
+// "" when none is recorded: the sandbox hides it from commands.
+func RecordedSocketDir(dataDir string) string { return readSocketDirRecord(dataDir) }

@@ -111,7 +111,7 @@ func setupBox(b boxConfig) error {
 		}
 	}()
 	for _, k := range b.Keep {
-		if f, err := os.OpenFile(k, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		if f, err := os.OpenFile(k, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
 			keep = append(keep, f)
 		}
 	}
@@ -133,7 +133,19 @@ func setupBox(b boxConfig) error {
 		}
 	}
 	for _, f := range keep {
-		if err := os.MkdirAll(f.Name(), 0o755); err != nil {
+		var err error
+		if fi, serr := f.Stat(); serr == nil && !fi.IsDir() {
+			// A program right in /tmp: a file to bind onto.
+			if err = os.MkdirAll(filepath.Dir(f.Name()), 0o755); err == nil {
+				var target *os.File
+				if target, err = os.OpenFile(f.Name(), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+					target.Close()
+				}
+			}
+		} else {
+			err = os.MkdirAll(f.Name(), 0o755)
+		}
+		if err != nil {
 			return fmt.Errorf("keeping %s visible: %w", f.Name(), err)
 		}
 		src := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
@@ -165,7 +177,8 @@ func setupBox(b boxConfig) error {
 var privateDirs = []string{"/tmp", "/var/tmp", "/dev/shm"}
 
 // keepDirs lists the directories below a private directory that a command
-// needs: the top directory below /tmp (say) that holds its program, each
+// needs (or the file, for a program right in /tmp): the top directory
+// below /tmp (say) that holds its program, each
 // absolute path among its arguments (an interpreter's script, a file it
 // is to write) or its working directory. The whole top directory: a pack
 // unpacked below /tmp keeps its layout.
@@ -182,7 +195,7 @@ func keepDirs(path, dir string, args []string) []string {
 				continue
 			}
 			top := d + "/" + strings.Split(rest, "/")[0]
-			if fi, err := os.Stat(top); err == nil && fi.IsDir() && !slices.Contains(out, top) {
+			if _, err := os.Stat(top); err == nil && !slices.Contains(out, top) {
 				out = append(out, top)
 			}
 		}

@@ -363,10 +363,10 @@ func TestBoxIsolates(t *testing.T) {
 	requireBox(t, s)
 	out := run(t, s, "/bin/sh", "-c", `cat "$1"; ls -A "$2"; cat "$2/attunectl.pgpass" 2>/dev/null
 echo "procs=$(ls /proc | grep -c '^[0-9]')"
-[ -e "$3" ] && echo "host tmp visible"
+[ -e "`+hostTmp.Name()+`" ] && echo "host tmp visible"
 echo x > "$HOME/f" && echo "home=$HOME"
 echo left > /tmp/left-behind
-kill -9 1; kill -STOP 1; echo alive`, "sh", secretFile, secretDir, hostTmp.Name())
+kill -9 1; kill -STOP 1; echo alive`, "sh", secretFile, secretDir)
 	got := string(out.Stdout)
 	if strings.Contains(got, "hunter") || strings.Contains(got, "pgpass") {
 		t.Errorf("a hidden path was readable:\n%s", got)
@@ -572,5 +572,28 @@ func TestEachBoxHasItsOwnUID(t *testing.T) {
 	boxUIDs.Unlock()
 	if held != 0 {
 		t.Errorf("%d uids still held after their boxes ended", held)
+	}
+}
+
+// TestBoxKeepsAProgramRightInTmp: a script straight in /tmp (not in a
+// directory of its own) still runs in a box, whose /tmp is otherwise its
+// own.
+func TestBoxKeepsAProgramRightInTmp(t *testing.T) {
+	s := newSandbox(t, selfRunAs())
+	requireBox(t, s)
+	f, err := os.CreateTemp("", "top-level-*.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	f.WriteString("#!/bin/sh\necho kept\n")
+	f.Close()
+	os.Chmod(f.Name(), 0o755)
+	if filepath.Dir(f.Name()) != "/tmp" {
+		t.Skipf("the temporary directory is %s, not /tmp", filepath.Dir(f.Name()))
+	}
+	out := run(t, s, f.Name())
+	if strings.TrimSpace(string(out.Stdout)) != "kept" {
+		t.Errorf("%+v %v stderr %s", out.State, out.StartErr, out.Stderr)
 	}
 }
