@@ -665,3 +665,37 @@ func TestEventsAreCheckedAsAttunesAPIChecksThem(t *testing.T) {
 	}
 	stopSensor(t, w, db.Pool, "probe-1")
 }
+
+// TestAttunePlacementFoldsInRuleTolerations: a worker's NoSchedule taint
+// must be tolerated by the sensor, its pack and each of its rule instances
+// (Attune's admission): the sensor and its pack tolerate it, the rule does
+// not, so the tainted worker leaves the sensor and `sensor list` says why;
+// once the rule tolerates it too, the worker takes the sensor.
+func TestAttunePlacementFoldsInRuleTolerations(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	tol := `[{"key": "dedicated", "operator": "exists", "effect": "no_schedule"}]`
+	execSQL(t, db.Pool, `UPDATE sensor SET worker_tolerations = $1::jsonb WHERE ref = 'acme.watch'`, tol)
+	execSQL(t, db.Pool, `UPDATE pack SET worker_tolerations = $1::jsonb WHERE ref = 'acme'`, tol)
+	// Attune's own sensor service is gone (its lease lapsed, its row
+	// inactive): the tainted worker is the only one.
+	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
+	execSQL(t, db.Pool, `UPDATE worker SET status = 'inactive' WHERE name = 'sensor-attune-1'`)
+	w := start(t, environ, "sensor", "run", "--name", "tainted", "--heartbeat-interval", "200ms", "--runtimes", "python",
+		"--taint", "dedicated=ci:NoSchedule")
+	waitRegistered(t, w, db.Pool, "tainted")
+	time.Sleep(time.Second)
+	owner := func() string {
+		return queryString(t, db, `SELECT coalesce(w.name, '') FROM sensor_workload_assignment a LEFT JOIN worker w ON w.id = a.worker
+			AND a.lease_expires_at > clock_timestamp() WHERE a.workload = 1`)
+	}
+	if o := owner(); o != "" {
+		t.Fatalf("acme.watch went to %q although its rule does not tolerate the worker's taint", o)
+	}
+	expect(t, environ, 0, []string{"sensor", "list", "acme.watch"}, `taint`)
+	execSQL(t, db.Pool, `UPDATE rule SET sensor_worker_tolerations = $1::jsonb WHERE ref = 'acme.on_fired'`, tol)
+	waitUntil(t, w, 15*time.Second, "the tainted worker to take acme.watch once every placement tolerates it", func() bool { return owner() == "tainted" })
+	stopSensor(t, w, db.Pool, "tainted")
+}

@@ -351,6 +351,25 @@ func (f SchemaFacts) SelectorsFit(s, labels string) string {
 	return "(" + fit + ")"
 }
 
+// MoreTolerations is an SQL jsonb array of the toleration lists that also
+// apply to the sensor row s besides its own worker_tolerations: on Attune's
+// schema its pack's worker_tolerations and each rule instance's
+// sensor_worker_tolerations; a worker's NoSchedule taint must be tolerated
+// by every one of them. '[]' elsewhere.
+func (f SchemaFacts) MoreTolerations(s string) string {
+	var parts []string
+	if f.Has("pack", "worker_tolerations") && f.Has("sensor", "pack") {
+		parts = append(parts, "SELECT p.worker_tolerations AS tol FROM pack p WHERE p.id = "+s+".pack")
+	}
+	if f.Rules() && f.Has("rule", "sensor_worker_tolerations") {
+		parts = append(parts, "SELECT r.sensor_worker_tolerations FROM "+f.RuleInstances(s))
+	}
+	if len(parts) == 0 {
+		return "'[]'::jsonb"
+	}
+	return "coalesce((SELECT jsonb_agg(q.tol) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.tol) = 'array'), '[]'::jsonb)"
+}
+
 // SensorEnabledColumn is the column an operator's `sensor enable|disable`
 // writes: Attune's enabled_override where it exists (its pack installs
 // own enabled and overwrite it), enabled elsewhere.

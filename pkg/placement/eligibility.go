@@ -152,6 +152,10 @@ type Requirement struct {
 	Constraint  string
 	Selector    map[string]string
 	Tolerations []Toleration
+	// MoreTolerations are other toleration lists that apply too (on
+	// Attune's schema the pack's and each rule's): a NoSchedule taint must
+	// be tolerated by Tolerations and by every one of them.
+	MoreTolerations [][]Toleration
 }
 
 // Reason says which rule a worker failed. The order is the order in which
@@ -255,7 +259,10 @@ func Eligible(w WorkerInfo, r Requirement) Reason {
 		if NormalizeEffect(t.Effect) != EffectNoSchedule {
 			continue
 		}
-		if !slices.ContainsFunc(r.Tolerations, func(tol Toleration) bool { return tol.Tolerates(t) }) {
+		tolerated := func(tols []Toleration) bool {
+			return slices.ContainsFunc(tols, func(tol Toleration) bool { return tol.Tolerates(t) })
+		}
+		if !tolerated(r.Tolerations) || slices.ContainsFunc(r.MoreTolerations, func(tols []Toleration) bool { return !tolerated(tols) }) {
 			return ReasonTaint
 		}
 	}

@@ -210,7 +210,7 @@ func New(db *database.DB, cfg Config) *Placer {
 	on := db.Facts.SensorRuns("s")
 	p.sql.renew = renewStatement(on, db.Facts.SensorVersion("s", "rt"))
 	fits := func(labels string) string { return db.Facts.SelectorsFit("s", labels) }
-	p.sql.balance, p.sql.candidates = balanceStatement(on, fits), candidatesStatement(on, fits)
+	p.sql.balance, p.sql.candidates = balanceStatement(on, fits), candidatesStatement(on, fits, db.Facts.MoreTolerations("s"))
 	return p
 }
 
@@ -789,7 +789,7 @@ func lapsedShare(expired int64, sharers int) int {
 // rows from $5 up, then below $5, then expired leases (in an order of
 // their own) and leases of an older instance of this worker. $1 worker, $2 instance, $4 only rows
 // waiting more than $6 seconds.
-func candidatesStatement(on string, fits func(labels string) string) string {
+func candidatesStatement(on string, fits func(labels string) string, more string) string {
 	return `
 WITH me AS (
 	SELECT CASE WHEN jsonb_typeof(capabilities->'runtimes') = 'array' THEN capabilities->'runtimes' ELSE '[]' END AS rts,
@@ -834,7 +834,8 @@ picked AS (
 	 WHERE a.worker = $1 AND a.worker_instance <> $2::uuid AND $7::boolean
 	 LIMIT $3))
 SELECT p.workload, s.id, s.ref, rts.name, rts.aliases, coalesce(s.runtime_version_constraint, ''),
-	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END
+	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
+	` + more + `
 FROM (SELECT workload FROM picked LIMIT $3) p
 JOIN sensor_workload sw ON sw.id = p.workload
 JOIN sensor s ON s.id = sw.sensor
@@ -882,14 +883,15 @@ func (p *Placer) claim(ctx context.Context, out *Held, me WorkerInfo, want int, 
 			workload, sensor        int64
 			ref, rtName, constraint string
 			aliases                 []string
-			tolerationsRaw          []byte
+			tolerationsRaw, moreRaw []byte
 		)
-		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw); err != nil {
+		if err := rows.Scan(&workload, &sensor, &ref, &rtName, &aliases, &constraint, &tolerationsRaw, &moreRaw); err != nil {
 			rows.Close()
 			return fmt.Errorf("finding sensors to claim: %w", err)
 		}
 		req := Requirement{RuntimeName: rtName, RuntimeAliases: aliases, Constraint: constraint}
 		_ = json.Unmarshal(tolerationsRaw, &req.Tolerations)
+		_ = json.Unmarshal(moreRaw, &req.MoreTolerations)
 		me.Held = 0 // capacity is accounted by want
 		if Eligible(me, req) == ReasonOK {
 			ids = append(ids, workload)
