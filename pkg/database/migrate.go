@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
 
 	"github.com/attune-automation/attunectl/migrations"
 )
@@ -35,16 +37,33 @@ type Migrator struct {
 // schema is created by Up when missing). Close releases it.
 func NewMigrator(ctx context.Context, db *DB) (*Migrator, error) {
 	sqlDB := stdlib.OpenDBFromPool(db.Pool)
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS,
-		goose.WithSessionLocker(newMigrationLocker(db)),
-		goose.WithDisableGlobalRegistry(true),
-	)
+	opts := []goose.ProviderOption{goose.WithSessionLocker(newMigrationLocker(db)), goose.WithDisableGlobalRegistry(true)}
+	dialect := goose.DialectPostgres
+	// The version table named with its schema: goose looks for an
+	// unqualified one in current_schema(), which is another schema of
+	// search_path (public) whenever the session does not see the
+	// configured one, and would then create a second version table there
+	// and apply every migration again. (A name that needs quoting keeps
+	// goose's unqualified one: goose writes the name into its SQL as is.)
+	if plainIdentifier.MatchString(db.Schema) {
+		store, err := database.NewStore(database.DialectPostgres, db.Schema+".goose_db_version")
+		if err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("loading migrations: %w", err)
+		}
+		opts = append(opts, goose.WithStore(store))
+		dialect = "" // goose takes the dialect from the store
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, migrations.FS, opts...)
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("loading migrations: %w", err)
 	}
 	return &Migrator{db: db, sqlDB: sqlDB, provider: p}, nil
 }
+
+// plainIdentifier is a schema name PostgreSQL takes as it is, unquoted.
+var plainIdentifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // Close releases the *sql.DB wrapper; the pool stays open.
 func (m *Migrator) Close() error { return m.sqlDB.Close() }
