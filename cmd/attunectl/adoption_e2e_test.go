@@ -699,3 +699,65 @@ func TestAttunePlacementFoldsInRuleTolerations(t *testing.T) {
 	waitUntil(t, w, 15*time.Second, "the tainted worker to take acme.watch once every placement tolerates it", func() bool { return owner() == "tainted" })
 	stopSensor(t, w, db.Pool, "tainted")
 }
+
+// TestSensorFailureRaisesAttunesAlert: on Attune's newest schema a sensor
+// with an active rule that keeps failing raises core.alert events with the
+// payload of Attune's platform trigger (the fields its output lists) and
+// one correlation id per sensor and worker, as Attune's sensor
+// manager does from the third failure in a row on.
+func TestSensorFailureRaisesAttunesAlert(t *testing.T) {
+	t.Parallel()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	// Attune's platform trigger, as its catalog reconciliation stores it
+	// (crates/common/src/platform_catalog/triggers/alert.yaml at 126b167e:
+	// out_schema is the yaml's output map).
+	execSQL(t, db.Pool, `BEGIN; SET LOCAL attune.catalog_write = 'on';
+		INSERT INTO trigger (ref, label, description, enabled, param_schema, out_schema, catalog_revision)
+		VALUES ('core.alert', 'System Alert', 'Emitted when Attune detects unexpected operational activity', true, '{}',
+		'{"severity": {"type": "string", "enum": ["info", "warning", "error", "critical"], "required": true},
+		  "category": {"type": "string", "required": true}, "failure_type": {"type": "string", "required": true},
+		  "component_type": {"type": "string", "required": true}, "component_id": {"type": "integer"},
+		  "component_ref": {"type": "string"}, "worker_role": {"type": "string", "enum": ["action", "sensor"]},
+		  "observed_at": {"type": "string", "format": "date-time", "required": true},
+		  "summary": {"type": "string", "required": true}, "details": {"type": "object"},
+		  "correlation_id": {"type": "string"}}', 1); COMMIT`)
+	prog := sensorProgram(t, "crash.sh")
+	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
+		SELECT 'acme.crashy', 'Crashes', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.shell'`, prog)
+	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref) SELECT 'acme.crashed', 'Crashed', id, ref FROM sensor WHERE ref = 'acme.crashy'`)
+	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled)
+		SELECT 'acme.on_crash', 1, 'acme', 'On crash', 'acme.notify', id, ref, true FROM trigger WHERE ref = 'acme.crashed'`)
+	w := start(t, environ, "sensor", "run", "--name", "crash-1", "--heartbeat-interval", "200ms", "--runtimes", "shell")
+	waitUntil(t, w, 30*time.Second, "a core.alert event", func() bool {
+		return queryString(t, db, `SELECT count(*)::text FROM event WHERE trigger_ref = 'core.alert'`) != "0"
+	})
+	var payload map[string]any
+	raw := queryString(t, db, `SELECT payload::text FROM event WHERE trigger_ref = 'core.alert' ORDER BY id LIMIT 1`)
+	if err := json.Unmarshal([]byte(raw), &payload); err != nil {
+		t.Fatal(err)
+	}
+	sensorID := queryString(t, db, `SELECT id::text FROM sensor WHERE ref = 'acme.crashy'`)
+	workerID := queryString(t, db, `SELECT id::text FROM worker WHERE name = 'crash-1'`)
+	want := map[string]any{"severity": "error", "category": "sensor_process_health", "failure_type": "sensor_process_repeated_failure",
+		"component_type": "sensor", "component_ref": "acme.crashy", "worker_role": "sensor",
+		"correlation_id": "sensor:" + sensorID + ":worker:" + workerID + ":repeated_failure"}
+	for k, v := range want {
+		if payload[k] != v {
+			t.Errorf("core.alert %s = %v, want %v", k, payload[k], v)
+		}
+	}
+	for _, k := range []string{"observed_at", "summary", "details", "component_id"} {
+		if payload[k] == nil {
+			t.Errorf("core.alert has no %s: %s", k, raw)
+		}
+	}
+	if d, _ := payload["details"].(map[string]any); d == nil || d["consecutive_failures"] != 3.0 || d["worker_name"] != "crash-1" {
+		t.Errorf("core.alert details: %v, want the third failure of crash-1", payload["details"])
+	}
+	if n := queryString(t, db, `SELECT count(DISTINCT payload->>'correlation_id')::text FROM event WHERE trigger_ref = 'core.alert'`); n != "1" {
+		t.Errorf("%s correlation ids, want one for the sensor on this worker", n)
+	}
+	stopSensor(t, w, db.Pool, "crash-1")
+}

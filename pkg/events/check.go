@@ -90,6 +90,7 @@ func compileSchema(ref string, raw []byte) (*jsonschema.Schema, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
+	doc = fromOutputMap(doc)
 	comp := jsonschema.NewCompiler()
 	url := "attune:trigger/" + ref + "/out_schema"
 	if err := comp.AddResource(url, doc); err != nil {
@@ -100,6 +101,51 @@ func compileSchema(ref string, raw []byte) (*jsonschema.Schema, string) {
 		return nil, err.Error()
 	}
 	return s, ""
+}
+
+// fromOutputMap turns the flat form Attune's pack and catalog YAML write
+// into out_schema — {"field": {"type": …, "required": true}, …}, the
+// trigger's `output:` map — into the JSON Schema it means: an object with
+// those properties, the ones marked required required. A document that is
+// already a JSON Schema (it has "type", "properties", "$schema", …) is
+// returned as it is.
+func fromOutputMap(doc any) any {
+	m, ok := doc.(map[string]any)
+	if !ok || len(m) == 0 {
+		return doc
+	}
+	for _, k := range []string{"type", "properties", "$schema", "$ref", "allOf", "anyOf", "oneOf", "items", "required"} {
+		if _, ok := m[k]; ok {
+			return doc
+		}
+	}
+	props := map[string]any{}
+	var required []any
+	for k, v := range m {
+		field, ok := v.(map[string]any)
+		if !ok {
+			return doc
+		}
+		if _, ok := field["type"]; !ok {
+			return doc
+		}
+		clean := map[string]any{}
+		for fk, fv := range field {
+			if fk == "required" {
+				if b, ok := fv.(bool); ok && b {
+					required = append(required, k)
+				}
+				continue
+			}
+			clean[fk] = fv
+		}
+		props[k] = clean
+	}
+	out := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		out["required"] = required
+	}
+	return out
 }
 
 // Check implements supervise.EventChecker.

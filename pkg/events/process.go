@@ -82,6 +82,38 @@ func exitOf(last string) (code, signal *int) {
 	return nil, nil
 }
 
+// alertSQL raises Attune's sensor-failure alert as its sensor manager does
+// (crates/sensor/src/sensor_manager.rs maybe_emit_sensor_failure_alert,
+// crates/common/src/system_alert.rs, commit f3e5d1c5): once a sensor of
+// this worker has failed three times in a row and has an active rule, a
+// core.alert event per new failure count, with Attune's payload and
+// correlation id; sensor_process.last_alerted_failure_count makes it one
+// per count, whichever statement gets there. $1 workload, $2 worker.
+const alertSQL = `
+WITH p AS (
+	UPDATE sensor_process sp
+	SET last_alerted_failure_count = sp.consecutive_failures, last_alerted_at = clock_timestamp()
+	WHERE sp.sensor = (SELECT sensor FROM sensor_workload WHERE id = $1) AND sp.worker = $2
+	  AND sp.consecutive_failures >= 3 AND sp.last_alerted_failure_count < sp.consecutive_failures
+	  AND sp.active_rule_count > 0
+	RETURNING sp.*
+), t AS (SELECT id FROM trigger WHERE ref = 'core.alert')
+INSERT INTO event (trigger, trigger_ref, payload, source_ref)
+SELECT t.id, 'core.alert', jsonb_build_object(
+	'severity', 'error', 'category', 'sensor_process_health', 'failure_type', 'sensor_process_repeated_failure',
+	'component_type', 'sensor', 'component_id', p.sensor, 'component_ref', p.sensor_ref, 'worker_role', 'sensor',
+	'observed_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+	'summary', format('Sensor ''%s'' failed %s consecutive time(s); restarting after %ss backoff', p.sensor_ref, p.consecutive_failures,
+		coalesce(greatest(extract(epoch FROM p.next_restart_at - clock_timestamp()), 0)::bigint, 0)),
+	'details', jsonb_build_object('sensor_id', p.sensor, 'sensor_ref', p.sensor_ref, 'worker_id', p.worker,
+		'worker_name', p.worker_name, 'process_status', p.status, 'consecutive_failures', p.consecutive_failures,
+		'last_exit_code', p.last_exit_code, 'last_signal', p.last_signal,
+		'backoff_delay_seconds', coalesce(greatest(extract(epoch FROM p.next_restart_at - clock_timestamp()), 0)::bigint, 0),
+		'next_restart_at', p.next_restart_at, 'active_rule_count', p.active_rule_count, 'stderr_excerpt', p.stderr_excerpt),
+	'correlation_id', format('sensor:%s:worker:%s:repeated_failure', p.sensor, p.worker)),
+	'attunectl'
+FROM p, t`
+
 // saveProcess keeps Attune's sensor_process row, where there is one.
 func (s Store) saveProcess(ctx context.Context, f fence.Fence, runState string, st supervise.State, wait float64) error {
 	if s.processSQL == "" {
@@ -97,6 +129,11 @@ func (s Store) saveProcess(ctx context.Context, f fence.Fence, runState string, 
 	}
 	if _, err := s.Pool.Exec(ctx, s.processSQL, f.Workload, f.Worker, attuneStatus(runState), st.ConsecutiveFailures, code, signal, wait, excerpt); err != nil {
 		return fmt.Errorf("recording Attune's sensor_process row of workload %d: %w", f.Workload, err)
+	}
+	if runState == supervise.StateBackoff || runState == supervise.StateQuarantined {
+		if _, err := s.Pool.Exec(ctx, alertSQL, f.Workload, f.Worker); err != nil {
+			return fmt.Errorf("raising Attune's sensor-failure alert of workload %d: %w", f.Workload, err)
+		}
 	}
 	return nil
 }
