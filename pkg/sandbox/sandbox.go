@@ -1,67 +1,67 @@
 // Package sandbox runs external commands on attunectl's behalf: the
-// verification commands of runtime detection today, the long-running sensor
-// processes of the supervisor next. Both come from rows of a database that
-// every host trusts, so whoever can write those rows chooses what runs here;
-// this package decides as whom and within which bounds.
+// verification commands of runtime detection and the long-running sensor
+// processes of the supervisor. Both come from rows of a database that every
+// host trusts, so whoever can write those rows chooses what runs here; this
+// package decides as whom, within which bounds, and what they can see.
 //
-// On Linux every command runs under a small helper: attunectl's own binary
-// re-executed through /proc/self/exe as "attunectl-sandbox"; this
-// package's init turns such a process into the helper before main runs,
-// in attunectl and in every test binary that links the package. The helper
+// On Linux every command runs in a box under a small helper: attunectl's
+// own binary re-executed through /proc/self/exe as "attunectl-sandbox";
+// this package's init turns such a process into the helper before main
+// runs, in attunectl and in every test binary that links the package.
 //
-//   - already runs as the sandbox user: attunectl starts it with
-//     SysProcAttr.Credential (uid, gid and the supplementary groups of the
-//     user database), and HOME is that user's home;
-//   - sets no_new_privs, so a set-uid binary cannot give back what was
-//     dropped;
-//   - makes itself a child subreaper (PR_SET_CHILD_SUBREAPER): a daemon
-//     that double-forks and calls setsid is re-parented to the helper, not
-//     to init, so it is still found;
-//   - applies the open-files, memory (RLIMIT_DATA) and CPU-time limits to
-//     itself before it forks the command, which inherits them: no window in
-//     which the command runs unlimited. The process limit (RLIMIT_NPROC) is
-//     per user and would stop the helper's own Go runtime from making
-//     threads, so it is applied to the command with prlimit(2) right after
-//     the start: a command can fork before that only in the microseconds
-//     between its exec and the prlimit call;
-//   - when the command exits (or is stopped), kills every process left
-//     below it with SIGKILL and reaps them, and only then exits; so when
-//     Wait returns, nothing the command started is still running and its
-//     pipes are closed.
+//   - The box (box_linux.go) is a PID, mount and IPC namespace of its own,
+//     the helper its PID 1: nothing the command starts outlives it, the
+//     kernel ignores SIGKILL and SIGSTOP sent to the helper from inside,
+//     and the command sees only its own processes. Its mounts are private:
+//     a fresh /proc, tmpfs /tmp, /var/tmp and /dev/shm, HOME on that /tmp,
+//     and Config.Hide (the worker's configuration and password files, the
+//     embedded server's directories) read as empty. As root the helper
+//     stays root (non-dumpable) and starts the command as the sandbox
+//     user; as an ordinary user the box is also a user namespace that maps
+//     only that user, in which the helper may mount and the command has no
+//     capability. Where the host allows no namespaces, the helper runs as
+//     the sandbox user without a box and finds daemons as a child
+//     subreaper instead (Isolation says which).
+//   - As root, each box also gets cgroups of its own (cgroup_linux.go:
+//     processes and memory per box), which the helper joins before the
+//     command exists, and, without sensor.run_as, a dynamic uid of its own
+//     (DynamicUIDFirst…DynamicUIDLast, one no user, group, other box or
+//     host process has; dynamic_linux.go).
+//   - The helper sets no_new_privs and the open-files, memory and CPU-time
+//     limits, then starts an exec shim ("attunectl-sandbox-exec", already
+//     as the command's user) that sets the process limit on itself, drops
+//     every capability and execs the command: every limit holds from the
+//     command's first instruction.
+//   - When the command exits (or is stopped), the helper kills everything
+//     left in the box and reaps it, and only then exits; so when Wait
+//     returns, nothing the command started is still running and its pipes
+//     are closed.
 //
-// attunectl itself becomes non-dumpable (PR_SET_DUMPABLE 0) before it
-// starts the first child: /proc/<attunectl>/environ, /proc/<attunectl>/mem
-// and ptrace are then closed to every process without CAP_SYS_PTRACE, even
-// one running as the same user — the database URL and password in
-// attunectl's environment stay out of reach. Nothing secret is ever put in
-// a command's argv or environment: callers pass a scrubbed environment.
+// attunectl keeps inherited descriptors from every command, and outside a
+// user namespace makes itself non-dumpable (PR_SET_DUMPABLE 0) before the
+// first start: /proc/<attunectl>/environ, its memory and ptrace are then
+// closed to processes of its own user. Nothing secret is ever put in a
+// command's argv or environment: callers pass a scrubbed environment.
 //
 // As root, commands never run as root unless the operator said so:
 // Config.RunAs names the user (sensor.run_as); "root" must be explicit.
-// Without a setting, attunectl picks an unprivileged identity of its own: the
-// first uid of DynamicUIDFirst…DynamicUIDLast that no user or group of the
-// user database has (as systemd's DynamicUser does), with a private HOME
-// only it can write; nothing else on the host runs as that uid. Commands run
-// as another user get sensor.path as their PATH (Config.Path), never
-// attunectl's own: root's PATH may name directories (/root/.pyenv/shims)
-// the user cannot enter.
-//
-// A cgroup is not used: the subreaper finds every descendant without
-// needing a delegated cgroup tree, which many hosts and containers lack.
-// What the subreaper cannot see is a process the command asks someone else
-// to start (at, systemd-run, a D-Bus service): the threat model
-// (`attunectl help security`) says so.
+// Commands run as another user get sensor.path as their PATH (Config.Path),
+// never attunectl's own: root's PATH may name directories
+// (/root/.pyenv/shims) the user cannot enter. What no box sees is a
+// process the command asks someone else to start (at, systemd-run, a
+// D-Bus service): the threat model (`attunectl help security`) says so.
 //
 // On other systems (the release builds macOS and Windows for the
 // inspection commands) commands run directly in their own process group
 // (Unix) without a helper; the user cannot be switched there.
 //
-// For a supervisor: New once (the user is resolved and cached), then per
-// sensor Start with a Spec (path, argv, scrubbed env plus the sensor's own
-// variables, *os.File pipes for stdout and stderr); Done or Wait tell when
-// it and everything it started are gone; Stop(grace) sends SIGTERM to its
-// process group and SIGKILL to every descendant after grace (the helper
-// does the same by itself DefaultStopGrace after a SIGTERM, so a stop is
+// For a supervisor: New once (the user is resolved, the host probed), then
+// per sensor Start with a Spec (path, argv, scrubbed env plus the sensor's
+// own variables, *os.File pipes for stdout and stderr); Done or Wait tell
+// when it and everything it started are gone; Stop(grace) sends SIGTERM to
+// its process group, SIGKILL to everything in the box after grace, and
+// kills the helper itself if that does not end it (the helper also ends
+// everything by itself DefaultStopGrace after a SIGTERM, so a stop is
 // bounded even if attunectl dies: the helper gets SIGTERM when it does).
 // Run is the one-shot form used by verification: captured output, a
 // timeout and a context.
@@ -140,8 +140,9 @@ func (u User) String() string { return fmt.Sprintf("%s (uid %d)", u.Name, u.UID)
 // Config says how a Sandbox runs commands.
 type Config struct {
 	// RunAs is the user commands run as: a name or a numeric uid from the
-	// user database (sensor.run_as). Empty means attunectl's own user — and
-	// is refused when that user is root; Root runs them as root on purpose.
+	// user database (sensor.run_as). Empty means attunectl's own user, or
+	// as root a dynamic uid (one per box where there are boxes); Root runs
+	// them as root on purpose.
 	RunAs string
 	// Limits apply to every command (sensor.limits.*).
 	Limits Limits
