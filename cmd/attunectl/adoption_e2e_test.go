@@ -588,6 +588,7 @@ func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
 	execSQL(t, db.Pool, `UPDATE pack SET worker_selector = '{"zone": "eu"}' WHERE ref = 'acme'`)
 	execSQL(t, db.Pool, `UPDATE rule SET sensor_worker_selector = '{"disk": "ssd"}' WHERE ref = 'acme.on_fired'`)
 	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
+	execSQL(t, db.Pool, `UPDATE worker SET status = 'inactive' WHERE name = 'sensor-attune-1'`)
 	a := start(t, environ, "sensor", "run", "--name", "eu-only", "--heartbeat-interval", "200ms", "--runtimes", "python", "--label", "zone=eu")
 	waitRegistered(t, a, db.Pool, "eu-only")
 	time.Sleep(time.Second)
@@ -598,6 +599,8 @@ func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
 	if o := owner(); o != "" {
 		t.Fatalf("acme.watch went to %q, whose labels lack the rule's disk=ssd", o)
 	}
+	// sensor list names the labels no worker has: the pack's and the rule's.
+	expect(t, environ, 0, []string{"sensor", "list", "acme.watch"}, `has the labels .*disk=ssd`, `zone=eu`)
 	b := start(t, environ, "sensor", "run", "--name", "eu-ssd", "--heartbeat-interval", "200ms", "--runtimes", "python", "--label", "zone=eu", "--label", "disk=ssd")
 	waitUntil(t, b, 15*time.Second, "the worker matching pack and rule to claim acme.watch", func() bool { return owner() == "eu-ssd" })
 	stopSensor(t, a, db.Pool, "eu-only")

@@ -370,6 +370,24 @@ func (f SchemaFacts) MoreTolerations(s string) string {
 	return "coalesce((SELECT jsonb_agg(q.tol) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.tol) = 'array'), '[]'::jsonb)"
 }
 
+// MoreSelectors is an SQL jsonb array of the node selectors that also
+// apply to the sensor row s besides its own worker_selector (as
+// SelectorsFit folds them in), for `sensor list` to name them. '[]'
+// elsewhere.
+func (f SchemaFacts) MoreSelectors(s string) string {
+	var parts []string
+	if f.Has("pack", "worker_selector") && f.Has("sensor", "pack") {
+		parts = append(parts, "SELECT p.worker_selector AS sel FROM pack p WHERE p.id = "+s+".pack")
+	}
+	if f.Rules() && f.Has("rule", "sensor_worker_selector") {
+		parts = append(parts, "SELECT r.sensor_worker_selector FROM "+f.RuleInstances(s))
+	}
+	if len(parts) == 0 {
+		return "'[]'::jsonb"
+	}
+	return "coalesce((SELECT jsonb_agg(q.sel) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.sel) = 'object'), '[]'::jsonb)"
+}
+
 // SensorEnabledColumn is the column an operator's `sensor enable|disable`
 // writes: Attune's enabled_override where it exists (its pack installs
 // own enabled and overwrite it), enabled elsewhere.

@@ -156,6 +156,21 @@ type Requirement struct {
 	// Attune's schema the pack's and each rule's): a NoSchedule taint must
 	// be tolerated by Tolerations and by every one of them.
 	MoreTolerations [][]Toleration
+	// MoreSelectors are other node selectors that apply too (on Attune's
+	// schema the pack's and each rule's): a worker must have every label of
+	// Selector and of each of them.
+	MoreSelectors []map[string]string
+}
+
+// selectors are Selector and MoreSelectors merged, for messages.
+func (r Requirement) selectors() map[string]string {
+	out := map[string]string{}
+	for _, m := range append([]map[string]string{r.Selector}, r.MoreSelectors...) {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Reason says which rule a worker failed. The order is the order in which
@@ -250,9 +265,11 @@ func Eligible(w WorkerInfo, r Requirement) Reason {
 	if r.Constraint != "" && !Satisfies(r.Constraint, r.versionOf(w, adv)) {
 		return ReasonVersion
 	}
-	for k, v := range r.Selector {
-		if got, ok := w.Labels[k]; !ok || got != v {
-			return ReasonSelector
+	for _, sel := range append([]map[string]string{r.Selector}, r.MoreSelectors...) {
+		for k, v := range sel {
+			if got, ok := w.Labels[k]; !ok || got != v {
+				return ReasonSelector
+			}
 		}
 	}
 	for _, t := range w.Taints {
@@ -310,7 +327,7 @@ func Explain(ws []WorkerInfo, r Requirement) string {
 	case ReasonVersion:
 		return "no live worker advertises " + withVersion
 	case ReasonSelector:
-		return "no live worker with " + withVersion + " has the labels " + formatMap(r.Selector)
+		return "no live worker with " + withVersion + " has the labels " + formatMap(r.selectors())
 	case ReasonTaint:
 		var taints []string
 		for _, w := range stuck {

@@ -67,7 +67,7 @@ func ListQuery(facts database.SchemaFacts, opts ListOptions) (string, []any) {
 	q := `SELECT s.id, s.ref, s.runtime_ref, r.name, r.aliases, ` + facts.SensorOn("s") + `, ` + facts.SensorRuns("s") + `, coalesce(s.runtime_version_constraint, ''),
 	CASE WHEN jsonb_typeof(s.worker_selector) = 'object' THEN s.worker_selector ELSE '{}' END,
 	CASE WHEN jsonb_typeof(s.worker_tolerations) = 'array' THEN s.worker_tolerations ELSE '[]' END,
-	` + facts.MoreTolerations("s") + `,
+	` + facts.MoreTolerations("s") + `, ` + facts.MoreSelectors("s") + `,
 	sw.id, w.name, a.worker, a.worker_instance::text, coalesce(a.generation, 0), a.lease_expires_at, a.assigned_at,
 	coalesce(a.` + fence.Live + `, false),
 	extract(epoch FROM a.lease_expires_at - clock_timestamp())::float8,
@@ -149,6 +149,7 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 			s                   Listed
 			aliases             []string
 			sel, tol, moreTol   []byte
+			moreSel             []byte
 			worker              *string
 			workerID            *int64
 			leased, quarantined bool
@@ -158,7 +159,7 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 			lastReason          string
 			runs                bool
 		)
-		if err := rows.Scan(&s.ID, &s.Ref, &s.Runtime, &s.RuntimeName, &aliases, &s.Enabled, &runs, &s.Constraint, &sel, &tol, &moreTol,
+		if err := rows.Scan(&s.ID, &s.Ref, &s.Runtime, &s.RuntimeName, &aliases, &s.Enabled, &runs, &s.Constraint, &sel, &tol, &moreTol, &moreSel,
 			&s.Workload, &worker, &workerID, &s.Instance, &s.Generation, &s.LeaseExpires, &s.AssignedAt, &leased, &left,
 			&st, &stGen, &s.Restarts, &quarantined, &lastReason, &s.LastEvent, &l.At); err != nil {
 			rows.Close()
@@ -193,6 +194,7 @@ func List(ctx context.Context, db *database.DB, opts ListOptions) (Listing, erro
 			req := placement.Requirement{RuntimeName: s.RuntimeName,
 				RuntimeAliases: aliases, Constraint: s.Constraint, Selector: s.Selector, Tolerations: s.Tolerations}
 			_ = json.Unmarshal(moreTol, &req.MoreTolerations)
+			_ = json.Unmarshal(moreSel, &req.MoreSelectors)
 			waiting = append(waiting, pending{len(l.Sensors), req})
 		}
 		l.Sensors = append(l.Sensors, s)
