@@ -398,15 +398,42 @@ func TestAdoptTablesInAnotherSchema(t *testing.T) {
 	expect(t, dbEnv(t, db2), 0, []string{"--schema", "attune_prod", "migrate", "up"}, `is at version \d+`)
 }
 
+// attuneEra is a database of Attune's newest era (testdata/eras/attune-2026-10)
+// in schema attune, migrated, with environ for attunectl (plus extra).
+func attuneEra(t *testing.T, extra ...string) (*dbtest.DB, []string) {
+	t.Helper()
+	db := loadEra(t, "attune-2026-10", "attune")
+	environ := dbEnv(t, db, extra...)
+	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	return db, environ
+}
+
+// adHocSensor adds to Attune's schema, as an operator would, a sensor of no
+// pack that runs program with runtime, and its trigger (outSchema "" for
+// none).
+func adHocSensor(t *testing.T, db *dbtest.DB, ref, runtime, program, trigger, outSchema string) {
+	t.Helper()
+	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
+		SELECT $1, $1, $2, id, ref, true, '{}' FROM runtime WHERE ref = $3`, ref, program, runtime)
+	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref, out_schema)
+		SELECT $1, $1, id, ref, nullif($3, '')::jsonb FROM sensor WHERE ref = $2`, trigger, ref, outSchema)
+}
+
+// addRule adds an enabled rule of the era's pack acme on trigger, with
+// trigger_params params (JSON).
+func addRule(t *testing.T, db *dbtest.DB, ref, trigger, params string) {
+	t.Helper()
+	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled, trigger_params)
+		SELECT $1, 1, 'acme', $1, 'acme.notify', id, ref, true, $3::jsonb FROM trigger WHERE ref = $2`, ref, trigger, params)
+}
+
 // TestAttuneNewestEraOperatorsColumns: on Attune's newest schema `sensor
 // enable|disable` write the operator's enabled_override, never the enabled
 // the pack owns; `sensor list` and placement follow effective_enabled and
 // retired_at; Attune's pinned workload is left to Attune.
 func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	cols := func() string {
 		return queryString(t, db, `SELECT enabled || '/' || coalesce(enabled_override::text, 'null') || '/' || effective_enabled FROM sensor WHERE ref = 'acme.watch'`)
 	}
@@ -465,17 +492,11 @@ func TestAttuneNewestEraOperatorsColumns(t *testing.T) {
 // the sensor is idle and its process stopped.
 func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	prog := sensorProgram(t, "attune_sdk.py")
-	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
-		SELECT 'acme.sdk', 'SDK sensor', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.python'`, prog)
-	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref)
-		SELECT 'acme.sdk_fired', 'SDK fired', id, ref FROM sensor WHERE ref = 'acme.sdk'`)
+	adHocSensor(t, db, "acme.sdk", "core.python", prog, "acme.sdk_fired", "")
 	expect(t, environ, 0, []string{"sensor", "list", "acme.sdk"}, `(?m)^acme\.sdk\s.*idle`)
-	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled, trigger_params)
-		SELECT 'acme.on_sdk', 1, 'acme', 'On SDK', 'acme.notify', id, ref, true, '{"threshold": 1}' FROM trigger WHERE ref = 'acme.sdk_fired'`)
+	addRule(t, db, "acme.on_sdk", "acme.sdk_fired", `{"threshold": 1}`)
 
 	w := start(t, environ, "sensor", "run", "--name", "sdk-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
 	type payload struct {
@@ -534,7 +555,6 @@ func TestAttuneSDKSensorRunsForItsRules(t *testing.T) {
 // `sensor list` says why.
 func TestPinnedReleaseFilesRun(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
 	packs := readableDir(t, "apacks-")
 	// The era pins acme.watch to the release whose digest is that of
 	// "foo\n" (so the archive here is those four bytes).
@@ -551,8 +571,7 @@ func TestPinnedReleaseFilesRun(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(release, "pack", "sensors", "watch.py"), src, 0o755)
 
-	environ := dbEnv(t, db, "ATTUNE__SENSOR__PACKS_DIR="+packs)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t, "ATTUNE__SENSOR__PACKS_DIR="+packs)
 	// Attune's sensor service is gone: its lease lapses.
 	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
 	w := start(t, environ, "sensor", "run", "--name", "pin-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
@@ -582,9 +601,7 @@ func TestPinnedReleaseFilesRun(t *testing.T) {
 // (rule.sensor_worker_selector), as Attune's admission folds them in.
 func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	execSQL(t, db.Pool, `UPDATE pack SET worker_selector = '{"zone": "eu"}' WHERE ref = 'acme'`)
 	execSQL(t, db.Pool, `UPDATE rule SET sensor_worker_selector = '{"disk": "ssd"}' WHERE ref = 'acme.on_fired'`)
 	execSQL(t, db.Pool, `UPDATE sensor_workload_assignment SET lease_expires_at = now() - interval '1 second'`)
@@ -615,9 +632,7 @@ func TestAttunePlacementFoldsInPackAndRules(t *testing.T) {
 // stored; a valid "rule_<id>" links the event to its rule.
 func TestEventsAreCheckedAsAttunesAPIChecksThem(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	prog := sensorProgram(t, "prober.py")
 	other := queryString(t, db, `SELECT id::text FROM rule WHERE ref = 'acme.on_fired'`)
 	posts := `[{"payload": {"count": "three"}},
@@ -625,14 +640,9 @@ func TestEventsAreCheckedAsAttunesAPIChecksThem(t *testing.T) {
 		{"payload": {"count": 1}, "trigger_instance_id": "bogus"},
 		{"payload": {"count": 1}, "trigger_instance_id": "rule_` + other + `"},
 		{"payload": {"count": 2}}]`
-	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
-		SELECT 'acme.probe', 'Prober', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.python'`, prog)
-	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref, out_schema)
-		SELECT 'acme.probed', 'Probed', id, ref, '{"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}'
-		FROM sensor WHERE ref = 'acme.probe'`)
-	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled, trigger_params)
-		SELECT 'acme.on_probe', 1, 'acme', 'On probe', 'acme.notify', id, ref, true, jsonb_build_object('posts', $1::jsonb)
-		FROM trigger WHERE ref = 'acme.probed'`, posts)
+	adHocSensor(t, db, "acme.probe", "core.python", prog, "acme.probed",
+		`{"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}`)
+	addRule(t, db, "acme.on_probe", "acme.probed", `{"posts": `+posts+`}`)
 	w := start(t, environ, "sensor", "run", "--name", "probe-1", "--heartbeat-interval", "200ms", "--runtimes", "python")
 	var report struct {
 		Count   int `json:"count"`
@@ -676,9 +686,7 @@ func TestEventsAreCheckedAsAttunesAPIChecksThem(t *testing.T) {
 // once the rule tolerates it too, the worker takes the sensor.
 func TestAttunePlacementFoldsInRuleTolerations(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	tol := `[{"key": "dedicated", "operator": "exists", "effect": "no_schedule"}]`
 	execSQL(t, db.Pool, `UPDATE sensor SET worker_tolerations = $1::jsonb WHERE ref = 'acme.watch'`, tol)
 	execSQL(t, db.Pool, `UPDATE pack SET worker_tolerations = $1::jsonb WHERE ref = 'acme'`, tol)
@@ -710,9 +718,7 @@ func TestAttunePlacementFoldsInRuleTolerations(t *testing.T) {
 // manager does from the third failure in a row on.
 func TestSensorFailureRaisesAttunesAlert(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	// Attune's platform trigger, as its catalog reconciliation stores it
 	// (crates/common/src/platform_catalog/triggers/alert.yaml at 126b167e:
 	// out_schema is the yaml's output map).
@@ -727,11 +733,8 @@ func TestSensorFailureRaisesAttunesAlert(t *testing.T) {
 		  "summary": {"type": "string", "required": true}, "details": {"type": "object"},
 		  "correlation_id": {"type": "string"}}', 1); COMMIT`)
 	prog := sensorProgram(t, "crash.sh")
-	execSQL(t, db.Pool, `INSERT INTO sensor (ref, label, entrypoint, runtime, runtime_ref, enabled, config)
-		SELECT 'acme.crashy', 'Crashes', $1, id, ref, true, '{}' FROM runtime WHERE ref = 'core.shell'`, prog)
-	execSQL(t, db.Pool, `INSERT INTO trigger (ref, label, sensor, sensor_ref) SELECT 'acme.crashed', 'Crashed', id, ref FROM sensor WHERE ref = 'acme.crashy'`)
-	execSQL(t, db.Pool, `INSERT INTO rule (ref, pack, pack_ref, label, action_ref, trigger, trigger_ref, enabled)
-		SELECT 'acme.on_crash', 1, 'acme', 'On crash', 'acme.notify', id, ref, true FROM trigger WHERE ref = 'acme.crashed'`)
+	adHocSensor(t, db, "acme.crashy", "core.shell", prog, "acme.crashed", "")
+	addRule(t, db, "acme.on_crash", "acme.crashed", `{}`)
 	w := start(t, environ, "sensor", "run", "--name", "crash-1", "--heartbeat-interval", "200ms", "--runtimes", "shell")
 	waitUntil(t, w, 30*time.Second, "a core.alert event", func() bool {
 		return queryString(t, db, `SELECT count(*)::text FROM event WHERE trigger_ref = 'core.alert'`) != "0"

@@ -131,9 +131,7 @@ func (a attuneService) release(ctx context.Context, workload, generation int64) 
 // its own for a pack's sensor; and the ledger never shows two owners.
 func TestAttuneAndAttunectlShareWorkloads(t *testing.T) {
 	t.Parallel()
-	db := loadEra(t, "attune-2026-10", "attune")
-	environ := dbEnv(t, db)
-	expect(t, environ, 0, []string{"migrate", "up"}, `is at version \d+`)
+	db, environ := attuneEra(t)
 	ctx := context.Background()
 	// Six pack sensors (built-in timers, so both sides can run them here),
 	// each with a trigger and an enabled rule.

@@ -357,17 +357,7 @@ func (f SchemaFacts) SelectorsFit(s, labels string) string {
 // sensor_worker_tolerations; a worker's NoSchedule taint must be tolerated
 // by every one of them. '[]' elsewhere.
 func (f SchemaFacts) MoreTolerations(s string) string {
-	var parts []string
-	if f.Has("pack", "worker_tolerations") && f.Has("sensor", "pack") {
-		parts = append(parts, "SELECT p.worker_tolerations AS tol FROM pack p WHERE p.id = "+s+".pack")
-	}
-	if f.Rules() && f.Has("rule", "sensor_worker_tolerations") {
-		parts = append(parts, "SELECT r.sensor_worker_tolerations FROM "+f.RuleInstances(s))
-	}
-	if len(parts) == 0 {
-		return "'[]'::jsonb"
-	}
-	return "coalesce((SELECT jsonb_agg(q.tol) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.tol) = 'array'), '[]'::jsonb)"
+	return f.foldedPlacement(s, "worker_tolerations", "sensor_worker_tolerations", "array")
 }
 
 // MoreSelectors is an SQL jsonb array of the node selectors that also
@@ -375,17 +365,23 @@ func (f SchemaFacts) MoreTolerations(s string) string {
 // SelectorsFit folds them in), for `sensor list` to name them. '[]'
 // elsewhere.
 func (f SchemaFacts) MoreSelectors(s string) string {
+	return f.foldedPlacement(s, "worker_selector", "sensor_worker_selector", "object")
+}
+
+// foldedPlacement aggregates the pack's packColumn and each rule
+// instance's ruleColumn of the sensor row s, those of jsonb type kind.
+func (f SchemaFacts) foldedPlacement(s, packColumn, ruleColumn, kind string) string {
 	var parts []string
-	if f.Has("pack", "worker_selector") && f.Has("sensor", "pack") {
-		parts = append(parts, "SELECT p.worker_selector AS sel FROM pack p WHERE p.id = "+s+".pack")
+	if f.Has("pack", packColumn) && f.Has("sensor", "pack") {
+		parts = append(parts, "SELECT p."+packColumn+" AS v FROM pack p WHERE p.id = "+s+".pack")
 	}
-	if f.Rules() && f.Has("rule", "sensor_worker_selector") {
-		parts = append(parts, "SELECT r.sensor_worker_selector FROM "+f.RuleInstances(s))
+	if f.Rules() && f.Has("rule", ruleColumn) {
+		parts = append(parts, "SELECT r."+ruleColumn+" FROM "+f.RuleInstances(s))
 	}
 	if len(parts) == 0 {
 		return "'[]'::jsonb"
 	}
-	return "coalesce((SELECT jsonb_agg(q.sel) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.sel) = 'object'), '[]'::jsonb)"
+	return "coalesce((SELECT jsonb_agg(q.v) FROM (" + strings.Join(parts, " UNION ALL ") + ") q WHERE jsonb_typeof(q.v) = '" + kind + "'), '[]'::jsonb)"
 }
 
 // SensorEnabledColumn is the column an operator's `sensor enable|disable`

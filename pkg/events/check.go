@@ -26,12 +26,21 @@ import (
 // trigger_instance_id "rule_<id>" names a rule of that trigger, whose id
 // and ref the event then carries; and, where the trigger has an
 // out_schema, the payload satisfies it (a check Attune leaves out). A
-// trigger's row and compiled schema are kept a second, so a sensor's
-// stream of events costs one read a second.
+// trigger's row and compiled schema, and a rule's, are kept a second, so a
+// sensor's stream of events costs a read or two a second.
 type Checker struct {
 	db    *database.DB
 	mu    sync.Mutex
 	cache map[string]checkedTrigger
+	rules map[int64]checkedRule
+}
+
+// checkedRule is a rule as a check last read it.
+type checkedRule struct {
+	read    time.Time
+	exists  bool
+	ref     string
+	trigger int64
 }
 
 type checkedTrigger struct {
@@ -49,7 +58,7 @@ const checkTTL = time.Second
 
 // NewChecker returns the checker of the event endpoint of a worker.
 func NewChecker(db *database.DB) *Checker {
-	return &Checker{db: db, cache: map[string]checkedTrigger{}}
+	return &Checker{db: db, cache: map[string]checkedTrigger{}, rules: map[int64]checkedRule{}}
 }
 
 func (c *Checker) trigger(ctx context.Context, ref string) (checkedTrigger, error) {
@@ -79,6 +88,32 @@ func (c *Checker) trigger(ctx context.Context, ref string) (checkedTrigger, erro
 	c.cache[ref] = t
 	c.mu.Unlock()
 	return t, nil
+}
+
+func (c *Checker) rule(ctx context.Context, id int64) (checkedRule, error) {
+	c.mu.Lock()
+	r, ok := c.rules[id]
+	c.mu.Unlock()
+	if ok && time.Since(r.read) < checkTTL {
+		return r, nil
+	}
+	r = checkedRule{read: time.Now()}
+	var trig *int64
+	err := c.db.Pool.QueryRow(ctx, `SELECT r.ref, r.trigger FROM rule r WHERE r.id = $1`, id).Scan(&r.ref, &trig)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return r, fmt.Errorf("reading rule %d: %w", id, err)
+	default:
+		r.exists = true
+		if trig != nil {
+			r.trigger = *trig
+		}
+	}
+	c.mu.Lock()
+	c.rules[id] = r
+	c.mu.Unlock()
+	return r, nil
 }
 
 // compileSchema compiles a trigger's out_schema (nil when it has none).
@@ -173,18 +208,16 @@ func (c *Checker) Check(ctx context.Context, sensorID int64, triggerRef, instanc
 			return refuse(http.StatusBadRequest, "trigger_instance_id must use the format rule_<positive numeric id>")
 		}
 		if c.db.Facts.Rules() {
-			var ref string
-			var trig *int64
-			err := c.db.Pool.QueryRow(ctx, `SELECT r.ref, r.trigger FROM rule r WHERE r.id = $1`, id).Scan(&ref, &trig)
+			r, err := c.rule(ctx, id)
 			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				return refuse(http.StatusBadRequest, "trigger_instance_id references unknown rule %d", id)
 			case err != nil:
-				return out, fmt.Errorf("reading rule %d: %w", id, err)
-			case trig == nil || *trig != t.id:
-				return refuse(http.StatusBadRequest, "Rule '%s' does not use trigger '%s'", ref, triggerRef)
+				return out, err
+			case !r.exists:
+				return refuse(http.StatusBadRequest, "trigger_instance_id references unknown rule %d", id)
+			case r.trigger != t.id:
+				return refuse(http.StatusBadRequest, "Rule '%s' does not use trigger '%s'", r.ref, triggerRef)
 			}
-			out.RuleID, out.RuleRef = id, ref
+			out.RuleID, out.RuleRef = id, r.ref
 		}
 	}
 	if t.badSpec != "" {
